@@ -1,0 +1,89 @@
+"""The Parquet ledger: atomic per-trial files, the resume scan, and reading a run back.
+
+Layout of results/<run_id>/ (see schema.py for the columns):
+    manifest.json
+    attempts/<target>/L<length>/trial<t>.parquet
+    summary.parquet
+    report/                      written by the analysis
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from llm_erm.results.schema import ATTEMPT_SCHEMA
+
+ATTEMPTS_DIR = "attempts"
+SUMMARY_FILE = "summary.parquet"
+MANIFEST_FILE = "manifest.json"
+REPORT_DIR = "report"
+
+
+def trial_path(run_dir: Path, target: str, length: int, trial: int) -> Path:
+    return run_dir / ATTEMPTS_DIR / target / f"L{length}" / f"trial{trial}.parquet"
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Write through a temp file in the same directory, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table(path: Path, table: pa.Table) -> None:
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+def write_json(path: Path, data: Any) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+
+    _atomic_write(path, write)
+
+
+def attempts_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
+    """Rows (dicts keyed by column name; missing columns become null) -> a table of ATTEMPT_SCHEMA."""
+    rows = list(rows)
+    columns = {name: [row.get(name) for row in rows] for name in ATTEMPT_SCHEMA.names}
+    return pa.table(columns, schema=ATTEMPT_SCHEMA)
+
+
+def write_trial(run_dir: Path, target: str, length: int, trial: int, rows: Iterable[dict[str, Any]]) -> Path:
+    path = trial_path(run_dir, target, length, trial)
+    write_table(path, attempts_table(rows))
+    return path
+
+
+def finished_trials(run_dir: Path) -> set[tuple[str, int, int]]:
+    """(target, length, trial) of every trial whose file is in the ledger: the resume scan."""
+    done = set()
+    for path in (run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"):
+        done.add((path.parent.parent.name, int(path.parent.name[1:]), int(path.stem[len("trial"):])))
+    return done
+
+
+def read_attempts(run_dir: Path) -> pa.Table:
+    """Every attempt row of a run (an empty table of the schema when none)."""
+    files = sorted((run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"))
+    if not files:
+        return ATTEMPT_SCHEMA.empty_table()
+    return pa.concat_tables(pq.read_table(f, schema=ATTEMPT_SCHEMA) for f in files)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / MANIFEST_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}

@@ -1,0 +1,74 @@
+"""Column sets of the Parquet ledger under results/<run_id>/.
+
+attempts/<target>/L<length>/trial<t>.parquet   one row per attempt of one finished trial
+summary.parquet                                one row per cell (target, length)
+manifest.json                                  config, versions, argv, sandbox mode, row counts
+
+Key columns (run_id, target, length, trial, attempt) live inside the rows, so a file read on its
+own still says what it is.
+"""
+
+import pyarrow as pa
+
+# Statuses of an attempt: the verifier's, plus the two that end an attempt before verification.
+VERIFY_STATUSES = (
+    "ok", "no_code", "syntax_error", "no_function", "runtime_errors", "timeout", "memory", "crashed",
+)
+PROPOSE_ERROR = "propose_error"  # the proposer failed permanently (or ran out of retries)
+SKIPPED_BUDGET = "skipped_budget"  # never called: the run's budget was spent
+STATUSES = VERIFY_STATUSES + (PROPOSE_ERROR, SKIPPED_BUDGET)
+
+ATTEMPT_SCHEMA = pa.schema(
+    [
+        # identity
+        ("run_id", pa.string()),
+        ("target", pa.string()),  # fn_a ...
+        ("target_name", pa.string()),  # parity_all ...
+        ("length", pa.int32()),
+        ("trial", pa.int32()),
+        ("attempt", pa.int32()),  # 1-based
+        # what was asked
+        ("dataset_id", pa.string()),
+        ("dataset_path", pa.string()),
+        ("proposer", pa.string()),  # openai-responses | openai-chat | enumerate | replay
+        ("model", pa.string()),  # requested model
+        ("base_url", pa.string()),
+        ("request_params", pa.string()),  # JSON of the request parameters that shape the answer
+        ("prompt_variant", pa.string()),
+        ("prompt", pa.string()),
+        ("prompt_sha256", pa.string()),
+        # what came back
+        ("response_model", pa.string()),
+        ("text", pa.string()),
+        ("propose_error", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("cached_tokens", pa.int64()),
+        ("tool_uses", pa.int32()),
+        ("tool_results_chars", pa.int64()),
+        ("cost_usd", pa.float64()),  # null: unpriced model, never 0 by default
+        ("latency_s", pa.float64()),
+        # verification
+        ("code", pa.string()),
+        ("sanitized", pa.bool_()),
+        ("status", pa.string()),
+        ("train_acc", pa.float64()),
+        ("val_acc", pa.float64()),
+        ("test_acc", pa.float64()),
+        ("val_errors", pa.int32()),
+        ("test_errors", pa.int32()),
+        ("first_error", pa.string()),
+        ("code_lines", pa.int32()),
+        ("ast_nodes", pa.int32()),
+        ("branches", pa.int32()),
+        ("signature", pa.string()),  # hash of the validation predictions
+        ("sandbox", pa.string()),  # bwrap | rlimit
+        # selection within the trial
+        ("selected", pa.bool_()),
+        ("stopped_early", pa.bool_()),  # the trial stopped at this attempt (validation 1.0)
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+KEY_COLUMNS = ("run_id", "target", "length", "trial", "attempt")
