@@ -31,7 +31,7 @@ def trial_path(run_dir: Path, target: str, length: int, trial: int) -> Path:
     return run_dir / ATTEMPTS_DIR / target / f"L{length}" / f"trial{trial}.parquet"
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Any) -> None:
     """Write through a temp file in the same directory, then rename: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -45,14 +45,14 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 
 def write_table(path: Path, table: pa.Table) -> None:
-    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def write_json(path: Path, data: Any) -> None:
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def attempts_table(rows: Iterable[dict[str, Any]]) -> pa.Table:

@@ -1,0 +1,76 @@
+"""The erm-analysis and erm-nightly flows: thin wiring of llm_erm.analysis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
+
+from llm_erm.results import ledger
+
+
+def _key(what: str, run_id: str) -> str:
+    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
+    return f"{what}-{safe}"[:100]
+
+
+@task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
+def analyze(run_id: str, run_dir: str):
+    from llm_erm.analysis import analyze_run
+
+    return analyze_run(Path(run_dir))
+
+
+@flow(name="erm-analysis", log_prints=True)
+def erm_analysis(run_id: str, results_dir: str = "results"):
+    """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
+    run_dir = Path(results_dir).resolve() / run_id
+    result = analyze(run_id, str(run_dir))
+    create_markdown_artifact(result.headline, key=_key("analysis", run_id), description=f"analysis of {run_id}")
+    print(f"report: {result.report_path}")
+    if not result.ok:
+        return Failed(message=f"run {run_id} leaked: {len(result.leakage.leaks)} leakage finding(s); see {result.report_path}")
+    return {"run_id": run_id, "report": str(result.report_path), "cells": len(result.cells)}
+
+
+def previous_run(results_dir: Path, prefix: str, before: str) -> str | None:
+    """The latest run named `<prefix>…` that sorts before `before` and has a summary: last night's run."""
+    candidates = sorted(
+        p.name for p in results_dir.glob(f"{prefix}*")
+        if p.name < before and (p / ledger.SUMMARY_FILE).exists()
+    )
+    return candidates[-1] if candidates else None
+
+
+@flow(name="erm-nightly", log_prints=True)
+def erm_nightly(
+    grid: dict[str, Any] | None = None,
+    baseline_run_id: str | None = None,
+    run_id: str | None = None,
+    results_dir: str = "results",
+    run_id_prefix: str = "nightly-",
+):
+    """The grid under a dated run id, then a comparison with a baseline; regressions fail the run."""
+    from llm_erm.analysis.compare import compare_runs
+    from llm_erm.flows.grid import erm_grid
+
+    logger = get_run_logger()
+    run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
+    erm_grid(**{**(grid or {}), "run_id": run_id, "results_dir": results_dir})
+    root = Path(results_dir).resolve()
+    baseline = baseline_run_id or previous_run(root, run_id_prefix, run_id)
+    if baseline is None:
+        logger.warning("no baseline run before %s: nothing to compare", run_id)
+        return {"run_id": run_id, "baseline": None, "regressions": 0}
+    comparison = compare_runs(root / baseline, root / run_id)
+    create_markdown_artifact(comparison.to_markdown(), key=_key("nightly", run_id),
+                             description=f"{run_id} vs {baseline}")
+    if comparison.regressions:
+        cells = ", ".join(f"{r.target} L{r.length} ({r.kind})" for r in comparison.regressions)
+        return Failed(message=f"{len(comparison.regressions)} regression(s) vs {baseline}: {cells}")
+    return {"run_id": run_id, "baseline": baseline, "regressions": 0}

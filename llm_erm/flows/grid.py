@@ -1,0 +1,257 @@
+"""The erm-grid flow: generate dataset -> build prompt -> propose k -> verify -> select -> aggregate.
+
+Reads as the pipeline it runs. Resume is two-level: a trial whose Parquet file exists is skipped before
+any task is created, and inside an interrupted trial every paid answer comes back from the propose cache.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+import llm_erm
+from llm_erm.budget import Budget
+from llm_erm.config import GridConfig
+from llm_erm.results import ledger
+from llm_erm.results.progress import pending_trials, spent_usd
+from llm_erm.tasks import runtime
+from llm_erm.tasks.steps import build_prompt, cell_label, generate_dataset, run_trial
+
+
+def _artifact_key(run_id: str, what: str) -> str:
+    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
+    return f"{what}-{safe}"[:100]
+
+
+def start_runtime(config: GridConfig) -> runtime.Runtime:
+    """Everything that can refuse the run does so here, before any dataset, call or file."""
+    from llm_erm.proposers import make_proposer
+    from llm_erm.verify import Sandbox
+
+    proposer = make_proposer(config.proposer_config())
+    proposer.preflight()
+    run_dir = config.run_dir()
+    sandbox = Sandbox(
+        workers=config.verify_workers, timeout_s=config.candidate_timeout_s, memory_mb=config.candidate_memory_mb
+    )
+    rt = runtime.Runtime(
+        run_id=config.resolved_run_id(),
+        config=config,
+        run_dir=run_dir,
+        proposer=proposer,
+        sandbox=sandbox,
+        budget=Budget(config.budget_usd, spent_usd(run_dir)),
+        call_slots=threading.BoundedSemaphore(config.concurrency),
+    )
+    runtime.register(rt)
+    return rt
+
+
+def write_manifest(rt: runtime.Runtime, specs: list) -> None:
+    import importlib.metadata as md
+
+    previous = ledger.read_manifest(rt.run_dir)
+    versions = {name: md.version(name) for name in ("prefect", "openai", "pyarrow", "numpy")}
+    ledger.write_json(
+        rt.run_dir / ledger.MANIFEST_FILE,
+        {
+            "run_id": rt.run_id,
+            "config": rt.config.model_dump(),
+            "proposer": rt.proposer.kind,
+            "proposer_identity": rt.proposer.identity(),
+            "sandbox": rt.sandbox.mode,
+            "cells": [{"target": s.target, "length": s.length, "dataset_id": s.dataset_id} for s in specs],
+            "trials_per_cell": rt.config.trials,
+            "versions": {"llm_erm": llm_erm.__version__, "python": platform.python_version(), **versions},
+            "argv": sys.argv,
+            "host": platform.node(),
+            "created_at": previous.get("created_at", datetime.now(UTC).isoformat()),
+            "updated_at": datetime.now(UTC).isoformat(),
+        },
+    )
+
+
+@task(name="aggregate", cache_policy=NO_CACHE)
+def aggregate(run_dir: str) -> list[dict[str, Any]]:
+    """Per-cell summary of the whole ledger (all sessions of this run id), written as summary.parquet."""
+    from llm_erm.analysis.stats import summarize_cells
+
+    attempts = ledger.read_attempts(Path(run_dir)).to_pandas()
+    summary = summarize_cells(attempts)
+    ledger.write_table(Path(run_dir) / ledger.SUMMARY_FILE, _to_arrow(summary))
+    return summary.to_dict(orient="records")
+
+
+def _to_arrow(frame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
+    """Run every pending trial of the given cells; shared by erm-grid and erm-cell."""
+    logger = get_run_logger()
+    rt = start_runtime(config)
+    try:
+        write_manifest(rt, specs)
+        todo = pending_trials(rt.run_dir, specs, config.trials)
+        logger.info("run %s: %d of %d trials to do (%s, sandbox %s)", rt.run_id, len(todo),
+                    len(specs) * config.trials, rt.proposer.kind, rt.sandbox.mode)
+        if not todo:
+            return {"run_id": rt.run_id, "trials_run": 0, "failed": []}
+        cells = sorted({spec for spec, _ in todo}, key=lambda s: (s.target, s.length))
+        progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
+                                            description=f"trials of run {rt.run_id}")
+        failed: list[str] = []
+        with ThreadPoolTaskRunner(max_workers=config.concurrency + 2) as runner:
+            datasets = {s: runner.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
+                        for s in cells}
+            prompts = {s: runner.submit(build_prompt, {"run_id": rt.run_id, "spec": datasets[s], "label": cell_label(s)})
+                       for s in cells}
+            trials = [
+                runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": prompts[spec], "trial": t,
+                                          "label": cell_label(spec, t)})
+                for spec, t in todo
+            ]
+            for done, future in enumerate(as_completed(trials), start=1):
+                try:
+                    future.result()
+                except Exception as exc:  # one broken trial must not sink the grid; it stays pending
+                    failed.append(f"{exc}")
+                    logger.error("trial failed: %s", exc)
+                update_progress_artifact(progress, 100.0 * done / len(trials),
+                                         description=f"{done}/{len(trials)} trials, ${rt.budget.spent_usd:.4f} spent")
+        return {"run_id": rt.run_id, "trials_run": len(trials) - len(failed), "failed": failed}
+    finally:
+        runtime.unregister(rt.run_id)
+
+
+def _fan_out(config: GridConfig, specs: list) -> None:
+    """One flow run of the erm-cell deployment per cell, so every worker on the pool shares the grid."""
+    from prefect.deployments import run_deployment
+    from prefect.flow_runs import wait_for_flow_run
+
+    params = config.model_dump(exclude={"functions", "lengths", "fan_out"})
+    runs = [
+        run_deployment("erm-cell/erm-cell", parameters={"function": s.target, "length": s.length, "config": params},
+                       timeout=0, flow_run_name=f"cell {cell_label(s)}")
+        for s in specs
+    ]
+    states = [wait_for_flow_run(r.id, timeout=None, poll_interval=2).state for r in runs]
+    failed = [cell_label(s) for s, st in zip(specs, states, strict=True) if not st.is_completed()]
+    if failed:
+        raise RuntimeError(f"cells failed: {', '.join(failed)}")
+
+
+@flow(name="erm-grid", log_prints=True, validate_parameters=True)
+def erm_grid(
+    functions: list[str] | None = None,
+    lengths: list[int] | None = None,
+    attempts: int = 5,
+    trials: int = 1,
+    train_size: int = 100,
+    val_size: int = 100,
+    test_size: int = 10000,
+    seed: int = 42,
+    proposer: str | None = None,
+    model: str = "gpt-5",
+    base_url: str | None = None,
+    reasoning_effort: str | None = "high",
+    verbosity: str | None = "low",
+    max_output_tokens: int = 20000,
+    tool_choice: str = "auto",
+    code_interpreter: bool = False,
+    timeout_s: float = 1200.0,
+    replay_from: str | None = None,
+    enumerate_max_programs: int = 200_000,
+    enumerate_max_seconds: float = 20.0,
+    prompt_variant: str | None = None,
+    prompt_template: str | None = None,
+    sanitize: bool = True,
+    candidate_timeout_s: float = 10.0,
+    candidate_memory_mb: int = 1024,
+    wave_size: int = 1,
+    concurrency: int = 4,
+    verify_workers: int | None = None,
+    budget_usd: float | None = None,
+    run_id: str | None = None,
+    results_dir: str = "results",
+    datasets_dir: str = "datasets",
+    dry_run: bool = False,
+    analyze: bool = True,
+    fan_out: bool = False,
+) -> dict[str, Any]:
+    config = GridConfig(**{k: v for k, v in locals().items()})
+    specs = config.dataset_specs()
+    if dry_run:
+        return dry_run_prompts(config, specs)
+    if fan_out:
+        _fan_out(config, specs)
+        outcome = {"run_id": config.resolved_run_id(), "fanned_out": len(specs), "failed": []}
+    else:
+        outcome = run_cells(config, specs)
+    cells = aggregate(str(config.run_dir()))
+    create_markdown_artifact(summary_markdown(config, cells), key=_artifact_key(config.resolved_run_id(), "summary"),
+                             description="erm-grid summary")
+    if config.analyze:
+        from llm_erm.flows.analysis import erm_analysis
+
+        erm_analysis(run_id=config.resolved_run_id(), results_dir=config.results_dir)
+    if outcome["failed"]:
+        raise RuntimeError(f"{len(outcome['failed'])} trials failed; re-run the same run id to retry them")
+    return {**outcome, "run_dir": str(config.run_dir()), "cells": cells}
+
+
+@flow(name="erm-cell", log_prints=True)
+def erm_cell(function: str, length: int, config: dict[str, Any]) -> dict[str, Any]:
+    """One cell of a fanned-out grid: the same trials erm-grid would run for it."""
+    config = GridConfig(**{**config, "functions": [function], "lengths": [length]})
+    return run_cells(config, config.dataset_specs())
+
+
+def dry_run_prompts(config: GridConfig, specs: list) -> dict[str, Any]:
+    """Print every prompt that would be sent; build datasets, spend nothing, write no ledger."""
+    from llm_erm.datasets import build_dataset
+    from llm_erm.proposers.prompt import build_prompt as render
+
+    template = Path(config.prompt_template).read_text(encoding="utf-8") if config.prompt_template else None
+    calls = 0
+    for spec in specs:
+        prompt = render(build_dataset(spec, Path(config.datasets_dir)), variant=config.prompt_variant, template=template)
+        for trial in range(1, config.trials + 1):
+            for attempt in range(1, config.attempts + 1):
+                print(f"===== {cell_label(spec, trial, attempt)} =====\n{prompt}")
+                calls += 1
+    return {"run_id": config.resolved_run_id(), "dry_run": True, "calls": calls}
+
+
+def summary_markdown(config: GridConfig, cells: list[dict[str, Any]]) -> str:
+    lines = [f"# erm-grid {config.resolved_run_id()}", "",
+             "| target | L | trials | test acc (mean ± std) | val acc | attempts | cost $ |",
+             "|---|---|---|---|---|---|---|"]
+    for c in cells:
+        lines.append(
+            f"| {c['target']} | {c['length']} | {c.get('trials_scored', c.get('trials'))} | "
+            f"{_fmt(c.get('test_mean'))} ± {_fmt(c.get('test_std'))} | {_fmt(c.get('val_mean'))} | "
+            f"{c.get('attempts')} | {_fmt(c.get('cost_usd'), 4)} |"
+        )
+    lines += ["", f"results: `{config.run_dir()}`"]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    try:
+        return "—" if value is None or value != value else f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+

@@ -1,0 +1,109 @@
+"""Where a run stands, read from its ledger alone: finished, partial, skipped and missing trials."""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from llm_erm.results import ledger
+from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
+
+
+def _trial_statuses(path: Path) -> list[str]:
+    return pq.read_table(path, columns=["status"]).column("status").to_pylist()
+
+
+def trial_done(run_dir: Path, target: str, length: int, trial: int) -> bool:
+    """A trial is done when its file exists and no attempt was skipped for budget (a bigger budget resumes it)."""
+    path = ledger.trial_path(run_dir, target, length, trial)
+    return path.exists() and SKIPPED_BUDGET not in _trial_statuses(path)
+
+
+def pending_trials(run_dir: Path, specs: list, trials: int) -> list[tuple]:
+    return [
+        (spec, t)
+        for spec in specs
+        for t in range(1, trials + 1)
+        if not trial_done(run_dir, spec.target, spec.length, t)
+    ]
+
+
+def spent_usd(run_dir: Path) -> float:
+    """Estimated spend already in the ledger: a resumed run's budget starts from it."""
+    table = ledger.read_attempts(run_dir)
+    return float(pc.sum(table.column("cost_usd")).as_py() or 0.0) if table.num_rows else 0.0
+
+
+@dataclass(frozen=True)
+class CellStatus:
+    target: str
+    length: int
+    state: str  # done | partial | running | failed | skipped_budget | missing
+    trials_done: int
+    trials: int
+
+
+def cell_statuses(run_dir: Path) -> list[CellStatus]:
+    """Every cell the manifest names, with its state; `failed` = every attempt of a trial failed to propose."""
+    manifest = ledger.read_manifest(run_dir)
+    trials = int(manifest.get("trials_per_cell", 1))
+    out = []
+    for cell in manifest.get("cells", []):
+        target, length = cell["target"], int(cell["length"])
+        paths = [ledger.trial_path(run_dir, target, length, t) for t in range(1, trials + 1)]
+        statuses = [_trial_statuses(p) if p.exists() else None for p in paths]
+        done = sum(1 for s in statuses if s is not None and SKIPPED_BUDGET not in s)
+        if any(s is not None and SKIPPED_BUDGET in s for s in statuses):
+            state = "skipped_budget"
+        elif any(s is not None and s and all(x == PROPOSE_ERROR for x in s) for s in statuses):
+            state = "failed"
+        elif done == trials:
+            state = "done"
+        elif any(_running(p) for p in paths):
+            state = "running"
+        elif done:
+            state = "partial"
+        else:
+            state = "missing"
+        out.append(CellStatus(target, length, state, done, trials))
+    return out
+
+
+def _marker(trial_file: Path) -> Path:
+    return trial_file.with_suffix(".running")
+
+
+@contextmanager
+def running_marker(run_dir: Path, target: str, length: int, trial: int) -> Iterator[None]:
+    """Mark a trial as in flight (host and pid) while its body runs, for `llm-erm status`."""
+    marker = _marker(ledger.trial_path(run_dir, target, length, trial))
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{platform.node()} {os.getpid()}", encoding="utf-8")
+    try:
+        yield
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def _running(trial_file: Path) -> bool:
+    """A marker left by a killed process on this host does not count; one from another host does."""
+    try:
+        host, pid = _marker(trial_file).read_text(encoding="utf-8").split()
+    except (FileNotFoundError, ValueError):
+        return False
+    if host != platform.node():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
