@@ -18,7 +18,7 @@ ProposerKind = Literal["openai-responses", "openai-chat", "enumerate", "replay"]
 # they are computed and whether anything is spent do not.
 _IDENTITY_EXCLUDE = {
     "run_id", "results_dir", "datasets_dir", "concurrency", "budget_usd", "dry_run", "analyze", "fan_out",
-    "verify_workers",
+    "verify_workers", "retry_delay_s",
 }
 
 
@@ -52,6 +52,7 @@ class GridConfig(BaseModel):
     sanitize: bool = True
     candidate_timeout_s: float = 10.0
     candidate_memory_mb: int = 1024
+    retry_delay_s: float = Field(1.0, ge=0)  # first backoff delay of a transient failure; doubles per retry
     wave_size: int = Field(1, ge=1)  # attempts proposed in parallel per wave; 1 = sequential, max early-stop savings
 
     concurrency: int = Field(4, ge=1)  # trials in flight, and so model calls in flight with wave_size 1

@@ -25,7 +25,7 @@ from llm_erm.config import GridConfig
 from llm_erm.results import ledger
 from llm_erm.results.progress import pending_trials, spent_usd
 from llm_erm.tasks import runtime
-from llm_erm.tasks.steps import build_prompt, cell_label, generate_dataset, run_trial
+from llm_erm.tasks.steps import backoff, build_prompt, cell_label, generate_dataset, propose, run_trial
 
 
 def _artifact_key(run_id: str, what: str) -> str:
@@ -52,6 +52,7 @@ def start_runtime(config: GridConfig) -> runtime.Runtime:
         sandbox=sandbox,
         budget=Budget(config.budget_usd, spent_usd(run_dir)),
         call_slots=threading.BoundedSemaphore(config.concurrency),
+        propose_task=propose.with_options(retry_delay_seconds=backoff(config.retry_delay_s)),
     )
     runtime.register(rt)
     return rt
@@ -180,6 +181,7 @@ def erm_grid(
     sanitize: bool = True,
     candidate_timeout_s: float = 10.0,
     candidate_memory_mb: int = 1024,
+    retry_delay_s: float = 1.0,
     wave_size: int = 1,
     concurrency: int = 4,
     verify_workers: int | None = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from llm_erm.budget import Budget
 from llm_erm.config import GridConfig
@@ -33,6 +33,7 @@ class Runtime:
     sandbox: Sandbox
     budget: Budget
     call_slots: threading.BoundedSemaphore  # model calls in flight, across trials and waves
+    propose_task: Any  # the propose task with this run's retry delays
     _datasets: dict[str, Dataset] = field(default_factory=dict)
 
     def dataset(self, spec: DatasetSpec) -> Dataset:

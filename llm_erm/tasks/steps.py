@@ -22,6 +22,14 @@ from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.tasks import runtime
 
+RETRIES = 6
+
+
+def backoff(first_delay_s: float) -> list[float]:
+    """Exponential backoff delays for the propose retries (Prefect adds the jitter)."""
+    return [first_delay_s * 2**i for i in range(RETRIES)]
+
+
 # Retry-After beyond this is not waited for inside a task: the retry gives up and the attempt fails.
 MAX_RETRY_AFTER_S = 120.0
 
@@ -90,8 +98,8 @@ def retry_on_transient(task, task_run, state) -> bool:  # a plain def: Prefect i
     task_run_name="propose {label}",
     cache_key_fn=_propose_cache_key,
     result_serializer="json",
-    retries=6,
-    retry_delay_seconds=[1, 2, 4, 8, 16, 32],
+    retries=RETRIES,
+    retry_delay_seconds=backoff(1.0),
     retry_jitter_factor=0.5,
     retry_condition_fn=retry_on_transient,
 )
@@ -116,7 +124,7 @@ def _attempt(run_id: str, spec: DatasetSpec, prompt: str, trial: int, attempt: i
     rt = runtime.get(run_id)
     label = cell_label(spec, trial, attempt)
     try:
-        proposal = propose(run_id, spec, prompt, trial, attempt, label)
+        proposal = rt.propose_task(run_id, spec, prompt, trial, attempt, label)
     except (TransientProposerError, PermanentProposerError) as exc:
         return attempt_row(identity=identity, attempt=attempt, propose_error=f"{type(exc).__name__}: {exc}")
     rt.budget.charge(proposal["cost_usd"])

@@ -1,0 +1,168 @@
+"""Analysis of a finished (or partial) run: leakage checks, statistics, tables, plots and the HTML report.
+
+Plain Python over the Parquet ledger; the `erm-analysis` flow and `llm-erm analyze` call `analyze_run`.
+
+Outputs under results/<run_id>/:
+    summary.parquet                 one row per cell (stats.summarize_cells)
+    report/report.html              self-contained report (plots embedded)
+    report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
+                                    leakage_datasets
+    report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
+                                    cost_per_cell
+The report directory is built beside the old one and swapped in, so readers never see half of it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from llm_erm.analysis import plots
+from llm_erm.analysis.leakage import LeakageReport, check_leakage
+from llm_erm.analysis.report import headline_markdown, write_html_report
+from llm_erm.analysis.stats import (
+    CELL_KEYS,
+    pass_at_k_table,
+    progression,
+    select_attempts,
+    summarize_cells,
+    summarize_trials,
+)
+from llm_erm.errors import UsageError
+from llm_erm.results import ledger
+from llm_erm.results.schema import STATUSES
+
+REPORT_FILE = "report.html"
+
+
+@dataclass
+class AnalysisResult:
+    run_id: str
+    run_dir: Path
+    leakage: LeakageReport
+    cells: pd.DataFrame  # the summary table, one row per cell
+    tables: dict[str, Path] = field(default_factory=dict)  # name -> Parquet file (a CSV sits beside it)
+    plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG
+    report_path: Path | None = None
+    summary_path: Path | None = None
+    headline: str = ""  # markdown: verdict, headline table, link to the report
+    selection_mismatches: int = 0  # trials whose ledger `selected` row differs from the selection rule
+
+    @property
+    def ok(self) -> bool:
+        """False when the run leaked (see leakage.py): such a run is marked failed."""
+        return self.leakage.ok
+
+
+def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> Path:
+    path = directory / f"{name}.parquet"
+    frame.to_parquet(path, index=False)
+    frame.to_csv(directory / f"{name}.csv", index=False)
+    return path
+
+
+def _selection_mismatches(attempts: pd.DataFrame) -> int:
+    recorded = attempts["selected"].eq(True)
+    recomputed = select_attempts(attempts)["selected"]
+    differs = attempts.loc[recorded != recomputed, CELL_KEYS + ["trial"]]
+    return len(differs.drop_duplicates())
+
+
+def _swap_in(new_dir: Path, final_dir: Path) -> None:
+    old = final_dir.with_name(final_dir.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final_dir.exists():
+        final_dir.rename(old)
+    new_dir.rename(final_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def analyze_run(run_dir: Path) -> AnalysisResult:
+    """Analyse the run in `run_dir` and write its summary, tables, plots and report (module doc)."""
+    run_dir = Path(run_dir)
+    attempts = ledger.read_attempts(run_dir).to_pandas()
+    if attempts.empty:
+        raise UsageError(
+            f"no attempts under {run_dir / ledger.ATTEMPTS_DIR}: run the grid first, or pass the right run id"
+        )
+    manifest = ledger.read_manifest(run_dir)
+    run_id = str(attempts["run_id"].dropna().iloc[0]) if attempts["run_id"].notna().any() else run_dir.name
+
+    cells = summarize_cells(attempts)
+    trials = summarize_trials(attempts)
+    max_k = int(attempts["attempt"].max())
+    curves = pass_at_k_table(trials, max_k)
+    progress = progression(attempts)
+    status = cells[CELL_KEYS + [f"n_{s}" for s in STATUSES] + [f"share_{s}" for s in STATUSES]]
+    leakage = check_leakage(attempts)
+    result = AnalysisResult(run_id, run_dir, leakage, cells)
+    result.selection_mismatches = _selection_mismatches(attempts)
+
+    report_dir = run_dir / ledger.REPORT_DIR
+    run_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".report."))
+    staging.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who can read the run
+    try:
+        for name, frame in {
+            "cells": cells,
+            "trials": trials,
+            "status": status,
+            "pass_at_k": curves,
+            "progression": progress,
+            "leakage_findings": leakage.findings_frame(),
+            "leakage_datasets": leakage.datasets,
+        }.items():
+            result.tables[name] = report_dir / _write_table(frame, staging, name).name
+        drawn = {
+            "accuracy_vs_length": plots.plot_accuracy_vs_length(cells, staging / "accuracy_vs_length.png"),
+            "attempt_progression": plots.plot_progression(progress, staging / "attempt_progression.png"),
+            "pass_at_k": plots.plot_pass_at_k(curves, staging / "pass_at_k.png"),
+            "status_breakdown": plots.plot_status_breakdown(cells, staging / "status_breakdown.png"),
+            "cost_per_cell": plots.plot_cost(cells, staging / "cost_per_cell.png"),
+        }
+        sandbox_rows = sorted(attempts["sandbox"].dropna().unique().tolist())
+        facts = {
+            "sandbox mode": manifest.get("sandbox") or ", ".join(sandbox_rows) or "unknown",
+            "sandbox modes recorded in attempts": ", ".join(sandbox_rows) or "—",
+            "proposers": ", ".join(sorted(attempts["proposer"].dropna().unique().tolist())) or "—",
+            "models": ", ".join(sorted(attempts["model"].dropna().unique().tolist())) or "—",
+            "cells / trials / attempts": f"{len(cells)} / {len(trials)} / {len(attempts)}",
+            "cost of priced attempts (USD)": f"{cells['cost_usd'].sum():.2f}",
+            "unpriced attempts": int(cells["unpriced_attempts"].sum()),
+            "candidates scanned for hard-coded inputs": leakage.candidates_checked,
+            "trials whose recorded selection differs from the rule": result.selection_mismatches,
+        }
+        write_html_report(
+            staging / REPORT_FILE,
+            run_id=run_id,
+            facts=facts,
+            manifest=manifest,
+            cells=cells,
+            status_table=status,
+            pass_at_k=curves,
+            leakage=leakage,
+            plots=drawn,
+        )
+        _swap_in(staging, report_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    result.plots = {name: report_dir / path.name for name, path in drawn.items()}
+    result.report_path = report_dir / REPORT_FILE
+    result.summary_path = run_dir / ledger.SUMMARY_FILE
+    ledger.write_table(result.summary_path, _arrow(cells))
+    result.headline = headline_markdown(run_id, cells, leakage, result.report_path)
+    return result
+
+
+def _arrow(frame: pd.DataFrame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+__all__ = ["AnalysisResult", "analyze_run"]

@@ -1,0 +1,209 @@
+"""Selection and per-cell statistics over the attempt ledger (plain pandas, no Prefect).
+
+Definitions used throughout (SPEC section 8):
+
+- selection: in each trial, the attempt with the strictly highest validation accuracy; ties keep the
+  earlier attempt; an attempt without a validation score is never selected. Test accuracy plays no part.
+- a trial is *scored* when at least one attempt has a validation score. Cell statistics of the selected
+  accuracies are taken over scored trials only. A selected attempt without a test score (it was not run
+  on test, e.g. it timed out) counts as test accuracy 0: a timeout counts as wrong.
+- mean and *population* std (ddof=0) over the scored trials; the 95% confidence interval of the mean is
+  Student's t with n-1 degrees of freedom, mean +- t(0.975, n-1) * s / sqrt(n) with s the *sample* std
+  (ddof=1). With one trial the interval is undefined (NaN), never zero.
+- pass@k: the unbiased estimator 1 - C(n-c, k) / C(n, k) over the n attempts a trial made, averaged over
+  trials. A trial that made n < k attempts (it stopped early at validation 1.0, or ran out of budget)
+  contributes its pass@n: a bigger budget would have stopped at the same place. Attempts skipped for
+  budget were never made and are not samples; trials with no attempt made are left out.
+  Success is "validation accuracy == 1.0" (val_pass_at_k) or "test accuracy >= 0.99" (test_pass_at_k).
+- cost: the sum of the priced attempts; `unpriced_attempts` counts attempts that got an answer without a
+  price (unknown model), so a partial sum is never mistaken for the whole. NaN when none is priced.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pandas as pd
+
+from llm_erm.results.schema import SKIPPED_BUDGET, STATUSES, VERIFY_STATUSES
+
+CELL_KEYS = ["target", "length"]
+TRIAL_KEYS = ["target", "length", "trial"]
+TEST_PASS = 0.99  # test accuracy that counts as "learned" for test_pass_at_k
+TOKEN_COLUMNS = ["prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k estimator: the chance that k of n samples, c of them correct, hold a correct one."""
+    if not (0 <= c <= n and 1 <= k <= n):
+        raise ValueError(f"pass_at_k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+@cache
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with `df` degrees of freedom.
+
+    Solves  P(T > t) = 0.025, i.e. I_{df/(df+t^2)}(df/2, 1/2) = 0.05 with the regularised incomplete
+    beta function, by bisection (mpmath ships with sympy; scipy is not a dependency).
+    """
+    import mpmath
+
+    def upper_two_tails_minus_alpha(t: float) -> float:
+        return mpmath.betainc(df / 2, 0.5, 0, df / (df + t * t), regularized=True) - 0.05
+
+    return float(mpmath.findroot(upper_two_tails_minus_alpha, (0.5, 200.0), solver="bisect"))
+
+
+def mean_std_ci(values) -> tuple[float, float, float, float]:
+    """(mean, population std, 95% CI low, 95% CI high) of the values; NaN where undefined (see module doc)."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    n = len(x)
+    if n == 0:
+        return (math.nan,) * 4
+    mean, std = float(x.mean()), float(x.std(ddof=0))
+    if n < 2:
+        return mean, std, math.nan, math.nan
+    half = t_quantile_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
+    return mean, std, mean - half, mean + half
+
+
+def select_attempts(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `df` with `selected` recomputed by the selection rule (module doc), original row order."""
+    keys = (["run_id"] if "run_id" in df else []) + TRIAL_KEYS
+    out = df.copy()
+    scored = out[out["val_acc"].notna()]
+    best = scored.sort_values(["val_acc", "attempt"], ascending=[False, True], kind="stable")
+    winners = best.groupby(keys, sort=False, dropna=False).head(1).index
+    out["selected"] = out.index.isin(winners)
+    return out
+
+
+def summarize_trials(attempts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (target, length, trial): attempts made, the selected attempt and its scores, successes."""
+    df = select_attempts(attempts)
+    df["made"] = df["status"] != SKIPPED_BUDGET
+    df["val_success"] = df["made"] & (df["val_acc"] == 1.0)
+    df["test_success"] = df["made"] & (df["test_acc"] >= TEST_PASS)
+    df["stopped_early"] = df["stopped_early"].eq(True)  # a nullable ledger column: null -> False
+    chosen = df[df["selected"]].set_index(TRIAL_KEYS)
+
+    grouped = df.groupby(TRIAL_KEYS, sort=True)
+    trials = grouped.agg(
+        target_name=("target_name", "first"),
+        attempts=("attempt", "size"),
+        attempts_made=("made", "sum"),
+        scored=("val_acc", lambda v: bool(v.notna().any())),
+        stopped_early=("stopped_early", "any"),
+        val_successes=("val_success", "sum"),
+        test_successes=("test_success", "sum"),
+    )
+    trials["selected_attempt"] = chosen["attempt"].reindex(trials.index).astype("Int64")
+    trials["selected_val_acc"] = chosen["val_acc"].reindex(trials.index)
+    # A selected candidate that has no test score was not run on test (timeout): it counts as wrong.
+    trials["selected_test_acc"] = chosen["test_acc"].reindex(trials.index).fillna(0.0).where(trials["scored"])
+    return trials.reset_index()
+
+
+def _mean_pass_at_k(made, successes, k: int) -> float:
+    """pass@k averaged over trials; a trial of n < k attempts gives pass@n, one of 0 attempts is left out."""
+    values = [pass_at_k(n, c, min(k, n)) for n, c in zip(made, successes, strict=True) if n > 0]
+    return float(np.mean(values)) if values else math.nan
+
+
+def pass_at_k_table(trials: pd.DataFrame, max_k: int) -> pd.DataFrame:
+    """Long table (target, length, k, val_pass_at_k, test_pass_at_k), each averaged over the cell's trials."""
+    rows = []
+    for (target, length), cell in trials.groupby(CELL_KEYS, sort=True):
+        made = cell["attempts_made"].astype(int).tolist()
+        val_successes = cell["val_successes"].astype(int).tolist()
+        test_successes = cell["test_successes"].astype(int).tolist()
+        for k in range(1, max_k + 1):
+            rows.append(
+                {
+                    "target": target,
+                    "length": length,
+                    "k": k,
+                    "val_pass_at_k": _mean_pass_at_k(made, val_successes, k),
+                    "test_pass_at_k": _mean_pass_at_k(made, test_successes, k),
+                }
+            )
+    return pd.DataFrame(rows, columns=["target", "length", "k", "val_pass_at_k", "test_pass_at_k"])
+
+
+def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell (target, length): counts, status shares, selected accuracies, tokens, cost, pass@k."""
+    trials = summarize_trials(attempts)
+    max_k = int(attempts["attempt"].max()) if len(attempts) else 0
+    rows = []
+    for (target, length), cell in attempts.groupby(CELL_KEYS, sort=True):
+        cell_trials = trials[(trials["target"] == target) & (trials["length"] == length)]
+        scored = cell_trials[cell_trials["scored"]]
+        test_mean, test_std, test_lo, test_hi = mean_std_ci(scored["selected_test_acc"])
+        val_mean, val_std, _, _ = mean_std_ci(scored["selected_val_acc"])
+        answered = cell["status"].isin(VERIFY_STATUSES)
+        priced = cell["cost_usd"].notna()
+        row = {
+            "target": target,
+            "target_name": cell["target_name"].iloc[0],
+            "length": length,
+            "trials": len(cell_trials),
+            "trials_scored": len(scored),
+            "attempts": len(cell),
+            "attempts_made_mean": float(cell_trials["attempts_made"].mean()),
+            "early_stops": int(cell_trials["stopped_early"].sum()),
+            "test_mean": test_mean,
+            "test_std": test_std,
+            "test_ci_low": test_lo,
+            "test_ci_high": test_hi,
+            "val_mean": val_mean,
+            "val_std": val_std,
+            "val_test_gap": val_mean - test_mean,
+        }
+        for column in TOKEN_COLUMNS:
+            row[column] = int(cell[column].fillna(0).sum())
+        row["cost_usd"] = float(cell.loc[priced, "cost_usd"].sum()) if priced.any() else math.nan
+        row["unpriced_attempts"] = int((answered & ~priced).sum())
+        counts = cell["status"].value_counts()
+        for status in STATUSES:
+            row[f"n_{status}"] = int(counts.get(status, 0))
+        for status in STATUSES:
+            row[f"share_{status}"] = row[f"n_{status}"] / len(cell)
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    if cells.empty:
+        return cells
+    curves = pass_at_k_table(trials, max_k)
+    for metric in ("val", "test"):
+        wide = curves.pivot(index=CELL_KEYS, columns="k", values=f"{metric}_pass_at_k")
+        wide.columns = [f"{metric}_pass_at_{k}" for k in wide.columns]
+        cells = cells.merge(wide.reset_index(), on=CELL_KEYS, how="left")
+    return cells
+
+
+def progression(attempts: pd.DataFrame) -> pd.DataFrame:
+    """Per trial and attempt a = 1..K: validation and test accuracy of the attempt selected among 1..a.
+
+    This is what a budget of a attempts would have returned. A trial that ended before K (early stop,
+    budget) carries its final selection forward, as a bigger budget would have stopped there too.
+    """
+    max_k = int(attempts["attempt"].max()) if len(attempts) else 0
+    rows = []
+    ordered = attempts.sort_values([*TRIAL_KEYS, "attempt"], kind="stable")
+    for (target, length, trial), group in ordered.groupby(TRIAL_KEYS, sort=True):
+        best_val, best_test = math.nan, math.nan
+        by_attempt = dict(zip(group["attempt"], zip(group["val_acc"], group["test_acc"], strict=True), strict=True))
+        for a in range(1, max_k + 1):
+            val, test = by_attempt.get(a, (math.nan, math.nan))
+            if not math.isnan(val) and (math.isnan(best_val) or val > best_val):
+                best_val, best_test = val, (0.0 if math.isnan(test) else test)
+            rows.append(
+                {"target": target, "length": length, "trial": trial, "attempt": a,
+                 "best_val_acc": best_val, "best_test_acc": best_test}
+            )
+    return pd.DataFrame(
+        rows, columns=["target", "length", "trial", "attempt", "best_val_acc", "best_test_acc"]
+    )

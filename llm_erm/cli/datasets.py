@@ -1,0 +1,7 @@
+"""`llm-erm` subcommands: datasets (filled in by its issue)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

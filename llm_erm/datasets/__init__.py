@@ -1,0 +1,40 @@
+"""Targets (the hidden functions), generators, leak-free splits and the content-hashed dataset store.
+
+Plain Python: nothing here imports Prefect.
+"""
+
+from llm_erm.datasets.store import (
+    GENERATOR_VERSION,
+    Dataset,
+    DatasetSpec,
+    Split,
+    build_dataset,
+    dataset_status,
+    open_dataset,
+    validate_specs,
+)
+from llm_erm.datasets.targets import (
+    ALL_TARGETS,
+    SEED_TARGETS,
+    Target,
+    get_target,
+    parity_rand_positions,
+    resolve_target,
+)
+
+__all__ = [
+    "ALL_TARGETS",
+    "GENERATOR_VERSION",
+    "SEED_TARGETS",
+    "Dataset",
+    "DatasetSpec",
+    "Split",
+    "Target",
+    "build_dataset",
+    "dataset_status",
+    "get_target",
+    "open_dataset",
+    "parity_rand_positions",
+    "resolve_target",
+    "validate_specs",
+]

@@ -1,0 +1,271 @@
+"""Dataset specs, ids and the content-hashed on-disk store.
+
+Layout (seed-compatible with the paper code):
+
+    <datasets_dir>/<target name>/L<L>/seed<derived_seed>/{train,val,test}.txt, meta.json
+
+one `<input> -> <label>` line per example, `\\n`-terminated, UTF-8. A store is built in a temporary
+sibling directory and renamed into place when complete, so a reader never sees half a store.
+It is reused only when meta.json matches the spec and every split file matches its sha256;
+anything else (missing, truncated, edited, stale generator version) is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llm_erm.datasets.generators import class_capacity, class_sampler
+from llm_erm.datasets.splits import SPLITS, generate_splits
+from llm_erm.datasets.targets import Target, resolve_target
+from llm_erm.errors import UsageError
+
+# Bump when a generator changes what it produces: ids change and old stores are rebuilt.
+GENERATOR_VERSION = "1"
+SEPARATOR = " -> "
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What to generate: target, length, split sizes and base seed (and the alphabet of a user target)."""
+
+    target: str
+    length: int
+    train_size: int = 100
+    val_size: int = 100
+    test_size: int = 10000
+    seed: int = 42
+    alphabet: str | None = None  # only for user targets "module.path:callable"
+
+    @property
+    def target_obj(self) -> Target:
+        return resolve_target(self.target, self.alphabet)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {"train": self.train_size, "val": self.val_size, "test": self.test_size}
+
+    @property
+    def derived_seed(self) -> int:
+        """SPEC §4: matches the paper code's dataset seeds (note train= is train + val)."""
+        key = (
+            f"{self.target_obj.id}|L={self.length}|train={self.train_size + self.val_size}"
+            f"|test={self.test_size}|base_seed={self.seed}"
+        )
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") & 0x7FFFFFFF
+
+    @property
+    def params(self) -> dict:
+        return self.target_obj.params_for(self.length)
+
+    @property
+    def dataset_id(self) -> str:
+        """Content hash of everything that determines the data (never the data itself)."""
+        target = self.target_obj
+        key = {
+            "target": target.id,
+            "alphabet": target.alphabet,
+            "length": self.length,
+            "sizes": self.sizes,
+            "seed": self.seed,
+            "generator_version": GENERATOR_VERSION,
+            "params": self.params,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def describe(self) -> str:
+        target = self.target_obj
+        return f"{target.id} ({target.name}) at L={self.length}"
+
+    def validate(self) -> None:
+        """UsageError for anything that cannot be built: odd or non-positive sizes, an unknown
+        target, a length the target does not support, more samples than the input space holds."""
+        target = self.target_obj
+        for split, size in self.sizes.items():
+            if size < 2 or size % 2:
+                raise UsageError(
+                    f"--{split}-size must be a positive even number (splits are exactly balanced), got {size}"
+                )
+        target.validate_length(self.length)
+        capacity = class_capacity(target, self.length)
+        if capacity is None:
+            return
+        needed = (self.train_size + self.val_size) // 2 + 1  # distinct train+val, and one left for test
+        for label, available in zip((0, 1), capacity, strict=True):
+            if available < needed:
+                raise UsageError(
+                    f"{self.describe()} has only {available} distinct inputs with label {label}, "
+                    f"but train+val need {needed - 1} distinct ones plus one for test: "
+                    "use a longer length or smaller --train-size/--val-size"
+                )
+
+    def store_path(self, datasets_dir: Path) -> Path:
+        return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / f"seed{self.derived_seed}"
+
+
+def validate_specs(specs: list[DatasetSpec]) -> None:
+    """Validate every spec before any work (the CLI and the grid flow call this first)."""
+    for spec in specs:
+        spec.validate()
+
+
+@dataclass
+class Split:
+    """One split as stored: `lines` are the file's lines without the newline."""
+
+    lines: list[str]
+    inputs: list[str] = field(init=False)
+    labels: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        pairs = [line.rpartition(SEPARATOR) for line in self.lines]
+        self.inputs = [x for x, _, _ in pairs]
+        self.labels = [int(y) for _, _, y in pairs]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+@dataclass
+class Dataset:
+    """A verified store on disk."""
+
+    spec: DatasetSpec
+    path: Path
+    meta: dict
+    _splits: dict[str, Split] = field(default_factory=dict, init=False, repr=False)
+
+    @property
+    def target(self) -> Target:
+        return self.spec.target_obj
+
+    @property
+    def dataset_id(self) -> str:
+        return self.meta["dataset_id"]
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}: use one of {', '.join(SPLITS)}")
+        if name not in self._splits:
+            text = (self.path / f"{name}.txt").read_text(encoding="utf-8")
+            self._splits[name] = Split(text.splitlines())
+        return self._splits[name]
+
+
+# ---------------------------------------------------------------- reading and verifying
+
+
+def _sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        return json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def dataset_status(spec: DatasetSpec, datasets_dir: Path) -> str:
+    """"built" (verified), "missing" (nothing there) or "corrupt" (there but unusable: rebuilt on build)."""
+    path = spec.store_path(datasets_dir)
+    if not path.exists():
+        return "missing"
+    meta = _read_meta(path)
+    if meta is None or meta.get("dataset_id") != spec.dataset_id:
+        return "corrupt"
+    for split in SPLITS:
+        try:
+            if _sha256_file(path / f"{split}.txt") != meta["sha256"][split]:
+                return "corrupt"
+        except (OSError, KeyError, TypeError):
+            return "corrupt"
+    return "built"
+
+
+def open_dataset(spec: DatasetSpec, datasets_dir: Path) -> Dataset | None:
+    """The existing store of `spec` when it verifies against its hashes, else None."""
+    if dataset_status(spec, datasets_dir) != "built":
+        return None
+    path = spec.store_path(datasets_dir)
+    return Dataset(spec, path, _read_meta(path) or {})
+
+
+# ---------------------------------------------------------------- building
+
+
+def _render(rows: list[tuple[str, int]]) -> bytes:
+    return "".join(f"{x}{SEPARATOR}{y}\n" for x, y in rows).encode("utf-8")
+
+
+def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
+    """The split files' bytes and meta.json's content for `spec` (nothing written)."""
+    spec.validate()
+    target = spec.target_obj
+    generated = generate_splits(
+        class_sampler(target, spec.length, 1),
+        class_sampler(target, spec.length, 0),
+        spec.sizes,
+        spec.derived_seed,
+        spec.describe(),
+    )
+    # The ground truth has the last word: a generator bug must never reach a stored label.
+    for split, rows in generated.rows.items():
+        for x, y in rows:
+            if target.label(x) != y:
+                raise RuntimeError(f"generator bug: {spec.describe()} {split} input {x!r} stored as {y}")
+    train_val = {x for s in ("train", "val") for x, _ in generated.rows[s]}
+    if len(train_val) != spec.train_size + spec.val_size or train_val & {x for x, _ in generated.rows["test"]}:
+        raise RuntimeError(f"generator bug: {spec.describe()} splits overlap")
+    files = {split: _render(rows) for split, rows in generated.rows.items()}
+    meta = {
+        "target_id": target.id,
+        "target_name": target.name,
+        "alphabet": target.alphabet,
+        "length": spec.length,
+        "base_seed": spec.seed,
+        "derived_seed": spec.derived_seed,
+        "sizes": spec.sizes,
+        "positives": {s: sum(y for _, y in rows) for s, rows in generated.rows.items()},
+        "distinct_inputs": generated.distinct,
+        "generator_version": GENERATOR_VERSION,
+        "params": spec.params,
+        "dataset_id": spec.dataset_id,
+        "sha256": {s: hashlib.sha256(data).hexdigest() for s, data in files.items()},
+    }
+    return files, meta
+
+
+def build_dataset(spec: DatasetSpec, datasets_dir: Path) -> Dataset:
+    """The verified store of `spec`: reused when intact, else generated and swapped in atomically."""
+    existing = open_dataset(spec, datasets_dir)
+    if existing is not None:
+        return existing
+    files, meta = generate(spec)
+    final = spec.store_path(datasets_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        for split, data in files.items():
+            (staging / f"{split}.txt").write_bytes(data)
+        (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        if final.exists():  # corrupt or stale: move it aside, then swap the new one in
+            trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            os.replace(final, trash / "store")
+            shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.replace(staging, final)
+        except OSError:
+            # Another process finished the same store first: use theirs if it verifies.
+            winner = open_dataset(spec, datasets_dir)
+            if winner is None:
+                raise
+            return winner
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Dataset(spec, final, meta)

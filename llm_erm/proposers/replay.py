@@ -1,0 +1,265 @@
+"""Replay: answer from recorded responses, exactly, instead of asking a model.
+
+Sources: a run's ledger directory (results/<run_id>/, every *.parquet under it that has `text` and
+`prompt`/`prompt_sha256` columns) or a JSONL file, one object per line with at least `text` and
+`prompt` (or `prompt_sha256`), and optionally trial, attempt, usage (nested `usage` object or flat
+prompt_tokens/completion_tokens/reasoning_tokens/cached_tokens), response_model/model, cost_usd,
+latency_s or duration_ms, tool_uses, tool_results_chars: the original paper's JSONL export reads as is.
+Rows without text (failed or skipped calls, summary rows) are not answers and are left out.
+
+Two ways to look a record up:
+- ReplayProposer (kind "replay"): by the request, (sha256(prompt), trial, attempt) exactly, falling
+  back to (sha256(prompt), attempt) for records that carry no trial. Records without an attempt are
+  numbered 1, 2, ... per prompt in the order they appear.
+- ReplayAnswers (the replay-server): by the prompt alone; the n-th request for a prompt gets the
+  n-th recorded answer of that prompt, in (trial, attempt) order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm_erm.errors import UsageError
+from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
+from llm_erm.proposers.pricing import cost_usd
+from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
+
+_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+_PARQUET_COLUMNS = (
+    "prompt", "prompt_sha256", "trial", "attempt", "text", *_USAGE_FIELDS, "response_model", "model",
+    "cost_usd", "latency_s", "tool_uses", "tool_results_chars",
+)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded answer."""
+
+    prompt_sha256: str
+    trial: int | None
+    attempt: int
+    text: str
+    usage: Usage
+    model: str | None
+    cost_usd: float | None
+    latency_s: float | None
+    tool_uses: int = 0
+    tool_results_chars: int = 0
+
+
+# -- loading ------------------------------------------------------------------------------------
+def load_records(source: Path) -> list[Recorded]:
+    """Every recorded answer in a ledger directory, a Parquet file or a JSONL file, in source order."""
+    source = Path(source)
+    if not source.exists():
+        raise UsageError(f"replay source {source} does not exist: pass a results/<run_id> directory or a JSONL file")
+    if source.is_dir() or source.suffix == ".parquet":
+        rows = _parquet_rows(source)
+    else:
+        rows = _jsonl_rows(source)
+    records = _number_attempts(_record(row, where) for where, row in rows if row.get("text") is not None)
+    if not records:
+        raise UsageError(f"replay source {source} holds no recorded answers (no row with a text): check the path")
+    return records
+
+
+def _parquet_rows(source: Path) -> list[tuple[str, dict[str, Any]]]:
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    candidates = sorted(source.rglob("*.parquet")) if source.is_dir() else [source]
+    files, columns = [], set()
+    for path in candidates:
+        try:
+            names = set(pq.read_schema(path).names)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {path} ({exc.__class__.__name__}): is the ledger complete?") from exc
+        # Only attempt tables; the run summary and other tables have no answers in them.
+        if "text" in names and names & {"prompt", "prompt_sha256"}:
+            files.append(str(path))
+            columns |= names
+    if not files:
+        raise UsageError(f"no Parquet file with recorded answers under {source}: pass a results/<run_id> directory")
+    table = ds.dataset(files, format="parquet").to_table(columns=[c for c in _PARQUET_COLUMNS if c in columns])
+    return [(f"{source} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
+
+
+def _jsonl_rows(source: Path) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        lines = source.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read replay source {source} ({exc.__class__.__name__}): check the path") from exc
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise UsageError(f"{source} line {number} is not JSON ({exc.msg}): expected one object per line") from None
+        if not isinstance(row, dict):
+            raise UsageError(f"{source} line {number} is not a JSON object: expected one object per line")
+        rows.append((f"{source} line {number}", row))
+    return rows
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _record(row: dict[str, Any], where: str) -> dict[str, Any]:
+    if row.get("prompt") is not None:
+        digest = sha256_text(row["prompt"])
+    elif row.get("prompt_sha256"):
+        digest = str(row["prompt_sha256"])
+    else:
+        raise UsageError(f"{where} has a text but neither prompt nor prompt_sha256: replay needs the prompt")
+    counts = row.get("usage") if isinstance(row.get("usage"), dict) else row
+    usage = Usage(**{name: int(counts.get(name) or 0) for name in _USAGE_FIELDS})
+    model = row.get("response_model") or row.get("model")
+    if "cost_usd" in row:
+        cost = row["cost_usd"]  # as recorded, unpriced (None) included
+    else:
+        cost = cost_usd(model, usage) if model else None
+    if row.get("latency_s") is not None:
+        latency = float(row["latency_s"])
+    elif row.get("duration_ms") is not None:
+        latency = float(row["duration_ms"]) / 1000
+    else:
+        latency = None
+    return {
+        "prompt_sha256": digest,
+        "trial": _int_or_none(row.get("trial")),
+        "attempt": _int_or_none(row.get("attempt")),
+        "text": str(row["text"]),
+        "usage": usage,
+        "model": model,
+        "cost_usd": None if cost is None else float(cost),
+        "latency_s": latency,
+        "tool_uses": int(row.get("tool_uses") or 0),
+        "tool_results_chars": int(row.get("tool_results_chars") or 0),
+    }
+
+
+def _number_attempts(fields: Any) -> list[Recorded]:
+    seen: dict[tuple[str, int | None], int] = defaultdict(int)
+    records = []
+    for item in fields:
+        group = (item["prompt_sha256"], item["trial"])
+        seen[group] += 1
+        if item["attempt"] is None:
+            item["attempt"] = seen[group]
+        records.append(Recorded(**item))
+    return records
+
+
+# -- lookup by request (the replay proposer) ----------------------------------------------------
+class ReplayProposer:
+    """Serves recorded answers keyed by (prompt, trial, attempt); free and instant."""
+
+    kind = "replay"
+
+    def __init__(self, source: Path):
+        self.source = Path(source)
+        self._index: dict[tuple[str, int | None, int], Recorded] | None = None
+        self._lock = threading.Lock()
+
+    def preflight(self) -> None:
+        self._records()
+
+    def identity(self) -> dict[str, Any]:
+        return {"provider": self.kind, "source": str(self.source.resolve())}
+
+    def propose(self, request: ProposeRequest) -> Proposal:
+        started = time.monotonic()
+        try:
+            index = self._records()
+        except UsageError as exc:
+            raise PermanentProposerError(str(exc)) from None
+        digest = sha256_text(request.prompt)
+        record = index.get((digest, request.trial, request.attempt)) or index.get((digest, None, request.attempt))
+        if record is None:
+            raise PermanentProposerError(
+                f"no recorded answer for {request.target} L{request.length} trial {request.trial} "
+                f"attempt {request.attempt} (prompt sha256 {digest[:12]}) in {self.source}"
+            )
+        return Proposal(
+            text=record.text,
+            usage=record.usage,
+            latency_s=time.monotonic() - started,
+            model=record.model or "replay",
+            cost_usd=record.cost_usd,
+            tool_uses=record.tool_uses,
+            tool_results_chars=record.tool_results_chars,
+            extra={"replayed_from": str(self.source), "recorded_latency_s": record.latency_s},
+        )
+
+    def _records(self) -> dict[tuple[str, int | None, int], Recorded]:
+        with self._lock:
+            if self._index is None:
+                index: dict[tuple[str, int | None, int], Recorded] = {}
+                for record in load_records(self.source):
+                    key = (record.prompt_sha256, record.trial, record.attempt)
+                    if key in index:
+                        trial = "no trial" if record.trial is None else f"trial {record.trial}"
+                        raise UsageError(
+                            f"{self.source} records two answers for one request (prompt sha256 "
+                            f"{key[0][:12]}, {trial}, attempt {record.attempt}): replay one run at a time, "
+                            f"or add a trial field"
+                        )
+                    index[key] = record
+                self._index = index
+            return self._index
+
+
+# -- lookup by prompt (the replay-server) -------------------------------------------------------
+class ReplayAnswers:
+    """An answer callback for WireServer: the n-th request for a prompt gets its n-th recorded answer."""
+
+    def __init__(self, records: list[Recorded], source: str = "the recording"):
+        self.source = source
+        self._queues: dict[str, list[Recorded]] = defaultdict(list)
+        for record in records:
+            self._queues[record.prompt_sha256].append(record)
+        for queue in self._queues.values():
+            queue.sort(key=lambda r: (r.trial if r.trial is not None else 0, r.attempt))
+        self._served: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    @property
+    def prompts(self) -> int:
+        return len(self._queues)
+
+    def __call__(self, endpoint: str, body: dict[str, Any]) -> Reply:
+        digest = sha256_text(prompt_of(body))
+        with self._lock:
+            queue = self._queues.get(digest, [])
+            position = self._served[digest]
+            if position >= len(queue):
+                raise WireError(
+                    404,
+                    f"no recorded answer for this prompt (sha256 {digest[:12]}): request {position + 1} for it, "
+                    f"{len(queue)} recorded in {self.source}",
+                    "replay_not_recorded",
+                )
+            self._served[digest] = position + 1
+        record = queue[position]
+        return Reply(
+            text=record.text,
+            prompt_tokens=record.usage.prompt_tokens,
+            completion_tokens=record.usage.completion_tokens,
+            reasoning_tokens=record.usage.reasoning_tokens,
+            cached_tokens=record.usage.cached_tokens,
+            model=record.model,
+        )

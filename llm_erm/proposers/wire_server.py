@@ -1,0 +1,426 @@
+"""A small OpenAI-compatible HTTP server on 127.0.0.1, for tests, benchmarks and offline replay.
+
+It speaks POST /v1/responses, POST /v1/chat/completions and GET /v1/models in the real wire format
+(ids, object types, message/output_text items, usage blocks with their details fields), so the
+official `openai` client, or any other client, talks to it as to the real API. What it says comes
+from a pluggable `answer(endpoint, body)` callback; faults can be injected for the next requests
+(latency, 429 with or without Retry-After, 5xx, a hang, a truncated or malformed body, a dropped
+connection) or at a seeded random rate. Every request is counted and its body recorded.
+
+    with WireServer(lambda endpoint, body: '{"code": "def f(x): return 0"}') as server:
+        client = openai.OpenAI(base_url=server.url, api_key="test", max_retries=0)
+        server.inject(Fault.rate_limit(retry_after="2"))
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ENDPOINTS = ("responses", "chat/completions")
+DEFAULT_ANSWER = '{"code": "def f(x):\\n    return 0"}'
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the model says, with the usage to report. None token counts are estimated from the text."""
+
+    text: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    model: str | None = None  # None: echo the requested model
+    code_interpreter_calls: tuple[tuple[str, str], ...] = ()  # (code, logs) pairs, Responses API only
+
+
+class WireError(Exception):
+    """Raised by an answer callback to reply with an HTTP error and an OpenAI-style error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected misbehaviour, applied to one request."""
+
+    kind: str  # status | hang | truncate | malformed | reset | delay
+    status: int = 0
+    retry_after: str | None = None  # the Retry-After header value, verbatim
+    seconds: float = 0.0
+    message: str = ""
+
+    @classmethod
+    def rate_limit(cls, retry_after: str | None = None) -> Fault:
+        return cls("status", 429, retry_after, message="Rate limit reached for requests")
+
+    @classmethod
+    def http_error(cls, status: int, message: str = "", retry_after: str | None = None) -> Fault:
+        return cls("status", status, retry_after, message=message or f"injected HTTP {status}")
+
+    @classmethod
+    def hang(cls, seconds: float) -> Fault:
+        """Say nothing for `seconds` (longer than the client's timeout), then drop the connection."""
+        return cls("hang", seconds=seconds)
+
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Announce a full body, send half of it, then close the connection."""
+        return cls("truncate")
+
+    @classmethod
+    def malformed(cls) -> Fault:
+        """A 200 whose JSON body is cut off mid-object (complete at the HTTP level)."""
+        return cls("malformed")
+
+    @classmethod
+    def reset(cls) -> Fault:
+        """Close the connection without a response."""
+        return cls("reset")
+
+    @classmethod
+    def delay(cls, seconds: float) -> Fault:
+        """Answer normally after `seconds`."""
+        return cls("delay", seconds=seconds)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    body: Any  # the parsed JSON body (None for GET or an unparsable body)
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
+
+
+AnswerFn = Callable[[str, dict[str, Any]], "str | Reply"]
+
+
+def prompt_of(body: dict[str, Any]) -> str:
+    """The user text of a Responses or Chat request body (user messages joined by blank lines)."""
+    if isinstance(body.get("input"), str):
+        return body["input"]
+    messages = body.get("input") if "input" in body else body.get("messages")
+    texts = []
+    for message in messages or []:
+        if not isinstance(message, dict) or message.get("role", "user") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(
+                part.get("text", "")
+                for part in content
+                if isinstance(part, dict) and part.get("type") in ("input_text", "text")
+            )
+    return "\n\n".join(texts)
+
+
+class WireServer:
+    """The server; start() or `with` runs it in a background thread on an ephemeral port."""
+
+    def __init__(
+        self,
+        answer: AnswerFn | None = None,
+        *,
+        port: int = 0,
+        latency_s: float = 0.0,
+        transient_rate: float = 0.0,
+        seed: int = 0,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("gpt-5",),
+    ):
+        """latency_s delays every answer; transient_rate is the chance (seeded) that a request gets a
+        random 429/500/503 instead; api_key, when set, makes requests without it get a 401."""
+        self.answer: AnswerFn = answer or (lambda endpoint, body: DEFAULT_ANSWER)
+        self.latency_s = latency_s
+        self.transient_rate = transient_rate
+        self.api_key = api_key
+        self.models = models
+        self._random = random.Random(seed)
+        self._faults: deque[Fault] = deque()
+        self._records: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.wire = self  # type: ignore[attr-defined]
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """The base URL to give a client: http://127.0.0.1:<port>/v1"""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> WireServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="wire-server", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stopping.set()  # wakes hanging and delayed handlers
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._httpd.server_close()
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the replay-server command)."""
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self._stopping.set()
+            self._httpd.server_close()
+
+    def __enter__(self) -> WireServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- scripting ------------------------------------------------------------------------
+    def inject(self, *faults: Fault) -> None:
+        """Apply these faults to the next requests, one fault per request, in order."""
+        with self._lock:
+            self._faults.extend(faults)
+
+    def reset(self) -> None:
+        """Forget pending faults and recorded requests."""
+        with self._lock:
+            self._faults.clear()
+            self._records.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._records)
+
+    @property
+    def request_count(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    # -- used by the handler ----------------------------------------------------------------
+    def _record(self, request: RecordedRequest) -> Fault | None:
+        """Record the request and pick the fault it gets (if any)."""
+        with self._lock:
+            self._records.append(request)
+            if self._faults:
+                return self._faults.popleft()
+            if self.transient_rate and self._random.random() < self.transient_rate:
+                status = self._random.choice((429, 500, 503))
+                return Fault("status", status, "0" if status == 429 else None, message="injected random fault")
+        return None
+
+    def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self._stopping.wait(seconds)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stall
+    server_version = "llm-erm-wire/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by design
+        pass
+
+    @property
+    def wire(self) -> WireServer:
+        return self.server.wire  # type: ignore[attr-defined]
+
+    # -- entry points ---------------------------------------------------------------------
+    def do_GET(self) -> None:
+        fault = self.wire._record(RecordedRequest("GET", self.path, None, self._headers()))
+        if self._apply_fault(fault) or not self._authorised():
+            return
+        if self.path.rstrip("/") == "/v1/models":
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-erm"} for m in self.wire.models]
+            self._send_json(200, {"object": "list", "data": data})
+        else:
+            self._send_error(404, f"no route GET {self.path}", "not_found")
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        fault = self.wire._record(RecordedRequest("POST", self.path, body, self._headers()))
+        if self._apply_fault(fault) or not self._authorised():
+            return
+        endpoint = self.path.split("?", 1)[0].removeprefix("/v1/").rstrip("/")
+        if endpoint not in ENDPOINTS:
+            self._send_error(404, f"no route POST {self.path}: this server speaks /v1/responses and "
+                             "/v1/chat/completions", "not_found")
+            return
+        if not isinstance(body, dict):
+            self._send_error(400, "the request body is not a JSON object", "invalid_json")
+            return
+        if body.get("stream"):
+            self._send_error(400, "streaming is not supported by this server: send stream=false", "unsupported")
+            return
+        self.wire._sleep(self.wire.latency_s)
+        try:
+            reply = self.wire.answer(endpoint, body)
+        except WireError as exc:
+            self._send_error(exc.status, exc.message, exc.code)
+            return
+        if isinstance(reply, str):
+            reply = Reply(reply)
+        build = _responses_object if endpoint == "responses" else _chat_object
+        self._send_json(200, build(body, reply))
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        return {name.lower(): value for name, value in self.headers.items()}
+
+    def _authorised(self) -> bool:
+        key = self.wire.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        self._send_error(401, "Incorrect API key provided.", "invalid_api_key")
+        return False
+
+    def _apply_fault(self, fault: Fault | None) -> bool:
+        """Act out the fault; True when the request is finished with."""
+        if fault is None:
+            return False
+        if fault.kind == "delay":
+            self.wire._sleep(fault.seconds)
+            return False
+        if fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            self._send_error(fault.status, fault.message, "injected", headers)
+        elif fault.kind == "hang":
+            self.wire._sleep(fault.seconds)
+            self.close_connection = True
+        elif fault.kind == "reset":
+            self.close_connection = True
+        elif fault.kind == "truncate":
+            payload = json.dumps({"id": "resp_truncated", "object": "response", "output": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload[: len(payload) // 2])
+            self.close_connection = True
+        elif fault.kind == "malformed":
+            self._send_bytes(200, b'{"id": "resp_malformed", "object": "response", "output": [', {})
+        else:
+            raise ValueError(f"unknown fault kind {fault.kind!r}")
+        return True
+
+    def _send_error(self, status: int, message: str, code: str | None, headers: dict[str, str] | None = None):
+        kind = "invalid_request_error" if status < 500 and status != 429 else (
+            "rate_limit_error" if status == 429 else "server_error")
+        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+        self._send_bytes(status, json.dumps(body).encode(), headers or {})
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        self._send_bytes(status, json.dumps(payload).encode(), {})
+
+    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (its timeout); nothing to tell it
+
+
+# -- wire objects -------------------------------------------------------------------------------
+def _tokens(reply: Reply, prompt: str) -> tuple[int, int]:
+    prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, len(prompt) // 4)
+    completion = reply.completion_tokens
+    if completion is None:
+        completion = max(1, len(reply.text) // 4) + reply.reasoning_tokens
+    return prompt_tokens, completion
+
+
+def _responses_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    prompt_tokens, completion = _tokens(reply, prompt_of(body))
+    output: list[dict[str, Any]] = []
+    if reply.reasoning_tokens:
+        output.append({"type": "reasoning", "id": f"rs_{uuid.uuid4().hex}", "summary": []})
+    for code, logs in reply.code_interpreter_calls:
+        output.append({
+            "type": "code_interpreter_call", "id": f"ci_{uuid.uuid4().hex}", "status": "completed",
+            "code": code, "container_id": f"cntr_{uuid.uuid4().hex}", "outputs": [{"type": "logs", "logs": logs}],
+        })
+    output.append({
+        "type": "message", "id": f"msg_{uuid.uuid4().hex}", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}],
+    })
+    return {
+        "id": f"resp_{uuid.uuid4().hex}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": None,
+        "model": reply.model or body.get("model", ""),
+        "output": output,
+        "parallel_tool_calls": True,
+        "reasoning": body.get("reasoning") or {"effort": None, "summary": None},
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools", []),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "usage": {
+            "input_tokens": prompt_tokens,
+            "input_tokens_details": {"cached_tokens": reply.cached_tokens},
+            "output_tokens": completion,
+            "output_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+            "total_tokens": prompt_tokens + completion,
+        },
+    }
+
+
+def _chat_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    prompt_tokens, completion = _tokens(reply, prompt_of(body))
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": reply.model or body.get("model", ""),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": reply.text, "refusal": None},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": reply.cached_tokens},
+            "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
+        },
+        "system_fingerprint": None,
+    }
