@@ -33,6 +33,7 @@ class GridConfig(BaseModel):
     val_size: int = Field(100, ge=2)
     test_size: int = Field(10000, ge=2)
     seed: int = 42
+    alphabet: str | None = None  # binary | decimal, for user targets (module:callable)
 
     proposer: ProposerKind | None = None  # None: openai-responses with a key, else the offline enumerator
     model: str = "gpt-5"
@@ -69,6 +70,10 @@ class GridConfig(BaseModel):
     def _check(self) -> GridConfig:
         if self.run_id is not None and (not self.run_id or any(c in self.run_id for c in "/\\ ")):
             raise ValueError(f"run id {self.run_id!r} must be a non-empty name without slashes or spaces")
+        from llm_erm.proposers.prompt import VARIANTS
+
+        if self.prompt_variant is not None and self.prompt_variant not in VARIANTS:
+            raise ValueError(f"unknown prompt variant {self.prompt_variant!r}: use one of {', '.join(VARIANTS)}")
         return self
 
     # --- derived -----------------------------------------------------------------------------------
@@ -94,7 +99,7 @@ class GridConfig(BaseModel):
     def proposer_config(self):
         from llm_erm.proposers import ProposerConfig
 
-        return ProposerConfig(
+        return ProposerConfig.from_options(
             kind=self.resolved_proposer(),
             model=self.model,
             base_url=self.base_url,
@@ -109,20 +114,18 @@ class GridConfig(BaseModel):
             enumerate_max_seconds=self.enumerate_max_seconds,
         )
 
+    def template_text(self) -> str | None:
+        """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""
+        from llm_erm.proposers.prompt import load_template
+
+        return load_template(Path(self.prompt_template)) if self.prompt_template else None
+
     def dataset_specs(self):
         """Every cell's DatasetSpec, validated before any work (UsageError on the first bad one)."""
-        from llm_erm.datasets import SEED_TARGETS, DatasetSpec, resolve_target
+        from llm_erm.datasets import make_specs
 
-        specs = []
-        for function in self.functions or list(SEED_TARGETS):
-            target = resolve_target(function)
-            for length in self.lengths or list(target.default_lengths):
-                spec = DatasetSpec(
-                    target=target.id, length=length, train_size=self.train_size, val_size=self.val_size,
-                    test_size=self.test_size, seed=self.seed,
-                )
-                spec.validate()
-                specs.append(spec)
+        specs = make_specs(self.functions, self.lengths, train_size=self.train_size, val_size=self.val_size,
+                           test_size=self.test_size, seed=self.seed, alphabet=self.alphabet)
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs

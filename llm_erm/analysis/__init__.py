@@ -103,7 +103,6 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
     result.selection_mismatches = _selection_mismatches(attempts)
 
     report_dir = run_dir / ledger.REPORT_DIR
-    run_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".report."))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who can read the run
     try:
@@ -142,8 +141,6 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             facts=facts,
             manifest=manifest,
             cells=cells,
-            status_table=status,
-            pass_at_k=curves,
             leakage=leakage,
             plots=drawn,
         )

@@ -4,7 +4,8 @@ Leakage means held-out information reaching the learner. It fails the run (Leaka
 - `split_overlap`: an input string in two splits of one dataset store (must be 0);
 - `duplicate_inputs` in train or val (each must hold distinct inputs);
 - `heldout_input_in_code`: a candidate whose code contains a validation or test input it was never shown;
-- `dataset_unreadable`: a dataset the run used is missing or malformed, so it cannot be checked.
+- `dataset_unreadable`: a dataset the run used is missing or malformed, or a cell's rows name no dataset,
+  so it cannot be checked (unverifiable is not clean).
 
 Reported, not failing (`severity == "warning"`):
 - `training_input_in_code`: a candidate that hard-codes a training input. The model was shown it, so it is
@@ -28,6 +29,12 @@ SPLITS = ("train", "val", "test")
 MIN_LITERAL_CHARS = 8
 MAX_EXAMPLES = 3  # inputs quoted in a finding's detail
 LEAK, WARNING = "leak", "warning"
+DATASET_COLUMNS = (
+    ["dataset_path", "target", "length"]
+    + [f"{split}_{what}" for what in ("size", "distinct") for split in SPLITS]
+    + [f"{split}_duplicates" for split in SPLITS]
+    + ["overlap_train_val", "overlap_train_test", "overlap_val_test"]
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ def _check_dataset(path: str, target: str, length: int) -> tuple[dict, list[Find
     findings = []
     for name in SPLITS:
         row[f"{name}_size"] = len(splits[name])
+    for name in SPLITS:
         row[f"{name}_distinct"] = len(distinct[name])
     for name in SPLITS:
         repeats = Counter(splits[name])
@@ -140,19 +148,25 @@ class _LiteralFinder:
         return {split: sorted(inputs) for split, inputs in found.items()}
 
 
-def check_leakage(source: pd.DataFrame | Path) -> LeakageReport:
+def check_leakage(source: pd.DataFrame | Path | str) -> LeakageReport:
     """Check every dataset the run used and every candidate's code (see the module doc).
 
     `source` is a run directory or its attempt rows (a DataFrame with the ledger columns).
     """
-    if isinstance(source, Path):
+    if isinstance(source, str | Path):
         from llm_erm.results.ledger import read_attempts
 
-        source = read_attempts(source).to_pandas()
+        source = read_attempts(Path(source)).to_pandas()
     attempts = source
     report = LeakageReport()
     rows = []
     used = attempts[attempts["dataset_path"].notna()]
+    unnamed = attempts.groupby(["target", "length"])["dataset_path"].count()
+    for target, length in unnamed[unnamed == 0].index:
+        report.findings.append(
+            Finding("dataset_unreadable", LEAK, "", target, int(length), 1,
+                    "no attempt of this cell records its dataset_path, so its splits cannot be checked")
+        )
     for (path, target, length), candidates in used.groupby(["dataset_path", "target", "length"], sort=True):
         length = int(length)
         try:
@@ -180,5 +194,5 @@ def check_leakage(source: pd.DataFrame | Path) -> LeakageReport:
                             f"e.g. {_examples(inputs)}",
                             trial=int(trial), attempt=int(attempt))
                 )
-    report.datasets = pd.DataFrame(rows)
+    report.datasets = pd.DataFrame(rows, columns=DATASET_COLUMNS)
     return report

@@ -89,6 +89,7 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; 
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
+table.text td { text-align: left; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .verdict { display: inline-block; padding: 0.3em 0.8em; border-radius: 4px; color: white; font-weight: bold; }
 .pass { background: #2e7d32; } .fail { background: #c62828; }
@@ -98,11 +99,28 @@ pre { background: #f7f7f7; padding: 1em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
-def _table_html(frame: pd.DataFrame, float_digits: int = 3) -> str:
+def _table_html(frame: pd.DataFrame, float_digits: int = 3, css_class: str = "") -> str:
     if frame.empty:
         return "<p>(none)</p>"
-    html_table = frame.to_html(index=False, na_rep="—", border=0, float_format=lambda v: f"{v:.{float_digits}f}")
+    frame = frame.astype(object).where(frame.notna(), "—")
+    html_table = frame.to_html(
+        index=False, border=0, classes=css_class, float_format=lambda v: f"{v:.{float_digits}f}"
+    )
     return f'<div class="scroll">{html_table}</div>'
+
+
+def status_counts(cells: pd.DataFrame) -> pd.DataFrame:
+    """Attempts per status for every status that occurs in the run, and the share of ok attempts."""
+    occurring = [c for c in cells.columns if c.startswith("n_") and cells[c].any()]
+    table = cells[["target", "length", "attempts", *occurring]].rename(columns=lambda c: c.removeprefix("n_"))
+    return table.assign(ok_share=cells["share_ok"])
+
+
+def pass_at_k_wide(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell, pass@1..K of validation = 1.0, then of test >= 0.99."""
+    columns = [c for c in cells.columns if c.startswith(("val_pass_at_", "test_pass_at_"))]
+    renamed = {c: c.replace("_pass_at_", " @") for c in columns}
+    return cells[["target", "length", *columns]].rename(columns=renamed)
 
 
 def png_data_uri(path: Path) -> str:
@@ -116,8 +134,6 @@ def write_html_report(
     facts: dict[str, Any],
     manifest: dict,
     cells: pd.DataFrame,
-    status_table: pd.DataFrame,
-    pass_at_k: pd.DataFrame,
     leakage: LeakageReport,
     plots: dict[str, Path],
 ) -> Path:
@@ -150,15 +166,16 @@ trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of f
 <h2>Plots</h2>
 {figures}
 <h2>Leakage checks</h2>
-{_table_html(findings)}
+{_table_html(findings, css_class="text")}
 <h3>Dataset stores</h3>
 {_table_html(leakage.datasets)}
 <h2>Compile / verify status per cell</h2>
-{_table_html(status_table, 2)}
+{_table_html(status_counts(cells), 2)}
 <h2>pass@k</h2>
-<p>Unbiased estimator 1 - C(n-c,k)/C(n,k) per trial, averaged over trials; a trial of n &lt; k attempts
+<p>"val @k": some attempt among k reaches validation accuracy 1.0; "test @k": test accuracy &gt;= 0.99.
+Unbiased estimator 1 - C(n-c,k)/C(n,k) per trial, averaged over trials; a trial of n &lt; k attempts
 contributes pass@n.</p>
-{_table_html(pass_at_k)}
+{_table_html(pass_at_k_wide(cells))}
 <h2>Run configuration</h2>
 <pre>{esc(json.dumps(manifest, indent=2, sort_keys=True, default=str))}</pre>
 </body></html>

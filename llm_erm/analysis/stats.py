@@ -134,54 +134,61 @@ def pass_at_k_table(trials: pd.DataFrame, max_k: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["target", "length", "k", "val_pass_at_k", "test_pass_at_k"])
 
 
+def _selected_accuracy(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: mean, population std and 95% CI of the selected test accuracy, mean and std of validation."""
+    rows = {}
+    for key, cell in trials[trials["scored"]].groupby(CELL_KEYS, sort=True):
+        test_mean, test_std, test_low, test_high = mean_std_ci(cell["selected_test_acc"])
+        val_mean, val_std, _, _ = mean_std_ci(cell["selected_val_acc"])
+        rows[key] = {
+            "test_mean": test_mean, "test_std": test_std, "test_ci_low": test_low, "test_ci_high": test_high,
+            "val_mean": val_mean, "val_std": val_std, "val_test_gap": val_mean - test_mean,
+        }
+    columns = ["test_mean", "test_std", "test_ci_low", "test_ci_high", "val_mean", "val_std", "val_test_gap"]
+    index = pd.MultiIndex.from_tuples(list(rows), names=CELL_KEYS)
+    return pd.DataFrame(list(rows.values()), index=index, columns=columns)
+
+
 def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
     """One row per cell (target, length): counts, status shares, selected accuracies, tokens, cost, pass@k."""
+    if attempts.empty:
+        return pd.DataFrame()
     trials = summarize_trials(attempts)
-    max_k = int(attempts["attempt"].max()) if len(attempts) else 0
-    rows = []
-    for (target, length), cell in attempts.groupby(CELL_KEYS, sort=True):
-        cell_trials = trials[(trials["target"] == target) & (trials["length"] == length)]
-        scored = cell_trials[cell_trials["scored"]]
-        test_mean, test_std, test_lo, test_hi = mean_std_ci(scored["selected_test_acc"])
-        val_mean, val_std, _, _ = mean_std_ci(scored["selected_val_acc"])
-        answered = cell["status"].isin(VERIFY_STATUSES)
-        priced = cell["cost_usd"].notna()
-        row = {
-            "target": target,
-            "target_name": cell["target_name"].iloc[0],
-            "length": length,
-            "trials": len(cell_trials),
-            "trials_scored": len(scored),
-            "attempts": len(cell),
-            "attempts_made_mean": float(cell_trials["attempts_made"].mean()),
-            "early_stops": int(cell_trials["stopped_early"].sum()),
-            "test_mean": test_mean,
-            "test_std": test_std,
-            "test_ci_low": test_lo,
-            "test_ci_high": test_hi,
-            "val_mean": val_mean,
-            "val_std": val_std,
-            "val_test_gap": val_mean - test_mean,
-        }
-        for column in TOKEN_COLUMNS:
-            row[column] = int(cell[column].fillna(0).sum())
-        row["cost_usd"] = float(cell.loc[priced, "cost_usd"].sum()) if priced.any() else math.nan
-        row["unpriced_attempts"] = int((answered & ~priced).sum())
-        counts = cell["status"].value_counts()
-        for status in STATUSES:
-            row[f"n_{status}"] = int(counts.get(status, 0))
-        for status in STATUSES:
-            row[f"share_{status}"] = row[f"n_{status}"] / len(cell)
-        rows.append(row)
-    cells = pd.DataFrame(rows)
-    if cells.empty:
-        return cells
-    curves = pass_at_k_table(trials, max_k)
+    df = attempts.assign(
+        answered_unpriced=attempts["status"].isin(VERIFY_STATUSES) & attempts["cost_usd"].isna(),
+        **{column: attempts[column].fillna(0).astype("int64") for column in TOKEN_COLUMNS},
+    )
+    usage = df.groupby(CELL_KEYS, sort=True).agg(
+        target_name=("target_name", "first"),
+        attempts=("attempt", "size"),
+        **{column: (column, "sum") for column in TOKEN_COLUMNS},
+        cost_usd=("cost_usd", lambda cost: cost.sum(min_count=1)),  # NaN when nothing is priced
+        unpriced_attempts=("answered_unpriced", "sum"),
+    )
+    counts = trials.groupby(CELL_KEYS, sort=True).agg(
+        trials=("trial", "size"),
+        trials_scored=("scored", "sum"),
+        attempts_made_mean=("attempts_made", "mean"),
+        early_stops=("stopped_early", "sum"),
+    )
+    statuses = (
+        pd.crosstab([df["target"], df["length"]], df["status"]).reindex(columns=list(STATUSES), fill_value=0)
+    )
+    shares = statuses.div(statuses.sum(axis=1), axis=0)
+    cells = (
+        usage[["target_name", "attempts"]]
+        .join(counts)
+        .join(_selected_accuracy(trials))
+        .join(usage.drop(columns=["target_name", "attempts"]))
+        .join(statuses.add_prefix("n_"))
+        .join(shares.add_prefix("share_"))
+    )
+    curves = pass_at_k_table(trials, int(attempts["attempt"].max()))
     for metric in ("val", "test"):
         wide = curves.pivot(index=CELL_KEYS, columns="k", values=f"{metric}_pass_at_k")
-        wide.columns = [f"{metric}_pass_at_{k}" for k in wide.columns]
-        cells = cells.merge(wide.reset_index(), on=CELL_KEYS, how="left")
-    return cells
+        cells = cells.join(wide.rename(columns=lambda k, m=metric: f"{m}_pass_at_{k}"))
+    cells = cells.reset_index()
+    return cells[["target", "target_name", "length", *cells.columns.drop(["target", "target_name", "length"])]]
 
 
 def progression(attempts: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,105 @@
-"""`llm-erm` subcommands: analyze (filled in by its issue)."""
+"""`llm-erm analyze` and `llm-erm compare`: the analysis of one run, and one run against a baseline.
+
+Exit codes (so scripts and CI can act on them): 0 clean; 1 the run leaked (analyze) or regressed (compare);
+2 bad input, nothing written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from llm_erm.errors import UsageError
+
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
+
+
+def _run_dir(results_dir: Path, run_id: str) -> Path:
+    """The directory of a run that has attempts, or a UsageError naming the runs that exist."""
+    run_dir = results_dir / run_id
+    if not (run_dir / "attempts").is_dir():
+        known = [p.parent.name for p in results_dir.glob("*/attempts")] if results_dir.is_dir() else []
+        hint = f"known runs: {', '.join(sorted(known))}" if known else "pass --results-dir where the runs are"
+        raise UsageError(f"no run '{run_id}' with attempts under {results_dir}/: {hint}")
+    return run_dir
+
+
+def _print_table(frame, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == frame.columns[0] else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*("—" if value != value else str(value) for value in row))
+    console = Console()
+    console.width = max(console.width, 120)  # piped output defaults to 80 columns: too narrow for the table
+    console.print(table)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def analyze(
+        run_id: Annotated[str, typer.Option("--run-id", help="The run to analyse (a directory under --results-dir).")],
+        results_dir: ResultsDir = Path("results"),
+    ) -> None:
+        """Leakage checks, statistics, tables, plots and the HTML report of a run.
+
+        Writes results/<run_id>/summary.parquet and results/<run_id>/report/: report.html, the PNG plots and every table as Parquet and CSV. Exits 1 when the leakage check fails.
+
+        Example: llm-erm analyze --run-id 3f9c2a1b --results-dir results
+        """
+        run_dir = _run_dir(results_dir, run_id)
+        from llm_erm.analysis import analyze_run
+        from llm_erm.analysis.report import headline_table
+
+        result = analyze_run(run_dir)
+        terminal_columns = ["L", "trials", "test acc (95% CI)", "val acc", "val-test gap", "early stops",
+                            "ok share", "cost"]
+        headline = headline_table(result.cells)
+        _print_table(headline[terminal_columns].assign(target=result.cells["target"])[["target", *terminal_columns]],
+                     f"run {result.run_id}")
+        for finding in result.leakage.leaks:
+            typer.echo(f"leak: {finding.kind} in {finding.dataset_path}: {finding.detail}")
+        warnings = Counter(f.kind for f in result.leakage.findings if f.severity == "warning")
+        for kind, count in sorted(warnings.items()):
+            typer.echo(f"warning: {count} x {kind} (listed in the report)")
+        verdict = "leakage check passed" if result.ok else f"FAILED: {len(result.leakage.leaks)} leakage finding(s)"
+        typer.echo(f"{verdict}\nreport: {result.report_path}")
+        if not result.ok:
+            raise typer.Exit(1)
+
+    @app.command()
+    def compare(
+        baseline: Annotated[str, typer.Argument(help="Run id of the baseline (e.g. last night's run).")],
+        candidate: Annotated[str, typer.Argument(help="Run id of the run to check against it.")],
+        results_dir: ResultsDir = Path("results"),
+    ) -> None:
+        """Compare two runs cell by cell and list the regressions.
+
+        A cell regresses when its mean selected test accuracy dropped by more than max(2 x combined standard error, 0.02), when its share of ok attempts dropped by more than max(2 x combined binomial standard error, 0.10), or when it lost every scored trial. Exits 1 when there is a regression.
+
+        Example: llm-erm compare nightly-2026-01-01 nightly-2026-01-02
+        """
+        baseline_dir, candidate_dir = _run_dir(results_dir, baseline), _run_dir(results_dir, candidate)
+        from llm_erm.analysis.compare import compare_runs
+
+        comparison = compare_runs(baseline_dir, candidate_dir)
+        if len(comparison.table):
+            shown = comparison.table[
+                ["target", "length", "baseline_test_mean", "candidate_test_mean", "test_delta", "test_threshold",
+                 "baseline_ok_share", "candidate_ok_share", "reasons"]
+            ].round(3)
+            _print_table(shown, f"{candidate} vs baseline {baseline}")
+        for name, cells in (("baseline", comparison.only_in_baseline), ("candidate", comparison.only_in_candidate)):
+            if cells:
+                typer.echo(f"only in the {name}: " + ", ".join(f"{t} L{length}" for t, length in cells))
+        for regression in comparison.regressions:
+            typer.echo(f"REGRESSION {regression.target} L{regression.length} {regression.kind}: {regression.detail}")
+        typer.echo(f"{len(comparison.table)} cell(s) compared, {len(comparison.regressions)} regression(s)")
+        if comparison.regressions:
+            raise typer.Exit(1)

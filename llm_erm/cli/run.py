@@ -36,6 +36,7 @@ def run(
     trials: int = typer.Option(1, help="Independent trials per cell."),
     train_size: int = typer.Option(100), val_size: int = typer.Option(100), test_size: int = typer.Option(10000),
     seed: int = typer.Option(42),
+    alphabet: Optional[str] = typer.Option(None, help="binary | decimal: the alphabet of a module:callable target."),
     proposer: Optional[str] = typer.Option(None, help="openai-responses | openai-chat | enumerate | replay "
                                                        "(default: openai-responses with OPENAI_API_KEY, else enumerate)."),
     model: str = typer.Option("gpt-5"),
@@ -68,6 +69,7 @@ def run(
     except ValueError as exc:
         raise UsageError(_first_error(exc)) from None
     config.dataset_specs()  # refuse a bad grid before Prefect starts
+    config.template_text()
     from llm_erm.proposers import make_proposer
 
     make_proposer(config.proposer_config()).preflight()

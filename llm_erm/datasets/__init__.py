@@ -3,6 +3,7 @@
 Plain Python: nothing here imports Prefect.
 """
 
+from llm_erm.datasets.batch import build_all, make_specs
 from llm_erm.datasets.store import (
     GENERATOR_VERSION,
     Dataset,
@@ -30,9 +31,11 @@ __all__ = [
     "DatasetSpec",
     "Split",
     "Target",
+    "build_all",
     "build_dataset",
     "dataset_status",
     "get_target",
+    "make_specs",
     "open_dataset",
     "parity_rand_positions",
     "resolve_target",

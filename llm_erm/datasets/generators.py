@@ -299,7 +299,9 @@ def _graph_with_rank(rnd: random.Random, n_edges: int, rank: int) -> str:
     edge order and direction are shuffled afterwards. The forest keeps enough unused vertex ids
     for its remaining edges, and the length check keeps it within the 99 ids.
     """
-    ids = rnd.sample(range(1, T.GRAPH_MAX_VERTEX + 1), T.GRAPH_MAX_VERTEX)
+    n_forest = n_edges - rank
+    # 2 ids per forest edge at most (+1 for a lone self-loop vertex); never more than the 99 ids.
+    ids = rnd.sample(range(1, T.GRAPH_MAX_VERTEX + 1), min(T.GRAPH_MAX_VERTEX, 2 * n_forest + 1))
     component: dict[int, int] = {}  # vertex -> component label
     edges: list[tuple[int, int]] = []
 
@@ -308,7 +310,6 @@ def _graph_with_rank(rnd: random.Random, n_edges: int, rank: int) -> str:
         component[v] = label
         return v
 
-    n_forest = n_edges - rank
     for step in range(n_forest):
         vertices = list(component)
         labels = sorted(set(component.values()))
@@ -362,8 +363,19 @@ def _graph_sampler(length: int, label: int) -> Draw:
 # ---------------------------------------------------------------- dispatch
 
 
+def _pool_sampler(pool: tuple[str, ...]) -> Draw:
+    """A labelled file's inputs of one class, each call a fresh random order of the pool."""
+
+    def draw(rng: np.random.Generator, n: int) -> list[str]:
+        return [pool[i] for i in rng.permutation(len(pool))[:n]]
+
+    return draw
+
+
 def class_sampler(target: Target, length: int, label: int) -> Draw:
     """Candidate inputs of `target` at `length` whose label is `label`."""
+    if target.examples is not None:
+        return _pool_sampler(target.examples[label])
     if target.id in ("fn_c", "fn_d"):
         return _pattern_sampler(T.PATTERN_1 if target.id == "fn_c" else T.PATTERN_2, length, label)
     if target.id == "fn_g":
@@ -403,6 +415,8 @@ def _count_containing(pattern: str, length: int) -> int:
 def class_capacity(target: Target, length: int) -> tuple[int, int] | None:
     """(negatives, positives): distinct inputs each class's generator can produce, or None when
     both are plentiful (far beyond any sensible request)."""
+    if target.examples is not None:
+        return len(target.examples[0]), len(target.examples[1])
     if target.id in ("fn_c", "fn_d"):
         positives = _count_containing(T.PATTERN_1 if target.id == "fn_c" else T.PATTERN_2, length)
         return 2**length - positives, positives
@@ -424,3 +438,15 @@ def class_capacity(target: Target, length: int) -> tuple[int, int] | None:
     labels = fast(symbols) if fast else np.array([target.label(x) for x in symbols_to_strings(symbols)])
     positives = int(np.count_nonzero(labels))
     return base**length - positives, positives
+
+
+PROBE_DRAWS = 4096
+
+
+def probe_classes(target: Target, length: int) -> tuple[int, int]:
+    """(negatives, positives) among PROBE_DRAWS uniform strings: a cheap check, before any work, that
+    a user function takes both values (the generator itself would also give up, but later)."""
+    base = 10 if target.alphabet == "decimal" else 2
+    symbols = np.random.default_rng(0).integers(0, base, size=(PROBE_DRAWS, length), dtype=np.uint8)
+    positives = sum(target.label(x) for x in symbols_to_strings(symbols))
+    return PROBE_DRAWS - positives, positives

@@ -20,9 +20,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llm_erm.datasets.generators import class_capacity, class_sampler
+from llm_erm.datasets.generators import PROBE_DRAWS, class_capacity, class_sampler, probe_classes
 from llm_erm.datasets.splits import SPLITS, generate_splits
-from llm_erm.datasets.targets import Target, resolve_target
+from llm_erm.datasets.targets import Target, is_user_target, resolve_target
 from llm_erm.errors import UsageError
 
 # Bump when a generator changes what it produces: ids change and old stores are rebuilt.
@@ -40,7 +40,7 @@ class DatasetSpec:
     val_size: int = 100
     test_size: int = 10000
     seed: int = 42
-    alphabet: str | None = None  # only for user targets "module.path:callable"
+    alphabet: str | None = None  # only for user targets (a callable, a labelled file)
 
     @property
     def target_obj(self) -> Target:
@@ -93,6 +93,15 @@ class DatasetSpec:
                 )
         target.validate_length(self.length)
         capacity = class_capacity(target, self.length)
+        if capacity is None and is_user_target(target.id):  # a user function over a large space: probe it
+            counts = probe_classes(target, self.length)
+            for label, seen in zip((0, 1), counts, strict=True):
+                if not seen:
+                    raise UsageError(
+                        f"user target {target.id} never returned {label} on {PROBE_DRAWS} random "
+                        f"{target.alphabet} inputs of length {self.length}: it must take both values "
+                        "often enough to fill balanced splits"
+                    )
         if capacity is None:
             return
         needed = (self.train_size + self.val_size) // 2 + 1  # distinct train+val, and one left for test
@@ -153,7 +162,8 @@ class Dataset:
             raise ValueError(f"unknown split {name!r}: use one of {', '.join(SPLITS)}")
         if name not in self._splits:
             text = (self.path / f"{name}.txt").read_text(encoding="utf-8")
-            self._splits[name] = Split(text.splitlines())
+            # Split on "\n" only: str.splitlines would also break inside inputs at \x0b, \u2028, ...
+            self._splits[name] = Split(text.removesuffix("\n").split("\n") if text else [])
         return self._splits[name]
 
 
@@ -254,7 +264,11 @@ def build_dataset(spec: DatasetSpec, datasets_dir: Path) -> Dataset:
         for split, data in files.items():
             (staging / f"{split}.txt").write_bytes(data)
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if final.exists():  # corrupt or stale: move it aside, then swap the new one in
+        if final.exists():
+            finished = open_dataset(spec, datasets_dir)  # another builder may have just finished it
+            if finished is not None:
+                return finished
+            # Corrupt or stale: move it aside, then swap the new one in.
             trash = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
             os.replace(final, trash / "store")
             shutil.rmtree(trash, ignore_errors=True)

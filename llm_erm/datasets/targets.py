@@ -39,6 +39,8 @@ class Target:
     params: Callable[[int], dict] | None = field(default=None, repr=False)
     # Refuses a length the target cannot be defined or generated at (UsageError).
     check_length: Callable[[int], None] | None = field(default=None, repr=False)
+    # A labelled-file target's distinct inputs per class (negatives, positives): sampled, not generated.
+    examples: tuple[tuple[str, ...], tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
 
     def params_for(self, length: int) -> dict:
         return self.params(length) if self.params else {}
@@ -322,8 +324,20 @@ def get_target(target_id: str) -> Target:
     return target
 
 
+FILE_SUFFIXES = (".csv", ".parquet")
+
+
+def is_user_target(spec: str) -> bool:
+    return ":" in spec or spec.lower().endswith(FILE_SUFFIXES)
+
+
 def resolve_target(spec: str, alphabet: str | None = None) -> Target:
-    """A built-in target ("fn_a", "parity_all") or a user target ("module.path:callable")."""
+    """A built-in target ("fn_a", "parity_all") or a user target: "module.path:callable", or a
+    labelled file "path/to/data.csv|.parquet" with `input` and `label` columns."""
+    if spec.lower().endswith(FILE_SUFFIXES):
+        from llm_erm.datasets.custom import load_file_target
+
+        return load_file_target(spec, alphabet)
     if ":" in spec:
         from llm_erm.datasets.custom import load_callable_target
 

@@ -53,6 +53,7 @@ def start_runtime(config: GridConfig) -> runtime.Runtime:
         budget=Budget(config.budget_usd, spent_usd(run_dir)),
         call_slots=threading.BoundedSemaphore(config.concurrency),
         propose_task=propose.with_options(retry_delay_seconds=backoff(config.retry_delay_s)),
+        template=config.template_text(),
     )
     runtime.register(rt)
     return rt
@@ -82,7 +83,7 @@ def write_manifest(rt: runtime.Runtime, specs: list) -> None:
     )
 
 
-@task(name="aggregate", cache_policy=NO_CACHE)
+@task(name="aggregate", task_run_name="aggregate", cache_policy=NO_CACHE)
 def aggregate(run_dir: str) -> list[dict[str, Any]]:
     """Per-cell summary of the whole ledger (all sessions of this run id), written as summary.parquet."""
     from llm_erm.analysis.stats import summarize_cells
@@ -114,11 +115,13 @@ def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
         progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
                                             description=f"trials of run {rt.run_id}")
         failed: list[str] = []
-        with ThreadPoolTaskRunner(max_workers=config.concurrency + 2) as runner:
+        # Cells are prepared first, so that `concurrency` bounds the trials in flight exactly.
+        with ThreadPoolTaskRunner(max_workers=config.concurrency) as runner:
             datasets = {s: runner.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
                         for s in cells}
             prompts = {s: runner.submit(build_prompt, {"run_id": rt.run_id, "spec": datasets[s], "label": cell_label(s)})
                        for s in cells}
+            prompts = {s: future.result() for s, future in prompts.items()}
             trials = [
                 runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": prompts[spec], "trial": t,
                                           "label": cell_label(spec, t)})
@@ -164,6 +167,7 @@ def erm_grid(
     val_size: int = 100,
     test_size: int = 10000,
     seed: int = 42,
+    alphabet: str | None = None,
     proposer: str | None = None,
     model: str = "gpt-5",
     base_url: str | None = None,
@@ -226,7 +230,7 @@ def dry_run_prompts(config: GridConfig, specs: list) -> dict[str, Any]:
     from llm_erm.datasets import build_dataset
     from llm_erm.proposers.prompt import build_prompt as render
 
-    template = Path(config.prompt_template).read_text(encoding="utf-8") if config.prompt_template else None
+    template = config.template_text()
     calls = 0
     for spec in specs:
         prompt = render(build_dataset(spec, Path(config.datasets_dir)), variant=config.prompt_variant, template=template)

@@ -3,8 +3,8 @@
 from llm_erm.proposers.base import (
     PermanentProposerError,
     Proposal,
-    ProposeRequest,
     Proposer,
+    ProposeRequest,
     TransientProposerError,
     Usage,
 )

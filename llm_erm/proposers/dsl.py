@@ -25,8 +25,9 @@ import numpy as np
 
 DSL_VERSION = "1"
 
-# Value types. BIT values are 0/1 (bools or ints); BIG are integers that may exceed int64
-# (the value of a 100-digit string); INT are small non-negative integers (counts, residues).
+# Value types. BIT values are 0/1 (bools or ints), stored as packed bits (np.packbits rows: eight
+# inputs a byte, so AND/OR/XOR run on bytes); BIG are integers that may exceed int64 (the value of
+# a 100-digit string); INT are small non-negative integers (counts, residues).
 STR, INT, BIG, BIT = "str", "int", "big", "bit"
 
 MAX_SIZE = 64  # far beyond any budget; only guarantees the loop ends when the banks stop growing
@@ -173,18 +174,22 @@ UNARY: tuple[_Unary, ...] = (
     _Unary("isprime", INT, BIT, _no_literal, lambda b, _: _is_prime_block(b), "isprime({})".format),
     _Unary("equals", INT, BIT, _thresholds, lambda b, v: b == v, "({} == {})".format, _splits_equal),
     _Unary("less", INT, BIT, _thresholds, lambda b, v: b < v, "({} < {})".format, _splits_less),
-    _Unary("not", BIT, BIT, _no_literal, lambda b, _: ~b, "(not {})".format),
+    # The literal is the mask of the bits that stand for inputs: negation leaves the padding at 0.
+    _Unary("not", BIT, BIT, lambda s, b: (s.padding_mask,), lambda b, mask: ~b & mask, lambda a, _: f"(not {a})"),
 )
 
 BINARY: tuple[_Binary, ...] = (
-    _Binary("and", (BIT, BIT), BIT, np.logical_and, "({a} & {b})", True),
-    _Binary("or", (BIT, BIT), BIT, np.logical_or, "({a} | {b})", True),
-    _Binary("xor", (BIT, BIT), BIT, np.logical_xor, "({a} ^ {b})", True),
+    _Binary("and", (BIT, BIT), BIT, np.bitwise_and, "({a} & {b})", True),
+    _Binary("or", (BIT, BIT), BIT, np.bitwise_or, "({a} | {b})", True),
+    _Binary("xor", (BIT, BIT), BIT, np.bitwise_xor, "({a} ^ {b})", True),
     _Binary("add", (INT, INT), INT, np.add, "({a} + {b})", True),
     _Binary("equals", (INT, INT), BIT, np.equal, "({a} == {b})", True),
     _Binary("less", (INT, INT), BIT, np.less, "({a} < {b})", False),
     _Binary("equals", (STR, STR), BIT, np.equal, "({a} == {b})", True),
 )
+
+
+_POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
 
 
 class _Stop(Exception):
@@ -247,7 +252,9 @@ class _Search:
         self.substrings = mine_substrings(inputs, labels)
         self.levels: dict[str, dict[int, _Level]] = {t: {} for t in (STR, INT, BIG, BIT)}
         self.seen: dict[str, set[Any]] = {t: set() for t in (STR, INT, BIG, BIT)}
-        self.target_key = self._keys(BIT, self.labels[None, :])[0]
+        self.padding_mask = np.packbits(np.ones(self.n, dtype=bool))
+        self.packed_labels = np.packbits(self.labels)
+        self.target_key = self._keys(BIT, self.packed_labels[None, :])[0]
         self.enumerated = 0
         self.solved = False
         self.budget_exhausted = False
@@ -256,7 +263,7 @@ class _Search:
 
     def _keys(self, kind: str, block: np.ndarray) -> list[Any]:
         if kind == BIT:
-            packed = np.ascontiguousarray(np.packbits(block, axis=1))
+            packed = np.ascontiguousarray(block)
             return packed.view(np.dtype((np.void, packed.shape[1]))).ravel().tolist()
         if kind == INT:
             block = np.ascontiguousarray(block, dtype=np.int64)
@@ -265,8 +272,8 @@ class _Search:
 
     def _emit(self, kind: str, size: int, block: np.ndarray, render: Callable[[list[int]], list[str]]) -> None:
         """Keep the rows of `block` (new programs in enumeration order) that show a new behaviour."""
-        if kind == BIT:
-            block = block.astype(bool, copy=False)
+        if kind == BIT and block.dtype != np.uint8:  # a comparison's booleans: pack them
+            block = np.packbits(block.astype(bool, copy=False), axis=1)
         room = self.max_programs - self.enumerated
         truncated = len(block) > room
         if truncated:
@@ -341,7 +348,7 @@ class _Search:
                 self._emit(op.out, size, out, lambda rows, i=i, j=j, le=left.exprs, re=right.exprs: [
                     op.render.format(a=le[i[r]], b=re[j[r]]) for r in rows])
 
-    def run(self) -> Enumeration:
+    def run(self, keep: int) -> Enumeration:
         try:
             self._terminals()
             for size in range(2, MAX_SIZE + 1):
@@ -351,9 +358,9 @@ class _Search:
                     self._binary(binary, size)
         except _Stop:
             pass
-        return self._result()
+        return self._result(keep)
 
-    def _result(self, keep: int = 100) -> Enumeration:
+    def _result(self, keep: int) -> Enumeration:
         exprs: list[str] = []
         sizes: list[int] = []
         chunks: list[np.ndarray] = []
@@ -361,8 +368,9 @@ class _Search:
             chunks.append(level.values)
             exprs.extend(level.exprs)
             sizes.extend([size] * len(level.exprs))
-        values = np.concatenate(chunks) if chunks else np.empty((0, self.n), dtype=bool)
-        accuracy = (values == self.labels).mean(axis=1) if len(values) else np.empty(0)
+        values = np.concatenate(chunks) if chunks else np.empty((0, len(self.packed_labels)), dtype=np.uint8)
+        wrong = _POPCOUNT[values ^ self.packed_labels].sum(axis=1, dtype=np.int64)
+        accuracy = (self.n - wrong) / self.n  # exactly correct / all, like the verifier
         # Enumeration order is already size order, so a stable sort on accuracy alone breaks ties
         # by size, then by order.
         order = np.argsort(-accuracy, kind="stable")[:keep]
@@ -373,16 +381,22 @@ class _Search:
 
 
 def enumerate_programs(
-    inputs: Sequence[str], labels: Sequence[int], *, max_programs: int = 200_000, max_seconds: float = 20.0,
+    inputs: Sequence[str],
+    labels: Sequence[int],
+    *,
+    max_programs: int = 200_000,
+    max_seconds: float = 20.0,
+    keep: int = 100,
 ) -> Enumeration:
-    """Enumerate programs smallest first until one fits every example or the budget is spent.
+    """Enumerate programs smallest first until one fits every example or the budget is spent,
+    and return the `keep` best.
 
     Deterministic for a given budget in programs; `max_seconds` is a safety net whose cut-off
     point depends on the machine.
     """
     if not inputs or len(inputs) != len(labels):
         raise ValueError(f"need matching non-empty inputs and labels, got {len(inputs)} and {len(labels)}")
-    return _Search(inputs, labels, max_programs, max_seconds).run()
+    return _Search(inputs, labels, max_programs, max_seconds).run(keep)
 
 
 __all__ = ["DSL_VERSION", "ISPRIME_SOURCE", "Enumeration", "Program", "enumerate_programs", "mine_substrings"]

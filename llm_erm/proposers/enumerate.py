@@ -60,7 +60,9 @@ class EnumerateProposer:
         if isinstance(max_programs, bool) or not isinstance(max_programs, int) or max_programs < 1:
             raise UsageError(f"enumerate max_programs must be a positive integer, got {max_programs!r}")
         if not max_seconds > 0:
-            raise UsageError(f"enumerate max_seconds must be a positive number of seconds, got {max_seconds!r}")
+            raise UsageError(
+                f"enumerate max_seconds must be a positive number of seconds, got {max_seconds!r}"
+            )
         self.max_programs = max_programs
         self.max_seconds = float(max_seconds)
 

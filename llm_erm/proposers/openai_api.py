@@ -90,7 +90,7 @@ class _OpenAIProposer:
     def identity(self) -> dict[str, Any]:
         return {
             "provider": self.kind,
-            "base_url": self.cfg.base_url or OPENAI_BASE_URL,
+            "base_url": (self.cfg.base_url or OPENAI_BASE_URL).rstrip("/"),
             "model": self.cfg.model,
             "params": self.request_params(),
         }
@@ -133,8 +133,13 @@ class _OpenAIProposer:
                     key = read_api_key(self.cfg)
                 except UsageError as exc:
                     raise PermanentProposerError(str(exc)) from None
+                # An explicit base URL: the client would otherwise read OPENAI_BASE_URL behind the
+                # back of identity() and the paid-call cache key.
                 self._client = openai.OpenAI(
-                    api_key=key, base_url=self.cfg.base_url, max_retries=0, timeout=self.cfg.timeout_s
+                    api_key=key,
+                    base_url=self.cfg.base_url or OPENAI_BASE_URL,
+                    max_retries=0,  # the workflow owns retries
+                    timeout=self.cfg.timeout_s,
                 )
             return self._client
 

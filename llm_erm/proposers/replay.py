@@ -64,10 +64,7 @@ def load_records(source: Path) -> list[Recorded]:
     source = Path(source)
     if not source.exists():
         raise UsageError(f"replay source {source} does not exist: pass a results/<run_id> directory or a JSONL file")
-    if source.is_dir() or source.suffix == ".parquet":
-        rows = _parquet_rows(source)
-    else:
-        rows = _jsonl_rows(source)
+    rows = _parquet_rows(source) if source.is_dir() or source.suffix == ".parquet" else _jsonl_rows(source)
     records = _number_attempts(_record(row, where) for where, row in rows if row.get("text") is not None)
     if not records:
         raise UsageError(f"replay source {source} holds no recorded answers (no row with a text): check the path")
@@ -128,10 +125,8 @@ def _record(row: dict[str, Any], where: str) -> dict[str, Any]:
     counts = row.get("usage") if isinstance(row.get("usage"), dict) else row
     usage = Usage(**{name: int(counts.get(name) or 0) for name in _USAGE_FIELDS})
     model = row.get("response_model") or row.get("model")
-    if "cost_usd" in row:
-        cost = row["cost_usd"]  # as recorded, unpriced (None) included
-    else:
-        cost = cost_usd(model, usage) if model else None
+    # The recorded cost (an unpriced None included); a source without costs is priced from its model.
+    cost = row["cost_usd"] if "cost_usd" in row else (cost_usd(model, usage) if model else None)
     if row.get("latency_s") is not None:
         latency = float(row["latency_s"])
     elif row.get("duration_ms") is not None:

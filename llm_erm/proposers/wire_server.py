@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 ENDPOINTS = ("responses", "chat/completions")
+FAULT_KINDS = ("status", "hang", "truncate", "malformed", "reset", "delay")
 DEFAULT_ANSWER = '{"code": "def f(x):\\n    return 0"}'
 
 
@@ -56,11 +57,15 @@ class WireError(Exception):
 class Fault:
     """One injected misbehaviour, applied to one request."""
 
-    kind: str  # status | hang | truncate | malformed | reset | delay
+    kind: str  # one of FAULT_KINDS
     status: int = 0
     retry_after: str | None = None  # the Retry-After header value, verbatim
     seconds: float = 0.0
     message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}: use one of {', '.join(FAULT_KINDS)}")
 
     @classmethod
     def rate_limit(cls, retry_after: str | None = None) -> Fault:
@@ -154,9 +159,8 @@ class WireServer:
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.wire = self  # type: ignore[attr-defined]
+        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd.wire = self
         self._thread: threading.Thread | None = None
 
     @property
@@ -170,7 +174,10 @@ class WireServer:
 
     def start(self) -> WireServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="wire-server", daemon=True)
+            # A short poll interval makes close() prompt (shutdown waits for one poll).
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(0.05,), name="wire-server", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -235,6 +242,12 @@ class WireServer:
             self._stopping.wait(seconds)
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a hanging handler never blocks close()
+    request_queue_size = 128  # bursts of concurrent grid calls queue instead of being refused
+    wire: WireServer
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stall
@@ -245,7 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def wire(self) -> WireServer:
-        return self.server.wire  # type: ignore[attr-defined]
+        return self.server.wire  # type: ignore[attr-defined]  # self.server is our _HTTPServer
 
     # -- entry points ---------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -323,10 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload[: len(payload) // 2])
             self.close_connection = True
-        elif fault.kind == "malformed":
+        else:  # malformed
             self._send_bytes(200, b'{"id": "resp_malformed", "object": "response", "output": [', {})
-        else:
-            raise ValueError(f"unknown fault kind {fault.kind!r}")
         return True
 
     def _send_error(self, status: int, message: str, code: str | None, headers: dict[str, str] | None = None):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from llm_erm.results.schema import ATTEMPT_SCHEMA
@@ -25,6 +26,10 @@ ATTEMPTS_DIR = "attempts"
 SUMMARY_FILE = "summary.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_DIR = "report"
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def trial_path(run_dir: Path, target: str, length: int, trial: int) -> Path:
@@ -38,6 +43,7 @@ def atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -78,10 +84,10 @@ def finished_trials(run_dir: Path) -> set[tuple[str, int, int]]:
 
 def read_attempts(run_dir: Path) -> pa.Table:
     """Every attempt row of a run (an empty table of the schema when none)."""
-    files = sorted((run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"))
+    files = sorted(str(p) for p in (run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"))
     if not files:
         return ATTEMPT_SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(f, schema=ATTEMPT_SCHEMA) for f in files)
+    return ds.dataset(files, format="parquet", schema=ATTEMPT_SCHEMA).to_table()
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:

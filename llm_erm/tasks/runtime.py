@@ -34,6 +34,7 @@ class Runtime:
     budget: Budget
     call_slots: threading.BoundedSemaphore  # model calls in flight, across trials and waves
     propose_task: Any  # the propose task with this run's retry delays
+    template: str | None = None  # the user's prompt template, read once
     _datasets: dict[str, Dataset] = field(default_factory=dict)
 
     def dataset(self, spec: DatasetSpec) -> Dataset:

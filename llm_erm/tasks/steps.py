@@ -20,6 +20,7 @@ from llm_erm.proposers import PermanentProposerError, ProposeRequest, TransientP
 from llm_erm.results import ledger
 from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
+from llm_erm.results.schema import SKIPPED_BUDGET
 from llm_erm.tasks import runtime
 
 RETRIES = 6
@@ -59,12 +60,7 @@ def build_prompt(run_id: str, spec: DatasetSpec, label: str) -> str:
     from llm_erm.proposers.prompt import build_prompt as render
 
     rt = runtime.get(run_id)
-    template = None
-    if rt.config.prompt_template:
-        from pathlib import Path
-
-        template = Path(rt.config.prompt_template).read_text(encoding="utf-8")
-    return render(rt.dataset(spec), variant=rt.config.prompt_variant, template=template)
+    return render(rt.dataset(spec), variant=rt.config.prompt_variant, template=rt.template)
 
 
 def _propose_cache_key(context: Any, parameters: dict[str, Any]) -> str:
@@ -105,10 +101,8 @@ def retry_on_transient(task, task_run, state) -> bool:  # a plain def: Prefect i
 )
 def propose(run_id: str, spec: DatasetSpec, prompt: str, trial: int, attempt: int, label: str) -> dict:
     """One paid model call (or one enumeration), cached so that a crash never buys it twice."""
-    rt = runtime.get(run_id)
     request = ProposeRequest(prompt=prompt, target=spec.target, length=spec.length, trial=trial, attempt=attempt)
-    with rt.call_slots:
-        return rt.proposer.propose(request).to_dict()
+    return runtime.get(run_id).proposer.propose(request).to_dict()
 
 
 @task(name="verify", task_run_name="verify {label}", cache_policy=NO_CACHE)
@@ -120,14 +114,21 @@ def verify(run_id: str, spec: DatasetSpec, text: str, label: str) -> dict:
 
 
 def _attempt(run_id: str, spec: DatasetSpec, prompt: str, trial: int, attempt: int, identity: dict) -> dict:
-    """Propose then verify one attempt; a failed call becomes a row, never an exception."""
+    """Propose then verify one attempt; a failed call becomes a row, never an exception.
+
+    The budget is checked and charged while holding a call slot, so a call that waited for a slot
+    sees the spend of the calls before it: once the budget is reached no new call starts.
+    """
     rt = runtime.get(run_id)
     label = cell_label(spec, trial, attempt)
-    try:
-        proposal = rt.propose_task(run_id, spec, prompt, trial, attempt, label)
-    except (TransientProposerError, PermanentProposerError) as exc:
-        return attempt_row(identity=identity, attempt=attempt, propose_error=f"{type(exc).__name__}: {exc}")
-    rt.budget.charge(proposal["cost_usd"])
+    with rt.call_slots:
+        if rt.budget.exhausted():
+            return attempt_row(identity=identity, attempt=attempt, skipped=True)
+        try:
+            proposal = rt.propose_task(run_id, spec, prompt, trial, attempt, label)
+        except (TransientProposerError, PermanentProposerError) as exc:
+            return attempt_row(identity=identity, attempt=attempt, propose_error=f"{type(exc).__name__}: {exc}")
+        rt.budget.charge(proposal["cost_usd"])  # a cache hit counts too: the run's spend includes it
     verdict = verify(run_id, spec, proposal["text"], label)
     return attempt_row(identity=identity, attempt=attempt, proposal=proposal, verdict=verdict)
 
@@ -174,9 +175,6 @@ def _attempts_until_solved(run_id: str, spec: DatasetSpec, prompt: str, trial: i
     rows: list[dict] = []
     attempt = 1
     while attempt <= cfg.attempts:
-        if rt.budget.exhausted():
-            rows += [attempt_row(identity=identity, attempt=a, skipped=True) for a in range(attempt, cfg.attempts + 1)]
-            break
         wave = range(attempt, min(attempt + cfg.wave_size, cfg.attempts + 1))
         if len(wave) == 1:
             rows.append(_attempt(run_id, spec, prompt, trial, attempt, identity))
@@ -184,6 +182,9 @@ def _attempts_until_solved(run_id: str, spec: DatasetSpec, prompt: str, trial: i
             futures = [_submit_attempt(run_id, spec, prompt, trial, a, identity) for a in wave]
             rows += [f.result() for f in futures]
         attempt = wave.stop
+        if any(row["status"] == SKIPPED_BUDGET for row in rows):
+            rows += [attempt_row(identity=identity, attempt=a, skipped=True) for a in range(attempt, cfg.attempts + 1)]
+            break
         if any(row.get("val_acc") == 1.0 for row in rows):
             break
     return select(rows, cfg.attempts, cell_label(spec, trial))

@@ -4,8 +4,9 @@ Each worker is a small "zygote" (`worker.py`, run by a bare `python -S`) started
 in a fresh fork of it, with limits set from outside the candidate:
 
 - wall clock: the zygote kills the fork at the deadline; CPU: RLIMIT_CPU; memory: RLIMIT_AS/RLIMIT_DATA;
-  no child processes: RLIMIT_NPROC = 0 (and, when we are root, the fork drops to user `nobody`, because
-  the kernel exempts uid 0 from that limit);
+  no child processes: RLIMIT_NPROC = 0 (and, when we are root, the fork drops to an unused uid of its
+  own worker, because the kernel exempts uid 0 from that limit; being alone with that uid, it cannot
+  signal any other process either);
 - `bwrap` mode (bubblewrap): new pid/net/ipc/uts namespaces (no network at all), an empty environment,
   a read-only filesystem made of /usr, the interpreter's prefix and the installed libraries only (not the
   home directory, not the checkout, not the datasets), a small private tmpfs as scratch that is wiped
@@ -21,6 +22,8 @@ candidates run at once.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import os
 import queue
@@ -44,7 +47,10 @@ from llm_erm.errors import UsageError
 MODES = ("bwrap", "rlimit")
 STATUSES = ("ok", "syntax_error", "no_function", "runtime_errors", "timeout", "memory", "crashed")
 WORKER = Path(__file__).with_name("worker.py")
-NOBODY = 65534
+# When we are root, each worker's candidates run as a uid of their own from this range (no account
+# needs to exist): no other process on the host has it, so kill(-1) or ptrace reach nothing.
+CANDIDATE_UIDS = range(2_000_000_000, 2_100_000_000)
+_worker_numbers = itertools.count()
 GRACE_S = 5.0  # beyond the candidate's limit, for transfers; a zygote silent this long is killed
 SCRATCH_BYTES = 64 << 20
 # What candidates see as their environment: nothing from ours. Threads of numeric libraries are pinned
@@ -153,9 +159,9 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
-        self._idle.put(first)
         for _ in range(workers - 1):
             self._idle.put(None)  # started on first use
+        self._idle.put(first)  # last in, first out: the warm one is used first
 
     @property
     def mode(self) -> str:
@@ -169,17 +175,8 @@ class Sandbox:
         """Run `code`'s function on each batch in order, in one fresh process, under one time limit.
         Batches after the one where the candidate stopped (timeout, memory, crash) are marked "-"."""
         sizes = [len(batch) for batch in batches]
-        rows = sum(sizes)
-        request = {
-            "code": code,
-            "batches": [list(batch) for batch in batches],
-            "timeout_s": self.timeout_s,
-            "memory_mb": self.memory_mb,
-            "max_output": 2 * rows + 16384 * (len(sizes) + 1),
-        }
-        body = json.dumps(request).encode()
-        frame = len(body).to_bytes(8, "big") + body
-        reply_cap = request["max_output"] * 2 + (1 << 16)  # JSON escaping of the output at most doubles it
+        frame, max_output = encode_request(code, batches, self.timeout_s, self.memory_mb)
+        reply_cap = 2 * max_output + (1 << 16)  # JSON escaping of the output at most doubles it
         zygote = self._acquire()
         started = time.monotonic()
         try:
@@ -216,11 +213,17 @@ class Sandbox:
             return zygote
         if zygote is not None:
             self._discard(zygote)
+        # Every new worker is probed, so that a sandbox that stops working fails loudly here instead
+        # of being blamed on the next candidate as a crash.
         try:
-            return self._spawn(self._launch)
+            problem, zygote = self._probe(self._launch)
         except BaseException:
             self._idle.put(None)
             raise
+        if problem is not None:
+            self._idle.put(None)
+            raise SandboxError(f"a new {self.mode} sandbox worker failed its probe run: {problem}")
+        return zygote
 
     def _spawn(self, launch: _Launch) -> _Zygote:
         if self._closed:
@@ -237,28 +240,26 @@ class Sandbox:
 
     def _start_first(self, mode: str | None) -> _Zygote:
         """Start the first worker in the requested mode, or the best one that passes a probe run."""
-        if mode is None:
-            if shutil.which("bwrap"):
-                candidates = ["bwrap", "rlimit"]
+        problem = None
+        for candidate in [mode] if mode else list(MODES):
+            if candidate == "bwrap" and not shutil.which("bwrap"):
+                problem = "bubblewrap (bwrap) is not installed"
             else:
-                candidates = ["rlimit"]
-                self.fallback_reason = "bubblewrap (bwrap) is not installed"
-        else:
-            candidates = [mode]
-        for candidate in candidates:
-            launch = _launch_for(candidate)
-            problem, zygote = self._probe(launch)
-            if problem is None:
-                self._launch = launch
-                return zygote
+                launch = _launch_for(candidate)
+                problem, zygote = self._probe(launch)
+                if problem is None:
+                    self._launch = launch
+                    return zygote
+                if candidate == "bwrap":
+                    problem = f"bubblewrap cannot run here: {problem}"
             if candidate == "bwrap":
-                self.fallback_reason = f"bubblewrap cannot run here: {problem}"
+                self.fallback_reason = problem
         if mode == "bwrap":
             raise UsageError(
-                f"{self.fallback_reason}; install the Debian package bubblewrap on a kernel that allows "
-                "namespaces, or use the rlimit sandbox mode"
+                f"{problem}; install the Debian package bubblewrap on a kernel that allows namespaces, "
+                "or use the rlimit sandbox mode"
             )
-        raise SandboxError(f"cannot start a sandbox worker in {candidates[-1]} mode: {problem}")
+        raise SandboxError(f"cannot start a sandbox worker: {problem}")
 
     def _probe(self, launch: _Launch) -> tuple[str | None, _Zygote | None]:
         """Start a zygote and run a trivial candidate; (None, zygote) when that works."""
@@ -266,12 +267,9 @@ class Sandbox:
             zygote = self._spawn(launch)
         except OSError as exc:
             return f"{type(exc).__name__}: {exc}", None
-        body = json.dumps(
-            {"code": "def f(x):\n    return 1\n", "batches": [["0"]], "timeout_s": 10.0,
-             "memory_mb": self.memory_mb, "max_output": 1 << 16}
-        ).encode()
+        frame, _ = encode_request("def f(x):\n    return 1\n", [["0"]], 10.0, self.memory_mb)
         try:
-            reply = zygote.exchange(len(body).to_bytes(8, "big") + body, 10.0 + GRACE_S, 1 << 20)
+            reply = zygote.exchange(frame, 10.0 + GRACE_S, 1 << 20)
             execution = interpret(reply, [1], launch.mode)
             problem = None if execution.outcomes[0].marks == "1" else f"probe run {execution.first_error}"
         except _WorkerLost as lost:
@@ -280,6 +278,27 @@ class Sandbox:
             self._discard(zygote)
             return problem, None
         return None, zygote
+
+
+def encode_request(
+    code: str, batches: Sequence[Sequence[str]], timeout_s: float, memory_mb: int
+) -> tuple[bytes, int]:
+    """The two frames of a request (see worker.py) and the most result bytes the candidate may write."""
+    inputs = [x for batch in batches for x in batch]
+    # Newline-joined strings cost a memcpy; a JSON list (dicts of tabular rows, odd strings) ~10x more.
+    try:
+        joined = "\n".join(inputs)
+        plain = joined.count("\n") == max(len(inputs) - 1, 0)  # no input holds a newline itself
+    except TypeError:  # not all strings
+        plain = False
+    blob = joined.encode() if plain else json.dumps(inputs).encode()
+    sizes = [len(batch) for batch in batches]
+    max_output = 2 * len(inputs) + 16384 * (len(sizes) + 1)
+    header = json.dumps({
+        "code": code, "sizes": sizes, "encoding": "lines" if plain else "json",
+        "timeout_s": timeout_s, "memory_mb": memory_mb, "max_output": max_output,
+    }).encode()
+    return b"".join((len(header).to_bytes(8, "big"), header, len(blob).to_bytes(8, "big"), blob)), max_output
 
 
 def _shut_down(live: set, lock: threading.Lock, spawner: ThreadPoolExecutor) -> None:
@@ -297,7 +316,7 @@ def _shut_down(live: set, lock: threading.Lock, spawner: ThreadPoolExecutor) -> 
 @dataclass(frozen=True)
 class _Launch:
     mode: str
-    argv: tuple[str, ...]  # without the trailing "--scratch DIR" of rlimit mode
+    argv: tuple[str, ...]  # without the per-worker flags (--drop-to UID, and --scratch DIR in rlimit mode)
 
 
 def _interpreter() -> tuple[str, list[str]]:
@@ -313,20 +332,19 @@ def _interpreter() -> tuple[str, list[str]]:
 
 def _launch_for(mode: str) -> _Launch:
     python, libraries = _interpreter()
-    drop = ["--drop-to", str(NOBODY)] if os.geteuid() == 0 else []
     if mode == "rlimit":
         paths = [arg for path in libraries for arg in ("--path", path)]
-        return _Launch(mode, (python, "-S", "-s", "-P", str(WORKER), *drop, *paths))
-    return _Launch(mode, (*_bwrap_argv(python, libraries), "--scratch", "/tmp", *drop))
+        return _Launch(mode, (python, "-S", "-s", "-P", str(WORKER), *paths))
+    return _Launch(mode, (*_bwrap_argv(python, libraries), "--scratch", "/tmp"))
 
 
 def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
     """bwrap ... python -S -s -P /opt/llm-erm/worker.py --path ...: everything but the worker's flags."""
-    argv = ["bwrap", "--die-with-parent", "--new-session", "--clearenv"]
+    argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--clearenv"]
     if os.geteuid() == 0:
-        # As root, bwrap needs no user namespace; we skip it so the candidate can become `nobody`
-        # (inside a user namespace only root is mapped). The zygote keeps just what it needs for that:
-        # changing uid, killing and cleaning up after a candidate that is no longer root.
+        # As root, bwrap needs no user namespace; we skip it so the candidate can change to an
+        # unprivileged uid (inside a user namespace only root is mapped). The zygote keeps just what it
+        # needs for that: changing uid, killing and cleaning up after a candidate that is not root.
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--cap-drop", "ALL"]
         for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
@@ -349,7 +367,7 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
     binds = [(path, path) for path in mounted]
     binds += [(path, f"/opt/llm-erm/lib{i}") for i, path in enumerate(libraries)]
     for source, target in binds:
-        # Parent directories bwrap creates itself are mode 0700: make them traversable for `nobody`.
+        # Parent directories bwrap creates itself are mode 0700: make them traversable for that uid.
         parents = Path(target).parents
         for parent in reversed([p for p in parents if str(p) != "/"]):
             argv += ["--perms", "0755", "--dir", str(parent)]
@@ -379,9 +397,12 @@ class _Zygote:
     def __init__(self, launch: _Launch) -> None:
         self.scratch: str | None = None
         argv = list(launch.argv)
+        if os.geteuid() == 0:
+            number = (os.getpid() % 10_000) * 10_000 + next(_worker_numbers) % 10_000
+            argv += ["--drop-to", str(CANDIDATE_UIDS[number % len(CANDIDATE_UIDS)])]
         cwd = "/"
         if launch.mode == "rlimit":
-            # A private scratch directory per worker, writable by `nobody` when we drop to it.
+            # A private scratch directory per worker, writable by the candidates' uid.
             self.scratch = cwd = tempfile.mkdtemp(prefix="llm-erm-scratch-")
             os.chmod(self.scratch, 0o777)
             argv += ["--scratch", self.scratch]
@@ -459,16 +480,12 @@ class _Zygote:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
         if self.scratch is not None:
             shutil.rmtree(self.scratch, ignore_errors=True)
 

@@ -29,6 +29,7 @@ Marks: "0"/"1" a prediction, "E" the call raised, "I" it returned something that
 """
 
 import ast
+import contextlib
 import ctypes
 import json
 import math
@@ -53,6 +54,7 @@ MAX_ERROR_CHARS = 300
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 LIBC = ctypes.CDLL(None)
+DEF_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def main(argv: list[str]) -> None:
@@ -177,10 +179,8 @@ def run_candidate(request: dict, scratch: str, drop_to: int | None, keep_out: tu
         if len(output) > request["max_output"]:
             overflow = True
             break
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)  # whatever state it is in, it is over
-    except ProcessLookupError:
-        pass
     _, status = os.waitpid(pid, 0)
     os.close(results_read)
     return {
@@ -212,34 +212,66 @@ def candidate_process(request: dict, out: int, drop_to: int | None, zygote: int)
     LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != zygote:
         return  # the zygote is already gone
-
-    def send(message: dict) -> None:
-        write_all(out, (json.dumps(message) + "\n").encode())
-
-    # Prepared before the candidate runs: reporting an out-of-memory state must not need memory.
-    memory_line = b'{"event": "memory", "error": "MemoryError"}\n'
-    code = request["code"]
+    send = Sender(out)
     try:
-        tree = ast.parse(code)
+        tree = ast.parse(request["code"])
         compiled = compile(tree, "<candidate>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        send({"event": "syntax_error", "error": describe(exc)})
+        send("syntax_error", error=describe(exc))
         return
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
         exec(compiled, namespace)
     except MemoryError:
-        write_all(out, memory_line)
+        send.out_of_memory()
         return
     except BaseException as exc:  # noqa: BLE001 - the candidate's module failed, whatever it raised
-        send({"event": "load_error", "error": "at load: " + describe(exc)})
+        send("load_error", error="at load: " + describe(exc))
         return
     function, name = choose_function(tree, namespace)
     if function is None:
-        send({"event": "no_function"})
+        send("no_function")
         return
-    send({"event": "function", "name": name})
-    for index, inputs in enumerate(request["batches"]):
+    send("function", name=name)
+    answer(function, request["batches"], send)
+
+
+class Sender:
+    """Writes result lines. Everything it uses is bound before the candidate runs (no `json.dumps`,
+    whose Python half looks builtins up at call time), so a candidate that replaces builtins or patches
+    `json`/`os` does not break its own reporting by accident."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.quote = json.encoder.encode_basestring_ascii  # str -> JSON string literal, in C
+        self.write = os.write
+        self.type, self.int, self.str = type, int, str
+        # Prepared in advance: reporting an out-of-memory state must not need memory.
+        self.memory_line = b'{"event": "memory", "error": "MemoryError"}\n'
+
+    def __call__(self, event: str, **fields: int | str) -> None:
+        """One line {"event": event, field: value, ...}; values are ints or strings."""
+        parts = ['{"event": ', self.quote(event)]
+        for key, value in fields.items():
+            text = self.str(value) if self.type(value) is self.int else self.quote(value)
+            parts.append(f', "{key}": {text}')
+        parts.append("}\n")
+        self.send_bytes("".join(parts).encode())
+
+    def out_of_memory(self) -> None:
+        self.send_bytes(self.memory_line)
+
+    def send_bytes(self, data: bytes, memoryview=memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self.write(self.fd, view):]
+
+
+def answer(function, batches: list[list], send: Sender, *, len=len, range=range, type=type, enumerate=enumerate,
+           bool=bool, int=int, BaseException=BaseException, MemoryError=MemoryError) -> None:
+    """Call the candidate on every input and send one mark per input, CHUNK_ROWS at a time.
+    Builtins are bound as defaults (at import, before any candidate) for the same reason as Sender."""
+    for index, inputs in enumerate(batches):
         first_error = None
         for start in range(0, len(inputs), CHUNK_ROWS):
             marks = []
@@ -248,13 +280,13 @@ def candidate_process(request: dict, out: int, drop_to: int | None, zygote: int)
                 try:
                     value = function(x)
                 except MemoryError:
-                    write_all(out, memory_line)
+                    send.out_of_memory()
                     return
                 except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... count as wrong
                     mark("E")
                     if first_error is None:
                         first_error = describe(exc)
-                        send({"event": "error", "batch": index, "error": first_error})
+                        send("error", batch=index, error=first_error)
                     continue
                 kind = type(value)
                 if kind is bool or kind is int:  # the common case, inlined for speed
@@ -267,22 +299,23 @@ def candidate_process(request: dict, out: int, drop_to: int | None, zygote: int)
                 mark("I")
                 if first_error is None:
                     first_error = f"invalid return value of type {kind.__name__} (not a 0/1 label)"[:MAX_ERROR_CHARS]
-                    send({"event": "error", "batch": index, "error": first_error})
-            send({"event": "marks", "batch": index, "marks": "".join(marks)})
-    send({"event": "done"})
+                    send("error", batch=index, error=first_error)
+            send("marks", batch=index, marks="".join(marks))
+    send("done")
 
 
-def choose_function(tree: ast.Module, namespace: dict):
+def choose_function(tree: ast.Module, namespace: dict, *, callable=callable, isinstance=isinstance):
     """`f` when it is callable, else the first top-level `def`."""
     if callable(namespace.get("f")):
         return namespace["f"], "f"
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and callable(namespace.get(node.name)):
+        if isinstance(node, DEF_NODES) and callable(namespace.get(node.name)):
             return namespace[node.name], node.name
     return None, None
 
 
-def coerce(value) -> int | None:
+def coerce(value, type=type, isinstance=isinstance, bool=bool, int=int, float=float, str=str,
+           ValueError=ValueError, sys=sys) -> int | None:
     """0 or 1 for an accepted prediction, None otherwise. Exact types only, never truthiness, so an
     object whose __eq__ or __bool__ lies is invalid rather than believed."""
     kind = type(value)
@@ -314,7 +347,7 @@ def coerce(value) -> int | None:
     return None
 
 
-def describe(exc: BaseException) -> str:
+def describe(exc: BaseException, type=type, BaseException=BaseException) -> str:
     try:
         text = f"{type(exc).__name__}: {exc}"
     except BaseException:  # noqa: BLE001 - a hostile __str__

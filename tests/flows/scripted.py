@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from llm_erm.proposers.wire_server import Reply, prompt_of
+from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
 
 WRONG = "def f(x):\n    return 0"
 FIRST_BIT = "def f(x):\n    return int(x[0])"
@@ -19,9 +19,10 @@ PARITY = "def f(x):\n    return x.count('1') % 2"
 
 
 class ScriptedModel:
-    def __init__(self, script: list[str], on_request: Callable[[int], None] | None = None):
+    def __init__(self, script: list[str], on_request: Callable[[int], bool] | None = None):
         self.script = script
-        self.on_request = on_request  # called with the number of answers given so far, before answering
+        # called with the number of answers given so far, before answering; True: answer nothing (a 503)
+        self.on_request = on_request
         self.answered: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -31,8 +32,8 @@ class ScriptedModel:
             return sum(self.answered.values())
 
     def __call__(self, endpoint: str, body: dict) -> Reply:
-        if self.on_request is not None:
-            self.on_request(self.total)
+        if self.on_request is not None and self.on_request(self.total):
+            raise WireError(503, "dropped by the test")
         prompt = prompt_of(body)
         with self._lock:
             n = self.answered[prompt]

@@ -143,25 +143,27 @@ erm_grid(**json.loads(sys.argv[1]))
 
 
 def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tmp_path, prefect_api):
-    script = [WRONG, FIRST_BIT, WRONG]  # fn_a solves at attempt 2; fn_e never: 2 + 2 + 3 + 3 = 10 answers
+    # One trial at a time, so answers are dealt in a fixed order: fn_a t1 solves at attempt 2, fn_a t2 at
+    # attempt 3, fn_e never: 2 + 3 + 3 + 3 = 11 answers. The kill lands as fn_e t1 asks for its first.
+    script = [WRONG, PARITY, WRONG]
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "OPENAI_API_KEY": "sk-test"}
     child: dict[str, subprocess.Popen] = {}
     killed_after: list[int] = []
 
-    def kill_after_five(answered: int) -> None:
+    def kill_after_five(answered: int) -> bool:
         # With one call in flight, answer 6 is asked for only after answer 5 was cached: kill on its request.
         if answered == 5 and not killed_after:
             killed_after.append(answered)
             os.kill(child["p"].pid, signal.SIGKILL)
-            time.sleep(0.5)
+            return True
+        return False
 
     model = ScriptedModel(script, on_request=kill_after_five)
     with WireServer(model) as server:
         params = json.dumps(grid_params(tmp_path, server, concurrency=1))
         child["p"] = subprocess.Popen([sys.executable, "-c", CHILD, params], env=env)
         assert child["p"].wait(timeout=300) == -signal.SIGKILL and killed_after == [5]
-        partial = ledger.finished_trials(tmp_path / "results" / "t")
-        assert 0 < len(partial) < 4
+        assert ledger.finished_trials(tmp_path / "results" / "t") == {("fn_a", 20, 1), ("fn_a", 20, 2)}
         resumed = subprocess.run([sys.executable, "-c", CHILD, params], env=env, timeout=300)
         assert resumed.returncode == 0
         answered = dict(model.answered)
@@ -170,7 +172,7 @@ def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tmp_path, pref
     with WireServer(reference) as server:
         run_grid(**grid_params(tmp_path, server, concurrency=1, run_id="ref"))
     assert rows(tmp_path / "results" / "t") == rows(tmp_path / "results" / "ref")
-    assert answered == dict(reference.answered) and reference.total == 10  # no answer bought twice
+    assert answered == dict(reference.answered) and reference.total == 11  # no answer bought twice
 
 
 @pytest.mark.parametrize("wave_size", [3])

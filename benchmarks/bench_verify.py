@@ -1,0 +1,149 @@
+"""Cost of verifying candidates in the sandbox, against the unsafe in-process way, measured in one run.
+
+(a) Per candidate, on 10 100 rows (validation 100 + test 10 000) of a real dataset, for a few typical
+    programs: the in-process baseline (exec the code in this process, call f on every row, compare with
+    the labels: what the original code did) vs the same through the sandbox (a fresh fork of a warm
+    sandboxed worker per candidate, inputs in, marks out, scoring outside), and the full
+    verify_candidate (extraction, sanitising, sandbox, scoring). Target: sandboxed <= 1.5 x in-process
+    + 20 ms.
+(b) Throughput of 100 mixed candidates (correct, wrong, broken and hostile ones, timeouts included)
+    submitted from as many threads as there are cores, with one sandbox worker per core; the baseline
+    is the same 100 candidates through a single worker.
+
+    .venv/bin/python benchmarks/bench_verify.py [--repeat N] [--timeout S] [--mode bwrap|rlimit]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from llm_erm.datasets import DatasetSpec, build_dataset
+from llm_erm.verify import Sandbox, verify_candidate, verify_splits
+
+PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "programs"
+HOSTILE = Path(__file__).resolve().parent.parent / "tests" / "hostile"
+
+TYPICAL = {
+    "parity, str.count (fn_a)": ("fn_a", 100, "def f(x):\n    return x.count('1') % 2\n"),
+    "parity, explicit loop (fn_a)": (
+        "fn_a", 100, "def f(x):\n    total = 0\n    for c in x:\n        if c == '1':\n            total += 1\n"
+                     "    return total % 2\n"),
+    "dyck2 stack (fn_h)": ("fn_h", 100, (PROGRAMS / "fn_h.py").read_text()),
+    "sha256 parity (fn_l)": ("fn_l", 100, (PROGRAMS / "fn_l.py").read_text()),
+    "rule-30 step (fn_j)": ("fn_j", 100, (PROGRAMS / "fn_j.py").read_text()),
+}
+
+
+def in_process(code: str, val, test) -> tuple[float, float]:
+    """The unsafe baseline: run the candidate here and score it; (val_acc, test_acc)."""
+    namespace: dict = {}
+    exec(compile(code, "<candidate>", "exec"), namespace)  # noqa: S102 - trusted benchmark programs only
+    f = namespace["f"]
+    scores = []
+    for split in (val, test):
+        correct = 0
+        for x, y in zip(split.inputs, split.labels, strict=True):
+            with contextlib.suppress(Exception):
+                correct += int(f(x)) == y
+        scores.append(correct / len(split.inputs))
+    return scores[0], scores[1]
+
+
+def interleaved_medians_ms(functions: list, repeat: int) -> list[float]:
+    """Median wall time of each function; the functions take turns, so all see the same machine load."""
+    times: list[list[float]] = [[] for _ in functions]
+    for _ in range(repeat):
+        for fn, bucket in zip(functions, times, strict=True):
+            started = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - started)
+    return [statistics.median(bucket) * 1000 for bucket in times]
+
+
+def per_candidate(datasets_dir: Path, repeat: int, mode: str | None) -> None:
+    print(f"(a) per-candidate cost on 10 100 rows (val 100 + test 10 000), median of {repeat}, interleaved")
+    header = f"{'program':32} {'in-process':>11} {'sandbox run':>12} {'verify_cand.':>13} {'ratio':>6} " \
+             f"{'overhead':>9} {'target':>8}"
+    print(header)
+    print("-" * len(header))
+    with Sandbox(workers=1, timeout_s=60, mode=mode) as sandbox:
+        for label, (target, length, code) in TYPICAL.items():
+            data = build_dataset(DatasetSpec(target, length), datasets_dir)
+            val, test, train = data.split("val"), data.split("test"), data.split("train")
+            empty = type(train)([])  # the sandbox-only figure runs exactly val + test, like the baseline
+            assert in_process(code, val, test) == (1.0, 1.0)
+            assert verify_candidate(code, data, sandbox).status == "ok"
+            base, run, full = interleaved_medians_ms([
+                lambda code=code, val=val, test=test: in_process(code, val, test),
+                lambda code=code, val=val, test=test, empty=empty: verify_splits(code, empty, val, test, sandbox, is_code=True),
+                lambda code=code, data=data: verify_candidate(code, data, sandbox),
+            ], repeat)
+            target_ms = 1.5 * base + 20
+            verdict = "met" if run <= target_ms else "MISSED"
+            print(f"{label:32} {base:9.1f}ms {run:10.1f}ms {full:11.1f}ms {run / base:5.2f}x "
+                  f"{run - base:7.1f}ms {verdict:>8}")
+        print(f"sandbox mode: {sandbox.mode}" + (f" ({sandbox.fallback_reason})" if sandbox.fallback_reason else ""))
+    print("  in-process: exec + call f on every row + score (unsafe); sandbox run: verify on val+test only;")
+    print("  verify_cand.: the full verify_candidate (also train, 100 rows); target: sandbox run <= 1.5 x in-process + 20 ms")
+
+
+def mixed_candidates(count: int) -> list[str]:
+    good = [(PROGRAMS / "fn_a.py").read_text(), "def f(x):\n    return sum(map(int, x)) % 2\n"]
+    wrong = ["def f(x):\n    return 0\n", "def f(x):\n    return x[0] == '1'\n",
+             "def f(x):\n    return x.count('11') % 2\n"]
+    broken = ["def f(x)\n    return 1\n", "I do not know.", "import nothing_here\ndef f(x):\n    return 1\n",
+              "def f(x):\n    return int(x) / 0\n"]
+    hostile = [(HOSTILE / f"{name}.py").read_text() for name in
+               ("memory_bomb", "fork_bomb", "os_exit", "kill_parent", "lying_objects", "flood_output")]
+    looping = (HOSTILE / "infinite_loop.py").read_text()
+    pool = good * 4 + wrong * 2 + broken + hostile
+    candidates = [pool[i % len(pool)] for i in range(count)]
+    for i in range(0, count, 34):  # three infinite loops per 100
+        candidates[i] = looping
+    return candidates
+
+
+def throughput(datasets_dir: Path, timeout_s: float, mode: str | None) -> None:
+    data = build_dataset(DatasetSpec("fn_a", 100), datasets_dir)
+    candidates = mixed_candidates(100)
+    cores = os.cpu_count() or 1
+    print(f"\n(b) throughput: 100 mixed candidates on fn_a L=100 (10 200 rows each), timeout {timeout_s:g} s")
+    header = f"{'setting':28} {'wall':>8} {'candidates/s':>13}"
+    print(header)
+    print("-" * len(header))
+    rates = {}
+    for workers in sorted({1, cores}):
+        with Sandbox(workers=workers, timeout_s=timeout_s, mode=mode) as sandbox, \
+                ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda c: verify_candidate(c, data, sandbox), candidates[:workers]))  # warm up
+            started = time.perf_counter()
+            results = list(pool.map(lambda c: verify_candidate(c, data, sandbox), candidates))
+            wall = time.perf_counter() - started
+        rates[workers] = len(candidates) / wall
+        print(f"{f'{workers} worker(s), {workers} thread(s)':28} {wall:7.2f}s {rates[workers]:12.1f}")
+    if cores > 1:
+        print(f"speed-up with {cores} workers vs 1: {rates[cores] / rates[1]:.2f}x")
+    print("statuses:", dict(sorted(Counter(r.status for r in results).items())))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=15, help="repetitions per figure in (a)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="candidate time limit in (b)")
+    parser.add_argument("--mode", choices=("bwrap", "rlimit"), default=None, help="sandbox mode (default: auto)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+        per_candidate(Path(tmp), args.repeat, args.mode)
+        throughput(Path(tmp), args.timeout, args.mode)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Verify one candidate: extract, sanitise, run in the sandbox, score against the labels (SPEC section 7).
+
+The labels stay here, in the orchestrator; the sandbox only ever sees inputs. Validation runs first,
+then train, then test, in one sandboxed process under one time limit, so a candidate that times out
+on validation never runs on test.
+
+Accuracy = correct / all rows of the split. A row without a valid prediction (the call raised, returned
+something that is not a 0/1 label, or never ran because the candidate timed out, ran out of memory or
+crashed first) counts as wrong. Accuracies are None only when there is no program to run (no_code,
+syntax_error, no_function).
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from llm_erm.verify.extract import extract_code
+from llm_erm.verify.sandbox import Outcome, Sandbox
+from llm_erm.verify.sanitize import PARSE_ERRORS, strip_outer_fence, try_sanitize
+
+if TYPE_CHECKING:
+    from llm_erm.datasets import Dataset
+
+NO_PROGRAM = ("no_code", "syntax_error", "no_function")  # statuses without any accuracy
+# Decision points (McCabe style): each adds one to `branches`; `and`/`or` add one per extra operand.
+BRANCH_NODES = (
+    ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.match_case,
+    ast.comprehension,
+)
+
+
+class LabelledInputs(Protocol):
+    """A split: what `llm_erm.datasets.Split` provides."""
+
+    inputs: list[str]
+    labels: list[int]
+
+
+@dataclass
+class CandidateResult:
+    status: str  # ok | no_code | syntax_error | no_function | runtime_errors | timeout | memory | crashed
+    code: str | None  # the program that ran (sanitised when `sanitized`)
+    sanitized: bool
+    train_acc: float | None
+    val_acc: float | None
+    test_acc: float | None
+    val_errors: int  # rows without a valid prediction (raised, invalid, never ran)
+    test_errors: int
+    first_error: str | None
+    code_lines: int | None  # non-blank lines of `code`
+    ast_nodes: int | None
+    branches: int | None
+    signature: str | None  # sha256 of the validation marks: equal behaviour, equal signature
+    sandbox: str  # bwrap | rlimit
+
+    def to_row(self) -> dict:
+        """The matching columns of the attempts ledger (llm_erm/results/schema.py)."""
+        return asdict(self)
+
+
+def verify_candidate(
+    text: str, dataset: Dataset, sandbox: Sandbox, *, sanitize: bool = True, is_code: bool = False
+) -> CandidateResult:
+    """Score the program in a model's answer `text` (or, with is_code, `text` itself) on a dataset."""
+    return verify_splits(
+        text, dataset.split("train"), dataset.split("val"), dataset.split("test"), sandbox,
+        sanitize=sanitize, is_code=is_code,
+    )
+
+
+def verify_splits(
+    text: str,
+    train: LabelledInputs,
+    val: LabelledInputs,
+    test: LabelledInputs,
+    sandbox: Sandbox,
+    *,
+    sanitize: bool = True,
+    is_code: bool = False,
+) -> CandidateResult:
+    """verify_candidate on explicit splits (anything with `.inputs` and `.labels`)."""
+    code = text if is_code else extract_code(text)
+    if code is None:
+        return CandidateResult(
+            "no_code", None, False, None, None, None, 0, 0, "no code found in the answer",
+            None, None, None, None, sandbox.mode,
+        )
+    clean = try_sanitize(code) if sanitize else None
+    sanitized = clean is not None
+    code = clean if sanitized else strip_outer_fence(code)
+    lines, nodes, branches = measure(code)
+    run = sandbox.run_batches(code, [val.inputs, train.inputs, test.inputs])
+    val_outcome, train_outcome, test_outcome = run.outcomes
+    loaded = run.status not in NO_PROGRAM
+    return CandidateResult(
+        status=run.status,
+        code=code,
+        sanitized=sanitized,
+        train_acc=accuracy(train_outcome, train.labels) if loaded else None,
+        val_acc=accuracy(val_outcome, val.labels) if loaded else None,
+        test_acc=accuracy(test_outcome, test.labels) if loaded else None,
+        val_errors=val_outcome.errors if loaded else 0,
+        test_errors=test_outcome.errors if loaded else 0,
+        first_error=run.first_error,
+        code_lines=lines,
+        ast_nodes=nodes,
+        branches=branches,
+        signature=signature(val_outcome) if loaded else None,
+        sandbox=run.sandbox,
+    )
+
+
+def accuracy(outcome: Outcome, labels: list[int]) -> float | None:
+    """Share of rows whose prediction equals the label; None for an empty split."""
+    if len(outcome.marks) != len(labels):
+        raise ValueError(f"{len(outcome.marks)} predictions for {len(labels)} labels")
+    if not labels:
+        return None
+    correct = sum(1 for mark, label in zip(outcome.marks, labels, strict=True) if mark == "01"[label])
+    return correct / len(labels)
+
+
+def signature(outcome: Outcome) -> str:
+    return hashlib.sha256(outcome.marks.encode()).hexdigest()
+
+
+def measure(code: str) -> tuple[int | None, int | None, int | None]:
+    """(non-blank lines, AST nodes, branches) of the code; sizes are None when it does not parse."""
+    lines = sum(1 for line in code.splitlines() if line.strip())
+    try:
+        tree = ast.parse(code)
+    except PARSE_ERRORS:
+        return lines, None, None
+    nodes = branches = 0
+    for node in ast.walk(tree):
+        nodes += 1
+        if isinstance(node, BRANCH_NODES):
+            branches += 1 + (len(node.ifs) if isinstance(node, ast.comprehension) else 0)
+        elif isinstance(node, ast.BoolOp):
+            branches += len(node.values) - 1
+    return lines, nodes, branches

@@ -1,0 +1,32 @@
+"""Shared pytest fixtures. Each block below belongs to one part of the product; keep them self-contained."""
+
+import os
+import tempfile
+
+import pytest
+
+# ---- Prefect: telemetry off and a throwaway PREFECT_HOME, before anything imports Prefect -----------
+os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="llm-erm-prefect-")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# ---- end of Prefect block ---------------------------------------------------------------------------
+
+# ---- proposers: the OpenAI wire-protocol test server ----------------------------------------------
+
+
+@pytest.fixture
+def wire_server():
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 (ephemeral port), stopped after the test.
+
+    Script it with `wire_server.answer = lambda endpoint, body: Reply(...)`, `wire_server.inject(Fault...)`,
+    `wire_server.latency_s`; inspect `wire_server.requests` / `request_count`.
+    """
+    from llm_erm.proposers.wire_server import WireServer
+
+    with WireServer() as server:
+        yield server
+
+
+# ---- end of proposers block ------------------------------------------------------------------------

@@ -1,0 +1,5 @@
+raise KeyboardInterrupt("at import time")
+
+
+def f(x):
+    return 1

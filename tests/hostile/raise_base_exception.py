@@ -1,0 +1,6 @@
+class Escape(BaseException):
+    pass
+
+
+def f(x):
+    raise Escape("not an Exception")

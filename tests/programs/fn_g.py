@@ -1,0 +1,3 @@
+# palindrome
+def f(x):
+    return "1" if x == x[::-1] else "0"

@@ -1,0 +1,217 @@
+"""Extraction of the program from model answers, sanitising, and code-size measures (no sandbox needed)."""
+
+import ast
+import json
+
+import pytest
+
+from llm_erm.verify import extract_code, sanitize_code
+from llm_erm.verify.extract import drop_thinking
+from llm_erm.verify.sanitize import strip_outer_fence, try_sanitize
+from llm_erm.verify.score import measure
+
+PARITY = "def f(x):\n    return x.count('1') % 2\n"
+
+
+# ---- extraction: every form of SPEC section 7 ---------------------------------------------------------
+
+
+def test_whole_text_as_json() -> None:
+    assert extract_code(json.dumps({"code": PARITY})) == PARITY
+
+
+def test_whole_json_with_other_keys_and_whitespace() -> None:
+    text = "\n  " + json.dumps({"reasoning": "count ones", "code": PARITY, "confidence": 0.9}) + "\n"
+    assert extract_code(text) == PARITY
+
+
+def test_json_inside_prose() -> None:
+    text = f"Here is my answer:\n{json.dumps({'code': PARITY})}\nIt counts the ones."
+    assert extract_code(text) == PARITY
+
+
+def test_json_inside_a_json_fence() -> None:
+    text = "Answer:\n```json\n" + json.dumps({"code": PARITY}, indent=2) + "\n```\n"
+    assert extract_code(text) == PARITY
+
+
+def test_several_json_objects_the_last_with_code_wins() -> None:
+    first = "def f(x):\n    return 0\n"
+    text = (
+        f"Draft: {json.dumps({'code': first})}\n"
+        f"Better: {json.dumps({'code': PARITY})}\n"
+        f"Notes: {json.dumps({'note': 'no code in this one'})}"
+    )
+    assert extract_code(text) == PARITY
+
+
+def test_nested_json_object_with_code() -> None:
+    assert extract_code(json.dumps({"answer": {"code": PARITY}})) == PARITY
+
+
+def test_invalid_json_with_raw_newlines_inside_the_string() -> None:
+    text = 'Final: {"code": "def f(x):\n    return x.count(\'1\') % 2\n"}'
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text[len("Final: "):])  # really invalid JSON
+    assert extract_code(text) == PARITY
+
+
+def test_invalid_json_with_raw_tabs_and_newlines_as_the_whole_text() -> None:
+    text = '{"code": "def f(x):\n\treturn 1\n"}'
+    assert extract_code(text) == "def f(x):\n\treturn 1\n"
+
+
+def test_fenced_python_block() -> None:
+    text = f"Sure.\n\n```python\n{PARITY}```\n\nThis works because..."
+    assert extract_code(text) == PARITY
+
+
+def test_the_fenced_block_with_a_def_is_preferred_and_the_last_one_wins() -> None:
+    text = (
+        "```python\nprint(f('0101'))\n```\n"
+        "```py\ndef f(x):\n    return 0\n```\n"
+        f"```python\n{PARITY}```\n"
+        "```text\n0101 -> 0\n```\n"
+    )
+    assert extract_code(text) == PARITY
+
+
+def test_bare_def_in_prose_with_its_imports() -> None:
+    text = (
+        "I think this is parity.\n\nimport math\n\ndef helper(x):\n    return x.count('1')\n\n"
+        "def f(x):\n    return helper(x) % 2\n\nThat should score well."
+    )
+    code = extract_code(text)
+    assert code.startswith("import math\n")
+    assert "def helper" in code and "return helper(x) % 2" in code
+    assert "should score" not in code
+    ast.parse(code)
+
+
+def test_a_plain_python_file_is_taken_whole() -> None:
+    text = "POSITIONS = [1, 2]\n\n\ndef f(x):\n    return sum(int(x[p]) for p in POSITIONS) % 2\n"
+    assert extract_code(text) == text
+
+
+def test_a_broken_bare_def_is_still_code_so_it_scores_syntax_error() -> None:
+    text = "Answer below\ndef f(x)\n    return 1\n"
+    code = extract_code(text)
+    assert code is not None and code.startswith("def f(x)")
+
+
+def test_think_block_is_dropped_first() -> None:
+    decoy = json.dumps({"code": "def f(x):\n    return 0\n"})
+    text = f"<think>maybe {decoy} ... no.</think>\n```python\n{PARITY}```"
+    assert extract_code(text) == PARITY
+
+
+def test_thinking_without_opening_tag_and_unclosed_thinking() -> None:
+    assert drop_thinking("reasoning...</think>answer") == "answer"
+    assert drop_thinking("answer<think>trailing thoughts") == "answer"
+    assert extract_code("<think>def f(x):\n    return 0\n") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "I cannot solve this.", '{"answer": 1}', "```\n0101 -> 1\n```", '{"code": ""}', "<think>hmm</think>"],
+)
+def test_no_code(text: str) -> None:
+    assert extract_code(text) is None
+
+
+def test_prose_full_of_braces_stays_fast_enough() -> None:
+    text = '{"code" ' + "{ " * 20000 + json.dumps({"code": PARITY})
+    assert extract_code(text) == PARITY
+
+
+# ---- sanitising -----------------------------------------------------------------------------------------
+
+
+def test_sanitize_strips_fence_comments_and_docstrings_but_keeps_strings() -> None:
+    code = (
+        "```python\n"
+        '"""Module docstring."""\n'
+        "import math  # needed\n"
+        "# a comment line\n"
+        "def f(x):\n"
+        '    """Docstring of f."""\n'
+        "    marker = '# not a comment'\n"
+        "    return (x.count('1') + len(marker) * 0) % 2  # parity\n"
+        "class Helper:\n"
+        "    '''Only a docstring.'''\n"
+        "```"
+    )
+    clean = sanitize_code(code)
+    assert "```" not in clean
+    assert "needed" not in clean and "a comment line" not in clean and "# parity" not in clean
+    assert "docstring" not in clean.lower()
+    assert "'# not a comment'" in clean
+    tree = ast.parse(clean)
+    assert [type(node).__name__ for node in tree.body] == ["Import", "FunctionDef", "ClassDef"]
+    assert isinstance(tree.body[2].body[0], ast.Pass)  # a body that was only a docstring keeps a pass
+
+
+def test_sanitize_keeps_behaviour() -> None:
+    code = "def f(x):\n    '''doc'''\n    # comment\n    total = 0\n    for c in x:\n        total += c == '1'\n    return total % 2\n"
+    clean = sanitize_code(code)
+    namespaces = [{}, {}]
+    exec(code, namespaces[0])  # trusted test code
+    exec(clean, namespaces[1])
+    for x in ["", "1", "0110", "111", "1011001"]:
+        assert namespaces[0]["f"](x) == namespaces[1]["f"](x)
+
+
+def test_code_that_does_not_parse_is_left_alone() -> None:
+    broken = "def f(x)\n    return 1  # comment stays\n"
+    assert try_sanitize(broken) is None
+    assert sanitize_code(broken) == broken
+    assert sanitize_code("```python\n" + broken + "```") == broken
+
+
+def test_strip_outer_fence_only_strips_an_outer_one() -> None:
+    assert strip_outer_fence("```py\nx = 1\n```") == "x = 1\n"
+    assert strip_outer_fence("x = 1\n") == "x = 1\n"
+
+
+@pytest.mark.parametrize("code", ["-" * 100000 + "1", "(" * 100000, "x" + "[0]" * 100000, "\x00def f(x): pass"])
+def test_pathological_code_is_refused_without_harming_the_orchestrator(code: str) -> None:
+    assert try_sanitize(code) is None
+    lines, nodes, branches = measure(code)
+    assert nodes is None and branches is None
+
+
+# ---- code size ------------------------------------------------------------------------------------------
+
+
+def test_measures_of_a_tiny_program() -> None:
+    # Module, FunctionDef, arguments, arg, Return, Constant
+    assert measure("def f(x):\n\n    return 1\n") == (2, 6, 0)
+
+
+def test_branches_count_decision_points() -> None:
+    code = (
+        "def f(x):\n"
+        "    if x and len(x) > 2 or x == '1':\n"  # if: 1, and/or: 2
+        "        return 1\n"
+        "    while False:\n"  # 1
+        "        pass\n"
+        "    try:\n"
+        "        y = 1 if x else 0\n"  # 1
+        "    except ValueError:\n"  # 1
+        "        y = 0\n"
+        "    return sum(1 for c in x if c == '1' if y >= 0) % 2\n"  # comprehension 1 + 2 ifs
+    )
+    assert measure(code)[2] == 2 + 1 + 1 + 1 + 1 + 3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"' * 50000, '{"code": "' + "x" * 100000, '{"a": "' * 20000 + '"code"', '{"code": 1, "x": ' * 20000, "[" * 100000],
+)
+def test_pathological_json_is_refused_cleanly(text: str) -> None:
+    assert extract_code(text) is None
+
+
+def test_deeply_nested_json_around_the_answer() -> None:
+    text = "[" * 100000 + json.dumps({"code": PARITY}) + "]" * 100000
+    assert extract_code(text) == PARITY
