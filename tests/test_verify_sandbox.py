@@ -184,6 +184,13 @@ def test_files_outside_scratch_cannot_be_written_or_deleted(isolated, tmp_path) 
     assert_next_candidate_unaffected(isolated)  # and its scratch file is gone
 
 
+def test_nothing_a_candidate_writes_survives_it(isolated) -> None:
+    program = hostile("leave_state")
+    assert isolated.run(program, ["a"]).outcomes[0].marks == "0"
+    again = isolated.run(program, ["a"])
+    assert again.status == "ok" and again.outcomes[0].marks == "0", "a file survived to the next candidate"
+
+
 def test_no_network(isolated) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 import sys
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ def write_manifest(rt: runtime.Runtime, specs: list) -> None:
             "proposer": rt.proposer.kind,
             "proposer_identity": rt.proposer.identity(),
             "sandbox": rt.sandbox.mode,
+            "sandbox_fallback_reason": rt.sandbox.fallback_reason,
             "cells": [{"target": s.target, "length": s.length, "dataset_id": s.dataset_id} for s in specs],
             "trials_per_cell": rt.config.trials,
             "versions": {"llm_erm": llm_erm.__version__, "python": platform.python_version(), **versions},
@@ -142,17 +144,25 @@ def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
 
 def _fan_out(config: GridConfig, specs: list) -> None:
     """One flow run of the erm-cell deployment per cell, so every worker on the pool shares the grid."""
+    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.flow_runs import wait_for_flow_run
 
     params = config.model_dump(exclude={"functions", "lengths", "fan_out"})
-    runs = [
+    runs = {
         run_deployment("erm-cell/erm-cell", parameters={"function": s.target, "length": s.length, "config": params},
-                       timeout=0, flow_run_name=f"cell {cell_label(s)}")
+                       timeout=0, flow_run_name=f"cell {cell_label(s)}").id: s
         for s in specs
-    ]
-    states = [wait_for_flow_run(r.id, timeout=None, poll_interval=2).state for r in runs]
-    failed = [cell_label(s) for s, st in zip(specs, states, strict=True) if not st.is_completed()]
+    }
+    failed = []
+    with get_client(sync_client=True) as client:
+        while runs:
+            time.sleep(2)
+            for run_id, spec in list(runs.items()):
+                state = client.read_flow_run(run_id).state
+                if state is not None and state.is_final():
+                    del runs[run_id]
+                    if not state.is_completed():
+                        failed.append(cell_label(spec))
     if failed:
         raise RuntimeError(f"cells failed: {', '.join(failed)}")
 

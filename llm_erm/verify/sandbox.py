@@ -7,10 +7,10 @@ in a fresh fork of it, with limits set from outside the candidate:
   no child processes: RLIMIT_NPROC = 0 (and, when we are root, the fork drops to an unused uid of its
   own worker, because the kernel exempts uid 0 from that limit; being alone with that uid, it cannot
   signal any other process either);
-- `bwrap` mode (bubblewrap): new pid/net/ipc/uts namespaces (no network at all), an empty environment,
-  a read-only filesystem made of /usr, the interpreter's prefix and the installed libraries only (not the
-  home directory, not the checkout, not the datasets), a small private tmpfs as scratch that is wiped
-  between candidates;
+- `bwrap` mode (bubblewrap): new pid/net/ipc/uts namespaces (no network at all, no other process in
+  sight), an empty environment, a read-only filesystem made of /usr, the interpreter's prefix and the
+  installed libraries only (not the home directory, not the checkout, not the datasets), and one
+  writable place: a small private tmpfs as scratch, wiped between candidates;
 - `rlimit` mode, the fallback where bubblewrap is missing or cannot create namespaces: the same limits and
   empty environment in plain processes, without the filesystem and network isolation. The mode is
   recorded in every result.
@@ -45,7 +45,6 @@ from pathlib import Path
 from llm_erm.errors import UsageError
 
 MODES = ("bwrap", "rlimit")
-STATUSES = ("ok", "syntax_error", "no_function", "runtime_errors", "timeout", "memory", "crashed")
 WORKER = Path(__file__).with_name("worker.py")
 # When we are root, each worker's candidates run as a uid of their own from this range (no account
 # needs to exist): no other process on the host has it, so kill(-1) or ptrace reach nothing.
@@ -361,7 +360,7 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
             argv += ["--ro-bind", top, top]
     argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     prefix = os.path.realpath(sys.base_prefix)
-    mounted = [prefix] if not prefix.startswith("/usr/") else []
+    mounted = [prefix] if prefix != "/usr" and not prefix.startswith("/usr/") else []
     if not python.startswith((prefix + "/", "/usr/")):
         mounted.append(os.path.dirname(python))
     binds = [(path, path) for path in mounted]
@@ -373,7 +372,7 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", source, target]
     argv += ["--ro-bind", str(WORKER), "/opt/llm-erm/worker.py"]
-    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     argv += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", "/tmp"]
     argv += ["--remount-ro", "/", "--chdir", "/tmp"]
     argv += [python, "-S", "-s", "-P", "/opt/llm-erm/worker.py"]

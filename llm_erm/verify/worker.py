@@ -2,7 +2,7 @@
 
 One zygote per warm worker, started by `sandbox.py` as
 
-    python -S -s worker.py --scratch DIR [--drop-to UID] [--path DIR]...
+    python -S -s -P worker.py --scratch DIR [--drop-to UID] [--path DIR]...
 
 It imports a few common modules once, then serves requests from the orchestrator (stdin) and answers
 on stdout. Every candidate runs in a fresh fork of the zygote, so whatever one candidate does to its
@@ -83,7 +83,7 @@ def main(argv: list[str]) -> None:
 
 
 def parse_args(argv: list[str]) -> tuple[str, int | None, list[str]]:
-    scratch, drop_to, paths = "/tmp", None, []
+    scratch, drop_to, paths = None, None, []
     args = iter(argv)
     for flag in args:
         value = next(args)
@@ -95,6 +95,8 @@ def parse_args(argv: list[str]) -> tuple[str, int | None, list[str]]:
             paths.append(value)
         else:
             raise SystemExit(f"worker.py: unknown argument {flag}")
+    if scratch is None:  # no default: the scratch directory is emptied after every candidate
+        raise SystemExit("worker.py: --scratch DIR is required")
     return scratch, drop_to, paths
 
 
