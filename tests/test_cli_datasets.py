@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_erm.cli.datasets import expand_multi_values
+from llm_erm.cli.options import expand_multi_values
 from llm_erm.datasets import DatasetSpec
 
 LLM_ERM = str(Path(sys.executable).parent / "llm-erm")

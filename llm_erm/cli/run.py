@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Optional
 
 import typer
 
+from llm_erm.cli.options import MultiValueCommand
 from llm_erm.errors import UsageError
 
 RUN_EXAMPLES = """
@@ -24,36 +24,39 @@ Examples:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help="Run the erm-grid flow locally (Prefect's embedded API)." + RUN_EXAMPLES)(run)
+    app.command(cls=MultiValueCommand, help="Run the erm-grid flow locally (Prefect's embedded API).",
+                epilog=RUN_EXAMPLES)(run)
     app.command(help="Which cells of a run are done, running, missing, failed or skipped for budget.")(status)
     app.command(help="Write a run's attempt rows as JSONL or CSV (original column set first).")(export)
 
 
 def run(
-    functions: Optional[list[str]] = typer.Option(None, "--functions", help="Target ids (default: fn_a..fn_l) or module:callable."),
-    lengths: Optional[list[int]] = typer.Option(None, "--lengths", help="Lengths (default: each target's own)."),
+    functions: list[str] | None = typer.Option(None, "--functions", "--function", "-f",
+                                                  help="Target ids (default: fn_a..fn_l) or module:callable."),
+    lengths: list[int] | None = typer.Option(None, "--lengths", "--length", "-L",
+                                                help="Lengths (default: each target's own)."),
     attempts: int = typer.Option(5, help="Candidates per trial (k)."),
     trials: int = typer.Option(1, help="Independent trials per cell."),
     train_size: int = typer.Option(100), val_size: int = typer.Option(100), test_size: int = typer.Option(10000),
     seed: int = typer.Option(42),
-    alphabet: Optional[str] = typer.Option(None, help="binary | decimal: the alphabet of a module:callable target."),
-    proposer: Optional[str] = typer.Option(None, help="openai-responses | openai-chat | enumerate | replay "
+    alphabet: str | None = typer.Option(None, help="binary | decimal: the alphabet of a module:callable target."),
+    proposer: str | None = typer.Option(None, help="openai-responses | openai-chat | enumerate | replay "
                                                        "(default: openai-responses with OPENAI_API_KEY, else enumerate)."),
     model: str = typer.Option("gpt-5"),
-    base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
-    reasoning_effort: Optional[str] = typer.Option("high"),
-    verbosity: Optional[str] = typer.Option("low"),
+    base_url: str | None = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
+    reasoning_effort: str | None = typer.Option("high"),
+    verbosity: str | None = typer.Option("low"),
     max_output_tokens: int = typer.Option(20000),
     tool_choice: str = typer.Option("auto"),
     code_interpreter: bool = typer.Option(False, "--code-interpreter"),
     timeout_s: float = typer.Option(1200.0, "--timeout", help="Seconds per model call."),
-    replay_from: Optional[str] = typer.Option(None, help="Ledger dir or JSONL to replay (with --proposer replay)."),
-    prompt_variant: Optional[str] = typer.Option(None, help="explain | interview | preview"),
-    prompt_template: Optional[str] = typer.Option(None, help="A template file of your own."),
+    replay_from: str | None = typer.Option(None, help="Ledger dir or JSONL to replay (with --proposer replay)."),
+    prompt_variant: str | None = typer.Option(None, help="explain | interview | preview"),
+    prompt_template: str | None = typer.Option(None, help="A template file of your own."),
     wave_size: int = typer.Option(1, help="Attempts proposed in parallel per wave (1: sequential, early stop saves most)."),
     concurrency: int = typer.Option(4, help="Trials (and so model calls) in flight."),
-    budget_usd: Optional[float] = typer.Option(None, help="Stop starting calls once the estimated spend reaches this."),
-    run_id: Optional[str] = typer.Option(None, help="Name of the run (default: a hash of the grid config)."),
+    budget_usd: float | None = typer.Option(None, help="Stop starting calls once the estimated spend reaches this."),
+    run_id: str | None = typer.Option(None, help="Name of the run (default: a hash of the grid config)."),
     results_dir: str = typer.Option("results"),
     datasets_dir: str = typer.Option("datasets"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print every prompt that would be sent; spend nothing."),

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from llm_erm.datasets import Dataset, DatasetSpec
+from llm_erm.datasets import DatasetSpec
 from llm_erm.proposers import PermanentProposerError, ProposeRequest, TransientProposerError
 from llm_erm.results import ledger
 from llm_erm.results.progress import running_marker

@@ -39,7 +39,7 @@ def local_server(tmp_path_factory):
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OPENAI_API_KEY": "sk-test-deploy",
            "PREFECT_LOGGING_LEVEL": "INFO"}
-    log = open(home / "server.log", "w")
+    log = open(home / "server.log", "w")  # noqa: SIM115 - the server writes to it until teardown
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
@@ -70,7 +70,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     logs = [tmp_path / f"w{i}.log" for i in (1, 2)]
     workers = [
         subprocess.Popen([PREFECT, "worker", "start", "--pool", "erm-pool", "--name", f"w{i}", "--limit", "2"],
-                         env=env, cwd=tmp_path, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                         env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)  # noqa: SIM115
         for i, log in zip((1, 2), logs, strict=True)
     ]
     model = ScriptedModel([WRONG, FIRST_BIT, PARITY])
@@ -117,18 +117,17 @@ def test_nightly_deployment_is_scheduled(local_server):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: local_server["PREFECT_API_URL"]}):
-        with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name("erm-nightly/erm-nightly")
-            assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
-            deadline = time.time() + 90
-            while True:  # the scheduler service creates the upcoming runs (broken with SQLAlchemy 2.1)
-                runs = client.read_flow_runs(
-                    deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["erm-nightly"])),
-                    flow_run_filter=FlowRunFilter(),
-                )
-                if runs or time.time() > deadline:
-                    break
-                time.sleep(2)
+    with temporary_settings({PREFECT_API_URL: local_server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("erm-nightly/erm-nightly")
+        assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+        deadline = time.time() + 90
+        while True:  # the scheduler service creates the upcoming runs (broken with SQLAlchemy 2.1)
+            runs = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["erm-nightly"])),
+                flow_run_filter=FlowRunFilter(),
+            )
+            if runs or time.time() > deadline:
+                break
+            time.sleep(2)
     assert runs and all(r.state.is_scheduled() for r in runs)
     assert all(r.expected_start_time.hour == 3 and r.expected_start_time.minute == 0 for r in runs)

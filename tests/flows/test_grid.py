@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
 from llm_erm.datasets import DatasetSpec, build_dataset
 from llm_erm.proposers.wire_server import Fault, WireServer
 from llm_erm.results import ledger
-from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
 COMPARED = ["target", "length", "trial", "attempt", "text", "code", "status", "val_acc", "test_acc", "selected",
             "stopped_early"]

@@ -1,0 +1,35 @@
+"""Options shared by the subcommands."""
+
+from __future__ import annotations
+
+import click
+from typer.core import TyperCommand
+
+MULTI_VALUE_OPTIONS = ("--functions", "--function", "-f", "--lengths", "--length", "-L")
+
+
+def expand_multi_values(args: list[str], options: tuple[str, ...] = MULTI_VALUE_OPTIONS) -> list[str]:
+    """Let `--functions fn_a fn_c` mean `--functions fn_a --functions fn_c` (the paper CLI's form).
+
+    Words after a multi-value option, up to the next option, are repeated with that option; the
+    `--opt=value` form and repeated flags keep working as usual.
+    """
+    out: list[str] = []
+    current: str | None = None  # the multi-value option whose words we are reading
+    for arg in args:
+        if arg.startswith("-") and arg != "-":
+            name, has_value, _ = arg.partition("=")
+            current = name if name in options else None
+            out.append(arg)
+        elif current is not None:
+            if out[-1] != current:
+                out.append(current)
+            out.append(arg)
+        else:
+            out.append(arg)
+    return out
+
+
+class MultiValueCommand(TyperCommand):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, expand_multi_values(args))
