@@ -71,7 +71,7 @@ def run(
         config = GridConfig(**params)
     except ValueError as exc:
         raise UsageError(_first_error(exc)) from None
-    config.dataset_specs()  # refuse a bad grid before Prefect starts
+    specs = config.dataset_specs()  # refuse a bad grid before Prefect starts
     config.template_text()
     from llm_erm.proposers import make_proposer
 
@@ -79,22 +79,36 @@ def run(
     if config.proposer is None and config.resolved_proposer() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
 
-    from llm_erm import prefect_env
+    from llm_erm.results.progress import run_is_complete
 
-    prefect_env.configure()
-    from llm_erm.flows.grid import erm_grid
-
-    if config.dry_run:
-        erm_grid(**params)
-        return
     run_dir = config.run_dir()
-    with _progress(run_dir, len(config.dataset_specs()) * config.trials):
-        outcome = erm_grid(**params)
-    _print_summary(outcome["cells"])
+    if not config.dry_run and run_is_complete(run_dir, specs, config.trials, with_report=config.analyze):
+        # Nothing to propose, verify or aggregate: no need to start Prefect to learn that.
+        typer.echo(f"run {run_dir.name} is complete: nothing to do (another --run-id starts a new run)", err=True)
+        _print_summary(_read_summary(run_dir))
+    else:
+        from llm_erm import prefect_env
+
+        prefect_env.configure()
+        from llm_erm.flows.grid import erm_grid
+
+        if config.dry_run:
+            erm_grid(**params)
+            return
+        with _progress(run_dir, len(specs) * config.trials):
+            _print_summary(erm_grid(**params)["cells"])
     typer.echo(f"results: {run_dir}")
     report = run_dir / "report" / "report.html"
     if report.exists():
         typer.echo(f"report:  {report}")
+
+
+def _read_summary(run_dir: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    from llm_erm.results import ledger
+
+    return pq.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
 
 
 def _first_error(exc: ValueError) -> str:

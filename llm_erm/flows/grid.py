@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -27,6 +32,8 @@ from llm_erm.results import ledger
 from llm_erm.results.progress import pending_trials, spent_usd
 from llm_erm.tasks import runtime
 from llm_erm.tasks.steps import backoff, build_prompt, cell_label, generate_dataset, propose, run_trial
+
+PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
 
 
 def _artifact_key(run_id: str, what: str) -> str:
@@ -117,26 +124,35 @@ def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
         progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
                                             description=f"trials of run {rt.run_id}")
         failed: list[str] = []
-        # Cells are prepared first, so that `concurrency` bounds the trials in flight exactly.
-        with ThreadPoolTaskRunner(max_workers=config.concurrency) as runner:
-            datasets = {s: runner.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
-                        for s in cells}
-            prompts = {s: runner.submit(build_prompt, {"run_id": rt.run_id, "spec": datasets[s], "label": cell_label(s)})
-                       for s in cells}
-            prompts = {s: future.result() for s, future in prompts.items()}
-            trials = [
-                runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": prompts[spec], "trial": t,
-                                          "label": cell_label(spec, t)})
-                for spec, t in todo
-            ]
+        # A pipeline: cells are prepared (dataset, prompt) on a small pool, and each cell's trials start on
+        # the trial pool as soon as its prompt is ready, so `concurrency` bounds the trials in flight exactly.
+        trials_of = {s: [t for spec, t in todo if spec == s] for s in cells}
+        with ThreadPoolTaskRunner(max_workers=PREP_WORKERS) as prep, \
+                ThreadPoolTaskRunner(max_workers=config.concurrency) as runner:
+            prompts = {}
+            for s in cells:  # interleaved, so prompts come out while later datasets are still being built
+                dataset = prep.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
+                prompts[prep.submit(build_prompt, {"run_id": rt.run_id, "spec": dataset, "label": cell_label(s)})] = s
+            trials = []
+            for ready in as_completed(list(prompts)):
+                spec = prompts[ready]
+                trials += [
+                    runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": ready.result(), "trial": t,
+                                              "label": cell_label(spec, t)})
+                    for t in trials_of[spec]
+                ]
+            finished: list[dict[str, Any]] = []
             for done, future in enumerate(as_completed(trials), start=1):
                 try:
-                    future.result()
+                    finished.append(future.result())
                 except Exception as exc:  # one broken trial must not sink the grid; it stays pending
                     failed.append(f"{exc}")
                     logger.error("trial failed: %s", exc)
+                spent = f"${rt.budget.spent_usd:.4f} spent"
                 update_progress_artifact(progress, 100.0 * done / len(trials),
-                                         description=f"{done}/{len(trials)} trials, ${rt.budget.spent_usd:.4f} spent")
+                                         description=f"{done}/{len(trials)} trials, {spent}")
+                create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
+                                      description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
         return {"run_id": rt.run_id, "trials_run": len(trials) - len(failed), "failed": failed}
     finally:
         runtime.unregister(rt.run_id)

@@ -35,6 +35,15 @@ def pending_trials(run_dir: Path, specs: list, trials: int) -> list[tuple]:
     ]
 
 
+def run_is_complete(run_dir: Path, specs: list, trials: int, with_report: bool) -> bool:
+    """Every trial is done, and the summary (and the report, when asked for) is newer than all of them."""
+    if pending_trials(run_dir, specs, trials):
+        return False
+    newest = max((p.stat().st_mtime for p in (run_dir / ledger.ATTEMPTS_DIR).glob("*/L*/trial*.parquet")), default=0)
+    outputs = [run_dir / ledger.SUMMARY_FILE] + ([run_dir / ledger.REPORT_DIR / "report.html"] if with_report else [])
+    return all(p.exists() and p.stat().st_mtime >= newest for p in outputs)
+
+
 def spent_usd(run_dir: Path) -> float:
     """Estimated spend already in the ledger: a resumed run's budget starts from it."""
     table = ledger.read_attempts(run_dir)

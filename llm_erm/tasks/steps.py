@@ -161,11 +161,14 @@ def run_trial(run_id: str, spec: DatasetSpec, prompt: str, trial: int, label: st
     with running_marker(rt.run_dir, spec.target, spec.length, trial):
         rows = _attempts_until_solved(run_id, spec, prompt, trial, identity)
         ledger.write_trial(rt.run_dir, spec.target, spec.length, trial, rows)
+    selected = next((row for row in rows if row.get("selected")), {})
     return {
-        "label": label,
+        "trial": label,
         "attempts": len(rows),
-        "cost_usd": sum(row.get("cost_usd") or 0.0 for row in rows),
-        "selected_val": next((row.get("val_acc") for row in rows if row.get("selected")), None),
+        "solved": any(row.get("stopped_early") for row in rows) or selected.get("val_acc") == 1.0,
+        "selected val": selected.get("val_acc"),
+        "selected test": selected.get("test_acc"),
+        "cost $": round(sum(row.get("cost_usd") or 0.0 for row in rows), 6),
     }
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from api import latest_artifact
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
 from llm_erm.datasets import DatasetSpec, build_dataset
@@ -70,6 +71,10 @@ def test_early_stop_makes_exactly_one_call(tmp_path):
         assert server.request_count == 1
     (row,) = ledger.read_attempts(tmp_path / "results" / "t").to_pylist()
     assert row["val_acc"] == 1.0 and row["stopped_early"] and row["selected"] and row["test_acc"] == 1.0
+    # the UI's live artifacts: progress and the table of finished trials
+    assert latest_artifact("progress-t").data == 100.0
+    (trial,) = json.loads(latest_artifact("trials-t").data)
+    assert trial["trial"] == "fn_a L20 t1" and trial["attempts"] == 1 and trial["solved"] is True
 
 
 def test_selection_ignores_test_accuracy(tmp_path):
