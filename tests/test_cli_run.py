@@ -111,3 +111,14 @@ def test_a_run_is_complete_only_with_every_trial_and_a_fresh_summary(tmp_path):
     ledger.write_table(tmp_path / "summary.parquet", summary)
     assert run_is_complete(tmp_path, specs, 1, with_report=False)
     assert not run_is_complete(tmp_path, specs, 1, with_report=True)  # no report yet
+
+
+def test_dry_run_prints_every_prompt_and_calls_nothing(tmp_path, wire_server):
+    done = llm_erm(tmp_path, "run", "--functions", "fn_a", "fn_i", "--lengths", "20", "--attempts", "2", "--trials", "2",
+                   "--test-size", "200", "--proposer", "openai-chat", "--base-url", wire_server.url, "--dry-run",
+                   key="sk-test")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("**Problem Statement:**") == 8 and "===== fn_i L20 t2 a2 =====" in done.stdout
+    assert "(decimal, length 20)" in done.stdout and "(binary, length 20)" in done.stdout
+    assert wire_server.request_count == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["datasets"]  # datasets, no results, no Prefect

@@ -81,8 +81,14 @@ def run(
 
     from llm_erm.results.progress import run_is_complete
 
+    if config.dry_run:  # the prompts go to stdout; no Prefect, no ledger, no call
+        from llm_erm.plan import planned_prompts
+
+        for label, prompt in planned_prompts(config):
+            typer.echo(f"===== {label} =====\n{prompt}")
+        return
     run_dir = config.run_dir()
-    if not config.dry_run and run_is_complete(run_dir, specs, config.trials, with_report=config.analyze):
+    if run_is_complete(run_dir, specs, config.trials, with_report=config.analyze):
         # Nothing to propose, verify or aggregate: no need to start Prefect to learn that.
         typer.echo(f"run {run_dir.name} is complete: nothing to do (another --run-id starts a new run)", err=True)
         _print_summary(_read_summary(run_dir))
@@ -92,9 +98,6 @@ def run(
         prefect_env.configure()
         from llm_erm.flows.grid import erm_grid
 
-        if config.dry_run:
-            erm_grid(**params)
-            return
         with _progress(run_dir, len(specs) * config.trials):
             _print_summary(erm_grid(**params)["cells"])
     typer.echo(f"results: {run_dir}")

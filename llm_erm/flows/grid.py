@@ -226,7 +226,7 @@ def erm_grid(
     config = GridConfig(**{k: v for k, v in locals().items()})
     specs = config.dataset_specs()
     if dry_run:
-        return dry_run_prompts(config, specs)
+        return dry_run_prompts(config)
     if fan_out:
         _fan_out(config, specs)
         outcome = {"run_id": config.resolved_run_id(), "fanned_out": len(specs), "failed": []}
@@ -251,19 +251,15 @@ def erm_cell(function: str, length: int, config: dict[str, Any]) -> dict[str, An
     return run_cells(config, config.dataset_specs())
 
 
-def dry_run_prompts(config: GridConfig, specs: list) -> dict[str, Any]:
-    """Print every prompt that would be sent; build datasets, spend nothing, write no ledger."""
-    from llm_erm.datasets import build_dataset
-    from llm_erm.proposers.prompt import build_prompt as render
+def dry_run_prompts(config: GridConfig) -> dict[str, Any]:
+    """Log every prompt that would be sent (the CLI prints them instead); write no ledger."""
+    from llm_erm.plan import planned_prompts
 
-    template = config.template_text()
+    logger = get_run_logger()
     calls = 0
-    for spec in specs:
-        prompt = render(build_dataset(spec, Path(config.datasets_dir)), variant=config.prompt_variant, template=template)
-        for trial in range(1, config.trials + 1):
-            for attempt in range(1, config.attempts + 1):
-                print(f"===== {cell_label(spec, trial, attempt)} =====\n{prompt}")
-                calls += 1
+    for label, prompt in planned_prompts(config):
+        logger.info("===== %s =====\n%s", label, prompt)
+        calls += 1
     return {"run_id": config.resolved_run_id(), "dry_run": True, "calls": calls}
 
 

@@ -40,28 +40,26 @@ def test_nightly_flags_a_regression_against_the_previous_night(tmp_path):
     from llm_erm.flows.analysis import erm_nightly
 
     results = str(tmp_path / "results")
-    with WireServer(ScriptedModel([WRONG, PARITY])) as good:
+    with WireServer(ScriptedModel([PARITY])) as good:
         first = erm_nightly(grid=grid(tmp_path, good), run_id="nightly-2026-11-20", results_dir=results)
     assert first == {"run_id": "nightly-2026-11-20", "baseline": None, "regressions": 0}
 
-    with WireServer(ScriptedModel([WRONG, PARITY])) as same:
+    with WireServer(ScriptedModel([PARITY])) as same:
         again = erm_nightly(grid=grid(tmp_path, same), run_id="nightly-2026-11-21", results_dir=results)
     assert again == {"run_id": "nightly-2026-11-21", "baseline": "nightly-2026-11-20", "regressions": 0}
 
-    with WireServer(ScriptedModel([WRONG, FIRST_BIT])) as worse:
+    with WireServer(ScriptedModel([FIRST_BIT])) as worse:
         state = erm_nightly(grid=grid(tmp_path, worse), run_id="nightly-2026-11-22", results_dir=results,
                             return_state=True)
     assert state.is_failed() and "regression" in state.message and "fn_a L20" in state.message
     assert "nightly-2026-11-21" in latest_artifact("nightly-nightly-2026-11-22").data
 
 
-def test_dry_run_prints_every_prompt_and_spends_nothing(tmp_path, capsys):
+def test_dry_run_flow_spends_nothing_and_writes_no_ledger(tmp_path):
     from llm_erm.flows.grid import erm_grid
 
     with WireServer(ScriptedModel([PARITY])) as server:
         outcome = erm_grid(**grid(tmp_path, server, dry_run=True, run_id="dry", results_dir=str(tmp_path / "r")))
         assert server.request_count == 0
-    out = capsys.readouterr().out
-    assert outcome["calls"] == 4 and out.count("**Problem Statement:**") == 4
-    assert "===== fn_a L20 t2 a2 =====" in out
+    assert outcome == {"run_id": "dry", "dry_run": True, "calls": 4}
     assert not (tmp_path / "r").exists()
