@@ -106,10 +106,10 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     attempts = ledger.read_attempts(run_dir).to_pylist()
     assert fanned_answers == len(attempts)  # no cell proposed twice
     assert (run_dir / "summary.parquet").exists()
-    submitted = [re.findall(r"submitting flow run '([0-9a-f-]+)'", log.read_text()) for log in logs]
-    every = [run for runs in submitted for run in runs]
-    assert len(every) == len(set(every)) == 2 + len(cells)  # each flow run on exactly one worker
-    assert all(submitted), f"both workers took flow runs: {[len(s) for s in submitted]}"
+    # A worker may try a run another one took (the server aborts it); what counts is what each ran.
+    ran = [re.findall(r"Flow run '(cell [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
+    assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"cell {t} L{length}" for t, length in cells)
+    assert all(ran), f"both workers ran cells: {ran}"
 
 
 def test_nightly_deployment_is_scheduled(local_server):
