@@ -60,7 +60,9 @@ def start_runtime(config: GridConfig) -> runtime.Runtime:
         sandbox=sandbox,
         budget=Budget(config.budget_usd, spent_usd(run_dir)),
         call_slots=threading.BoundedSemaphore(config.concurrency),
-        propose_task=propose.with_options(retry_delay_seconds=backoff(config.retry_delay_s)),
+        # Paid answers are cached beside the run's ledger, so workers sharing results/ share them too.
+        propose_task=propose.with_options(retry_delay_seconds=backoff(config.retry_delay_s),
+                                          result_storage=run_dir / ledger.PROPOSE_CACHE_DIR),
         template=config.template_text(),
     )
     runtime.register(rt)
@@ -81,7 +83,7 @@ def write_manifest(rt: runtime.Runtime, specs: list) -> None:
             "proposer_identity": rt.proposer.identity(),
             "sandbox": rt.sandbox.mode,
             "sandbox_fallback_reason": rt.sandbox.fallback_reason,
-            "cells": [{"target": s.target, "length": s.length, "dataset_id": s.dataset_id} for s in specs],
+            "cells": _union_cells(previous.get("cells", []), specs),
             "trials_per_cell": rt.config.trials,
             "versions": {"llm_erm": llm_erm.__version__, "python": platform.python_version(), **versions},
             "argv": sys.argv,
@@ -90,6 +92,14 @@ def write_manifest(rt: runtime.Runtime, specs: list) -> None:
             "updated_at": datetime.now(UTC).isoformat(),
         },
     )
+
+
+def _union_cells(previous: list[dict], specs: list) -> list[dict]:
+    """The cells of this run so far: an erm-cell flow run adds its cell, never drops the grid's others."""
+    cells = {(c["target"], c["length"]): c for c in previous}
+    cells.update({(s.target, s.length): {"target": s.target, "length": s.length, "dataset_id": s.dataset_id}
+                  for s in specs})
+    return sorted(cells.values(), key=lambda c: (c["target"], c["length"]))
 
 
 @task(name="aggregate", task_run_name="aggregate", cache_policy=NO_CACHE)
@@ -110,7 +120,7 @@ def _to_arrow(frame):
 
 
 def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
-    """Run every pending trial of the given cells; shared by erm-grid and erm-cell."""
+    """Run every pending trial of the given cells, here or (fan_out) as erm-cell flow runs on the pool."""
     logger = get_run_logger()
     rt = start_runtime(config)
     try:
@@ -118,48 +128,60 @@ def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
         todo = pending_trials(rt.run_dir, specs, config.trials)
         logger.info("run %s: %d of %d trials to do (%s, sandbox %s)", rt.run_id, len(todo),
                     len(specs) * config.trials, rt.proposer.kind, rt.sandbox.mode)
-        if not todo:
-            return {"run_id": rt.run_id, "trials_run": 0, "failed": []}
         cells = sorted({spec for spec, _ in todo}, key=lambda s: (s.target, s.length))
-        progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
-                                            description=f"trials of run {rt.run_id}")
-        failed: list[str] = []
-        # A pipeline: cells are prepared (dataset, prompt) on a small pool, and each cell's trials start on
-        # the trial pool as soon as its prompt is ready, so `concurrency` bounds the trials in flight exactly.
-        trials_of = {s: [t for spec, t in todo if spec == s] for s in cells}
-        with ThreadPoolTaskRunner(max_workers=PREP_WORKERS) as prep, \
-                ThreadPoolTaskRunner(max_workers=config.concurrency) as runner:
-            prompts = {}
-            for s in cells:  # interleaved, so prompts come out while later datasets are still being built
-                dataset = prep.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
-                prompts[prep.submit(build_prompt, {"run_id": rt.run_id, "spec": dataset, "label": cell_label(s)})] = s
-            trials = []
-            for ready in as_completed(list(prompts)):
-                spec = prompts[ready]
-                trials += [
-                    runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": ready.result(), "trial": t,
-                                              "label": cell_label(spec, t)})
-                    for t in trials_of[spec]
-                ]
-            finished: list[dict[str, Any]] = []
-            for done, future in enumerate(as_completed(trials), start=1):
-                try:
-                    finished.append(future.result())
-                except Exception as exc:  # one broken trial must not sink the grid; it stays pending
-                    failed.append(f"{exc}")
-                    logger.error("trial failed: %s", exc)
-                spent = f"${rt.budget.spent_usd:.4f} spent"
-                update_progress_artifact(progress, 100.0 * done / len(trials),
-                                         description=f"{done}/{len(trials)} trials, {spent}")
-                create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
-                                      description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
-        return {"run_id": rt.run_id, "trials_run": len(trials) - len(failed), "failed": failed}
+        if not todo:
+            failed = []
+        elif config.fan_out:
+            failed = _fan_out(config, cells)
+        else:
+            failed = _run_trials(rt, cells, todo)
+        return {"run_id": rt.run_id, "trials_run": len(todo) - len(failed), "failed": failed}
     finally:
         runtime.unregister(rt.run_id)
 
 
-def _fan_out(config: GridConfig, specs: list) -> None:
-    """One flow run of the erm-cell deployment per cell, so every worker on the pool shares the grid."""
+def _run_trials(rt: runtime.Runtime, cells: list, todo: list) -> list[str]:
+    """The trials in this process; returns what failed (those trials stay pending)."""
+    logger = get_run_logger()
+    progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
+                                        description=f"trials of run {rt.run_id}")
+    failed: list[str] = []
+    # A pipeline: cells are prepared (dataset, prompt) on a small pool, and each cell's trials start on
+    # the trial pool as soon as its prompt is ready, so `concurrency` bounds the trials in flight exactly.
+    trials_of = {s: [t for spec, t in todo if spec == s] for s in cells}
+    with ThreadPoolTaskRunner(max_workers=PREP_WORKERS) as prep, \
+            ThreadPoolTaskRunner(max_workers=rt.config.concurrency) as runner:
+        prompts = {}
+        for s in cells:  # interleaved, so prompts come out while later datasets are still being built
+            dataset = prep.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
+            prompts[prep.submit(build_prompt, {"run_id": rt.run_id, "spec": dataset, "label": cell_label(s)})] = s
+        trials = []
+        for ready in as_completed(list(prompts)):
+            spec = prompts[ready]
+            trials += [
+                runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": ready.result(), "trial": t,
+                                          "label": cell_label(spec, t)})
+                for t in trials_of[spec]
+            ]
+        finished: list[dict[str, Any]] = []
+        for done, future in enumerate(as_completed(trials), start=1):
+            try:
+                finished.append(future.result())
+            except Exception as exc:  # one broken trial must not sink the grid; it stays pending
+                failed.append(f"{exc}")
+                logger.error("trial failed: %s", exc)
+            spent = f"${rt.budget.spent_usd:.4f} spent"
+            update_progress_artifact(progress, 100.0 * done / len(trials),
+                                     description=f"{done}/{len(trials)} trials, {spent}")
+            create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
+                                  description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
+    return failed
+
+
+def _fan_out(config: GridConfig, specs: list) -> list[str]:
+    """One flow run of the erm-cell deployment per cell, so every worker on the pool shares the grid.
+
+    Returns the cells whose flow run did not complete."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
@@ -178,9 +200,8 @@ def _fan_out(config: GridConfig, specs: list) -> None:
                 if state is not None and state.is_final():
                     del runs[run_id]
                     if not state.is_completed():
-                        failed.append(cell_label(spec))
-    if failed:
-        raise RuntimeError(f"cells failed: {', '.join(failed)}")
+                        failed.append(f"cell {cell_label(spec)}: {state.name}")
+    return failed
 
 
 @flow(name="erm-grid", log_prints=True, validate_parameters=True)
@@ -227,11 +248,7 @@ def erm_grid(
     specs = config.dataset_specs()
     if dry_run:
         return dry_run_prompts(config)
-    if fan_out:
-        _fan_out(config, specs)
-        outcome = {"run_id": config.resolved_run_id(), "fanned_out": len(specs), "failed": []}
-    else:
-        outcome = run_cells(config, specs)
+    outcome = run_cells(config, specs)
     cells = aggregate(str(config.run_dir()))
     create_markdown_artifact(summary_markdown(config, cells), key=_artifact_key(config.resolved_run_id(), "summary"),
                              description="erm-grid summary")
@@ -240,7 +257,7 @@ def erm_grid(
 
         erm_analysis(run_id=config.resolved_run_id(), results_dir=config.results_dir)
     if outcome["failed"]:
-        raise RuntimeError(f"{len(outcome['failed'])} trials failed; re-run the same run id to retry them")
+        raise RuntimeError(f"{len(outcome['failed'])} trials or cells failed; re-run the same run id to retry them")
     return {**outcome, "run_dir": str(config.run_dir()), "cells": cells}
 
 

@@ -4,6 +4,7 @@ Layout of results/<run_id>/ (see schema.py for the columns):
     manifest.json
     attempts/<target>/L<length>/trial<t>.parquet
     summary.parquet
+    propose-cache/               every proposal, cached by its explicit key (see tasks/steps.py)
     report/                      written by the analysis
 """
 
@@ -26,6 +27,7 @@ ATTEMPTS_DIR = "attempts"
 SUMMARY_FILE = "summary.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_DIR = "report"
+PROPOSE_CACHE_DIR = "propose-cache"  # Prefect's result files of the propose task: every answer as JSON
 
 
 _UMASK = os.umask(0)

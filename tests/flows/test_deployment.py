@@ -106,6 +106,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     attempts = ledger.read_attempts(run_dir).to_pylist()
     assert fanned_answers == len(attempts)  # no cell proposed twice
     assert (run_dir / "summary.parquet").exists()
+    assert {(c["target"], c["length"]) for c in ledger.read_manifest(run_dir)["cells"]} == set(cells)
     # A worker may try a run another one took (the server aborts it); what counts is what each ran.
     ran = [re.findall(r"Flow run '(cell [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
     assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"cell {t} L{length}" for t, length in cells)

@@ -178,6 +178,7 @@ def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tmp_path, pref
         run_grid(**grid_params(tmp_path, server, concurrency=1, run_id="ref"))
     assert rows(tmp_path / "results" / "t") == rows(tmp_path / "results" / "ref")
     assert answered == dict(reference.answered) and reference.total == 11  # no answer bought twice
+    assert len(list((tmp_path / "results" / "t" / "propose-cache").iterdir())) == 11  # each kept once
 
 
 @pytest.mark.parametrize("wave_size", [3])
