@@ -84,43 +84,42 @@ def plot_accuracy_vs_length(cells: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _paired_curves(frame: pd.DataFrame, x: str, columns: tuple[str, str], titles: tuple[str, str],
+                   xlabel: str, ylabel: str, ylim: tuple[float, float], path: Path) -> Path:
+    """Two panels side by side, one curve per target in each: the mean of a column against `x`."""
+    fig, axes = _figure(ncols=2, sharey=True)
+    styles = _target_styles(frame["target"])
+    means = frame.groupby(["target", x], sort=True)[list(columns)].mean()
+    for target, curve in means.groupby(level="target"):
+        xs = curve.index.get_level_values(x)
+        for ax, column in zip(axes, columns, strict=True):
+            ax.plot(xs, curve[column], marker="o", label=target, **styles[target])
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        ax.set_ylim(*ylim)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axes[0].set_ylabel(ylabel)
+    axes[1].legend(fontsize=8, loc="lower right", ncols=2)
+    return _save(fig, path)
+
+
 def plot_progression(progress: pd.DataFrame, path: Path) -> Path:
     """Validation and test accuracy of the selection after a attempts, averaged per target."""
-    fig, (ax_val, ax_test) = _figure(ncols=2, sharey=True)
-    styles = _target_styles(progress["target"])
-    means = progress.groupby(["target", "attempt"], sort=True)[["best_val_acc", "best_test_acc"]].mean()
-    for target, curve in means.groupby(level="target"):
-        attempts = curve.index.get_level_values("attempt")
-        ax_val.plot(attempts, curve["best_val_acc"], marker="o", label=target, **styles[target])
-        ax_test.plot(attempts, curve["best_test_acc"], marker="o", label=target, **styles[target])
-    for ax, what in ((ax_val, "validation"), (ax_test, "test")):
-        ax.set_xlabel("attempts (budget)")
-        ax.set_title(f"{what} accuracy of the selection so far")
-        ax.set_ylim(0.0, 1.05)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax_val.set_ylabel("mean over trials and lengths")
-    ax_test.legend(fontsize=8, loc="lower right", ncols=2)
-    return _save(fig, path)
+    return _paired_curves(
+        progress, "attempt", ("best_val_acc", "best_test_acc"),
+        ("validation accuracy of the selection so far", "test accuracy of the selection so far"),
+        "attempts (budget)", "mean over trials and lengths", (0.0, 1.05), path,
+    )
 
 
 def plot_pass_at_k(curves: pd.DataFrame, path: Path) -> Path:
     """pass@k of "validation = 1.0" and of "test >= 0.99", averaged over each target's lengths."""
-    fig, (ax_val, ax_test) = _figure(ncols=2, sharey=True)
-    styles = _target_styles(curves["target"])
-    means = curves.groupby(["target", "k"], sort=True)[["val_pass_at_k", "test_pass_at_k"]].mean()
-    for target, curve in means.groupby(level="target"):
-        ks = curve.index.get_level_values("k")
-        ax_val.plot(ks, curve["val_pass_at_k"], marker="o", label=target, **styles[target])
-        ax_test.plot(ks, curve["test_pass_at_k"], marker="o", label=target, **styles[target])
-    ax_val.set_title("pass@k: validation accuracy = 1.0")
-    ax_test.set_title("pass@k: test accuracy >= 0.99")
-    for ax in (ax_val, ax_test):
-        ax.set_xlabel("k")
-        ax.set_ylim(-0.02, 1.02)
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax_val.set_ylabel("pass@k (unbiased, mean over trials and lengths)")
-    ax_test.legend(fontsize=8, loc="lower right", ncols=2)
-    return _save(fig, path)
+    return _paired_curves(
+        curves, "k", ("val_pass_at_k", "test_pass_at_k"),
+        ("pass@k: validation accuracy = 1.0", "pass@k: test accuracy >= 0.99"),
+        "k", "pass@k (unbiased, mean over trials and lengths)", (-0.02, 1.02), path,
+    )
 
 
 def plot_status_breakdown(cells: pd.DataFrame, path: Path) -> Path:
