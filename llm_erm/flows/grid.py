@@ -34,6 +34,7 @@ from llm_erm.tasks import runtime
 from llm_erm.tasks.steps import backoff, build_prompt, cell_label, generate_dataset, propose, run_trial
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
+ARTIFACT_REFRESH_S = 2.0  # the live artifacts: fresh enough for the UI, cheap for a busy flow process
 
 
 def _artifact_key(run_id: str, what: str) -> str:
@@ -164,17 +165,20 @@ def _run_trials(rt: runtime.Runtime, cells: list, todo: list) -> list[str]:
                 for t in trials_of[spec]
             ]
         finished: list[dict[str, Any]] = []
+        shown = 0.0
         for done, future in enumerate(as_completed(trials), start=1):
             try:
                 finished.append(future.result())
             except Exception as exc:  # one broken trial must not sink the grid; it stays pending
                 failed.append(f"{exc}")
                 logger.error("trial failed: %s", exc)
-            spent = f"${rt.budget.spent_usd:.4f} spent"
-            update_progress_artifact(progress, 100.0 * done / len(trials),
-                                     description=f"{done}/{len(trials)} trials, {spent}")
-            create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
-                                  description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
+            if done == len(trials) or time.monotonic() - shown >= ARTIFACT_REFRESH_S:
+                spent = f"${rt.budget.spent_usd:.4f} spent"
+                update_progress_artifact(progress, 100.0 * done / len(trials),
+                                         description=f"{done}/{len(trials)} trials, {spent}")
+                create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
+                                      description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
+                shown = time.monotonic()
     return failed
 
 
