@@ -151,15 +151,6 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
     result.plots = {name: report_dir / path.name for name, path in drawn.items()}
     result.report_path = report_dir / REPORT_FILE
     result.summary_path = run_dir / ledger.SUMMARY_FILE
-    ledger.write_table(result.summary_path, _arrow(cells))
+    ledger.write_frame(result.summary_path, cells)
     result.headline = headline_markdown(run_id, cells, leakage, result.report_path)
     return result
-
-
-def _arrow(frame: pd.DataFrame):
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame, preserve_index=False)
-
-
-__all__ = ["AnalysisResult", "analyze_run"]

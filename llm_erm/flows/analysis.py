@@ -11,12 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from llm_erm.flows import artifact_key
 from llm_erm.results import ledger
-
-
-def _key(what: str, run_id: str) -> str:
-    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
-    return f"{what}-{safe}"[:100]
 
 
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
@@ -31,7 +27,7 @@ def erm_analysis(run_id: str, results_dir: str = "results"):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
     run_dir = Path(results_dir).resolve() / run_id
     result = analyze(run_id, str(run_dir))
-    create_markdown_artifact(result.headline, key=_key("analysis", run_id), description=f"analysis of {run_id}")
+    create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")
     if not result.ok:
         return Failed(message=f"run {run_id} leaked: {len(result.leakage.leaks)} leakage finding(s); see {result.report_path}")
@@ -68,7 +64,7 @@ def erm_nightly(
         logger.warning("no baseline run before %s: nothing to compare", run_id)
         return {"run_id": run_id, "baseline": None, "regressions": 0}
     comparison = compare_runs(root / baseline, root / run_id)
-    create_markdown_artifact(comparison.to_markdown(), key=_key("nightly", run_id),
+    create_markdown_artifact(comparison.to_markdown(), key=artifact_key("nightly", run_id),
                              description=f"{run_id} vs {baseline}")
     if comparison.regressions:
         cells = ", ".join(f"{r.target} L{r.length} ({r.kind})" for r in comparison.regressions)

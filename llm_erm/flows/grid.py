@@ -28,6 +28,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 import llm_erm
 from llm_erm.budget import Budget
 from llm_erm.config import GridConfig
+from llm_erm.flows import artifact_key
 from llm_erm.results import ledger
 from llm_erm.results.progress import pending_trials, spent_usd
 from llm_erm.tasks import runtime
@@ -35,11 +36,6 @@ from llm_erm.tasks.steps import backoff, build_prompt, cell_label, generate_data
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
 ARTIFACT_REFRESH_S = 2.0  # the live artifacts: fresh enough for the UI, cheap for a busy flow process
-
-
-def _artifact_key(run_id: str, what: str) -> str:
-    safe = "".join(c if c.isalnum() else "-" for c in run_id.lower()).strip("-")
-    return f"{what}-{safe}"[:100]
 
 
 def start_runtime(config: GridConfig) -> runtime.Runtime:
@@ -110,14 +106,8 @@ def aggregate(run_dir: str) -> list[dict[str, Any]]:
 
     attempts = ledger.read_attempts(Path(run_dir)).to_pandas()
     summary = summarize_cells(attempts)
-    ledger.write_table(Path(run_dir) / ledger.SUMMARY_FILE, _to_arrow(summary))
+    ledger.write_frame(Path(run_dir) / ledger.SUMMARY_FILE, summary)
     return summary.to_dict(orient="records")
-
-
-def _to_arrow(frame):
-    import pyarrow as pa
-
-    return pa.Table.from_pandas(frame, preserve_index=False)
 
 
 def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
@@ -144,7 +134,7 @@ def run_cells(config: GridConfig, specs: list) -> dict[str, Any]:
 def _run_trials(rt: runtime.Runtime, cells: list, todo: list) -> list[str]:
     """The trials in this process; returns what failed (those trials stay pending)."""
     logger = get_run_logger()
-    progress = create_progress_artifact(0.0, key=_artifact_key(rt.run_id, "progress"),
+    progress = create_progress_artifact(0.0, key=artifact_key("progress", rt.run_id),
                                         description=f"trials of run {rt.run_id}")
     failed: list[str] = []
     # A pipeline: cells are prepared (dataset, prompt) on a small pool, and each cell's trials start on
@@ -157,8 +147,7 @@ def _run_trials(rt: runtime.Runtime, cells: list, todo: list) -> list[str]:
             dataset = prep.submit(generate_dataset, {"run_id": rt.run_id, "spec": s, "label": cell_label(s)})
             prompts[prep.submit(build_prompt, {"run_id": rt.run_id, "spec": dataset, "label": cell_label(s)})] = s
         trials = []
-        for ready in as_completed(list(prompts)):
-            spec = prompts[ready]
+        for ready, spec in prompts.items():  # in cell order, so a grid always starts its trials in one order
             trials += [
                 runner.submit(run_trial, {"run_id": rt.run_id, "spec": spec, "prompt": ready.result(), "trial": t,
                                           "label": cell_label(spec, t)})
@@ -176,7 +165,7 @@ def _run_trials(rt: runtime.Runtime, cells: list, todo: list) -> list[str]:
                 spent = f"${rt.budget.spent_usd:.4f} spent"
                 update_progress_artifact(progress, 100.0 * done / len(trials),
                                          description=f"{done}/{len(trials)} trials, {spent}")
-                create_table_artifact(finished, key=_artifact_key(rt.run_id, "trials"),
+                create_table_artifact(finished, key=artifact_key("trials", rt.run_id),
                                       description=f"finished trials of {rt.run_id}: {done}/{len(trials)}, {spent}")
                 shown = time.monotonic()
     return failed
@@ -254,7 +243,7 @@ def erm_grid(
         return dry_run_prompts(config)
     outcome = run_cells(config, specs)
     cells = aggregate(str(config.run_dir()))
-    create_markdown_artifact(summary_markdown(config, cells), key=_artifact_key(config.resolved_run_id(), "summary"),
+    create_markdown_artifact(summary_markdown(config, cells), key=artifact_key("summary", config.resolved_run_id()),
                              description="erm-grid summary")
     if config.analyze:
         from llm_erm.flows.analysis import erm_analysis

@@ -56,6 +56,11 @@ def write_table(path: Path, table: pa.Table) -> None:
     atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
+def write_frame(path: Path, frame: Any) -> None:
+    """A pandas DataFrame as a Parquet file, atomically (summaries and report tables)."""
+    write_table(path, pa.Table.from_pandas(frame, preserve_index=False))
+
+
 def write_json(path: Path, data: Any) -> None:
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

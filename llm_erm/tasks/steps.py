@@ -7,7 +7,6 @@ verification are cheap and deterministic, and a finished trial is skipped before
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from typing import Any
@@ -17,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from llm_erm.datasets import DatasetSpec
 from llm_erm.proposers import PermanentProposerError, ProposeRequest, TransientProposerError
+from llm_erm.proposers.replay import sha256_text  # the ledger's prompt_sha256 is what replay keys on
 from llm_erm.results import ledger
 from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
@@ -33,10 +33,6 @@ def backoff(first_delay_s: float) -> list[float]:
 
 # Retry-After beyond this is not waited for inside a task: the retry gives up and the attempt fails.
 MAX_RETRY_AFTER_S = 120.0
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def cell_label(spec: DatasetSpec, trial: int | None = None, attempt: int | None = None) -> str:
@@ -68,11 +64,11 @@ def _propose_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     key = {
         "run_id": parameters["run_id"],
         "proposer": rt.proposer.identity(),
-        "prompt_sha256": sha256(parameters["prompt"]),
+        "prompt_sha256": sha256_text(parameters["prompt"]),
         "trial": parameters["trial"],
         "attempt": parameters["attempt"],
     }
-    return "propose-" + sha256(json.dumps(key, sort_keys=True, default=str))
+    return "propose-" + sha256_text(json.dumps(key, sort_keys=True, default=str))
 
 
 def retry_on_transient(task, task_run, state) -> bool:  # a plain def: Prefect ignores partials here
@@ -156,7 +152,7 @@ def run_trial(run_id: str, spec: DatasetSpec, prompt: str, trial: int, label: st
         "request_params": request_params_json(rt.proposer.identity()),
         "prompt_variant": cfg.prompt_variant,
         "prompt": prompt,
-        "prompt_sha256": sha256(prompt),
+        "prompt_sha256": sha256_text(prompt),
     }
     with running_marker(rt.run_dir, spec.target, spec.length, trial):
         rows = _attempts_until_solved(run_id, spec, prompt, trial, identity)
