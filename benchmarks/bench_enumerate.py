@@ -36,7 +36,7 @@ GROWTH_BUDGET = 5_000_000  # programs; k = 4 needs about 3.4M (10 s, 650 MB peak
 def bench_cell(target: str, length: int, datasets_dir: Path, sandbox: Sandbox) -> dict:
     dataset = build_dataset(DatasetSpec(target, length, 100, 100, 1000), datasets_dir)
     proposer = EnumerateProposer()
-    proposal = proposer.propose(ProposeRequest(build_prompt(dataset), target, length, trial=1, attempt=1))
+    proposal = proposer.propose(ProposeRequest(build_prompt(dataset), trial=1, attempt=1))
     result = verify_candidate(proposal.text, dataset, sandbox)
     code = json.loads(proposal.text)["code"]
     return {

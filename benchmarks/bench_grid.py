@@ -77,7 +77,7 @@ def sequential(server_url: str, prompts: list[str], n: int) -> float:
     proposer = make_proposer(ProposerConfig(kind="openai-chat", model="gpt-5", base_url=server_url))
     start = time.perf_counter()
     for i in range(n):
-        proposer.propose(ProposeRequest(prompt=prompts[i % len(prompts)], target="fn_a", length=20, trial=1, attempt=i))
+        proposer.propose(ProposeRequest(prompt=prompts[i % len(prompts)], trial=1, attempt=i))
     return (time.perf_counter() - start) / n
 
 

@@ -44,7 +44,7 @@ def overhead(calls: int) -> list[tuple[str, float, float]]:
     with WireServer() as server:
         client = openai.OpenAI(base_url=server.url, api_key="bench", max_retries=0, timeout=30)
         for kind in ("openai-responses", "openai-chat"):
-            proposer = make_proposer(ProposerConfig(kind=kind, base_url=server.url, timeout_s=30))
+            proposer = make_proposer(ProposerConfig(kind=kind, base_url=server.url, call_timeout_s=30))
             params = proposer.request_params()
             if kind == "openai-responses":
                 def bare(i, params=params):
@@ -57,7 +57,7 @@ def overhead(calls: int) -> list[tuple[str, float, float]]:
                     ).choices[0].message.content
 
             def ours(i, proposer=proposer):
-                return proposer.propose(ProposeRequest(PROMPT, "fn_a", 20, 1, i)).text
+                return proposer.propose(ProposeRequest(PROMPT, 1, i)).text
 
             # Interleave three rounds each so a busy machine skews both sides alike.
             ours_ms, bare_ms = [], []
@@ -71,12 +71,12 @@ def overhead(calls: int) -> list[tuple[str, float, float]]:
 def concurrency() -> list[tuple[int, float, float]]:
     rows = []
     with WireServer(latency_s=1.0) as server:
-        proposer = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, timeout_s=30))
-        proposer.propose(ProposeRequest("warm", "fn_a", 20, 1, 0))
+        proposer = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, call_timeout_s=30))
+        proposer.propose(ProposeRequest("warm", 1, 0))
         for calls in (16, 64):
             started = time.perf_counter()
             with ThreadPoolExecutor(16) as pool:
-                list(pool.map(lambda i: proposer.propose(ProposeRequest(f"p{i}", "fn_a", 20, 1, i)), range(calls)))
+                list(pool.map(lambda i: proposer.propose(ProposeRequest(f"p{i}", 1, i)), range(calls)))
             rows.append((calls, time.perf_counter() - started, calls / 16 * 1.0))
     return rows
 
@@ -94,7 +94,7 @@ def replay(records: int = 10_000) -> tuple[float, float]:
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         for i in range(0, records, 10):
-            proposer.propose(ProposeRequest(f"{PROMPT}\n{i}", "fn_a", 20, 1, 1))
+            proposer.propose(ProposeRequest(f"{PROMPT}\n{i}", 1, 1))
         per_call_us = (time.perf_counter() - started) / (records // 10) * 1e6
     return load_s, per_call_us
 

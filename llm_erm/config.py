@@ -1,91 +1,145 @@
-"""The grid configuration: one validated object shared by the CLI, the flows and the manifest."""
+"""The grid configuration: the one object that says what a run does.
+
+`GridConfig` is the source of truth. The engine takes it (`run_grid(GridConfig(...))`), the erm-grid flow's
+parameters are generated from its fields (Prefect renders them as a form, nested models as sub-forms), the
+`llm-erm run` options are generated from them too (`cli_options()`), and the manifest records it. A field
+added here appears everywhere; tests/test_config.py fails if any surface lacks one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from llm_erm.errors import UsageError
+from llm_erm.proposers.config import ProposerConfig
 
-ProposerKind = Literal["openai-responses", "openai-chat", "enumerate", "replay"]
+SandboxMode = Literal["bwrap", "rlimit", "auto"]
 
-# Fields that change what is computed, and therefore the default run id. Where results go, how fast
-# they are computed and whether anything is spent do not.
-_IDENTITY_EXCLUDE = {
-    "run_id", "results_dir", "datasets_dir", "concurrency", "budget_usd", "dry_run", "analyze", "fan_out",
-    "verify_workers", "retry_delay_s",
+# Fields that do not change what is computed, and so not the default run id: where results go, how fast
+# they are computed, how failures are retried and whether anything is spent.
+_IDENTITY_EXCLUDE: dict[str, Any] = {
+    "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
+    "dry_run": True, "analyze": True, "fan_out": True, "verify_workers": True, "retries": True,
+    "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True,
+    "proposer": {"call_timeout_s": True, "api_key_env": True},
 }
 
 
 class GridConfig(BaseModel):
+    """A grid of targets x lengths x trials: what to learn, how candidates are drawn, verified and selected."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    functions: list[str] | None = None  # None: the 12 paper targets
-    lengths: list[int] | None = None  # None: each target's default lengths
-    attempts: int = Field(5, ge=1)
-    trials: int = Field(1, ge=1)
-    train_size: int = Field(100, ge=2)
-    val_size: int = Field(100, ge=2)
-    test_size: int = Field(10000, ge=2)
-    seed: int = 42
-    alphabet: str | None = None  # binary | decimal, for user targets (module:callable)
+    # -- what to learn ----------------------------------------------------------------------------
+    functions: list[str] | None = Field(None, description="Target ids (fn_a ...), names, module:callable or "
+                                        "labelled files (default: the 12 paper targets fn_a..fn_l)")
+    lengths: list[int] | None = Field(None, description="Input lengths (default: each target's own)")
+    attempts: int = Field(5, ge=1, description="Candidates per trial (k)")
+    trials: int = Field(1, ge=1, description="Independent trials per cell")
+    train_size: int = Field(100, ge=2, description="Training examples shown in the prompt (even)")
+    val_size: int = Field(100, ge=2, description="Validation examples that select the program (even)")
+    test_size: int = Field(10000, ge=2, description="Test examples that score it (even)")
+    seed: int = Field(42, description="Base seed; each dataset uses a seed derived from it")
+    alphabet: str | None = Field(None, description="binary | decimal: the alphabet of a module:callable target")
 
-    proposer: ProposerKind | None = None  # None: openai-responses with a key, else the offline enumerator
-    model: str = "gpt-5"
-    base_url: str | None = None
-    reasoning_effort: str | None = "high"
-    verbosity: str | None = "low"
-    max_output_tokens: int = 20000
-    tool_choice: str = "auto"
-    code_interpreter: bool = False
-    timeout_s: float = 1200.0
-    replay_from: str | None = None
-    enumerate_max_programs: int = 200_000
-    enumerate_max_seconds: float = 20.0
+    # -- how candidates are drawn -----------------------------------------------------------------
+    proposer: ProposerConfig = Field(default_factory=ProposerConfig, description="Where candidates come from")
+    prompt_variant: str | None = Field(None, description="explain | interview | preview (default: the paper's)")
+    prompt_template: str | None = Field(None, description="A prompt template file of your own")
 
-    prompt_variant: str | None = None
-    prompt_template: str | None = None  # path of a user template file
-    sanitize: bool = True
-    candidate_timeout_s: float = 10.0
-    candidate_memory_mb: int = 1024
-    retry_delay_s: float = Field(1.0, ge=0)  # first backoff delay of a transient failure; doubles per retry
-    wave_size: int = Field(1, ge=1)  # attempts proposed in parallel per wave; 1 = sequential, max early-stop savings
+    # -- how they are verified and selected -------------------------------------------------------
+    selection: str = Field("erm", description="erm (highest validation accuracy) | shortest (the smallest "
+                           "program among the best)")
+    sanitize: bool = Field(True, description="Strip comments and docstrings the program cannot observe")
+    candidate_timeout_s: float = Field(0.01, gt=0, description="CPU seconds a candidate may spend per input, "
+                                       "on average over each batch of inputs; machine load does not count")
+    candidate_memory_mb: int = Field(1024, ge=64, description="Memory limit of one candidate, in MB")
+    sandbox: SandboxMode = Field("bwrap", description="bwrap (required by default) | rlimit (weaker: "
+                                 "resource limits only, opt in) | auto (bwrap where it works)")
+    verify_workers: int | None = Field(None, ge=1, description="Sandbox processes (default: one per core)")
 
-    concurrency: int = Field(4, ge=1)  # trials in flight, and so model calls in flight with wave_size 1
-    verify_workers: int | None = None  # sandbox processes; None: one per core
-    budget_usd: float | None = Field(None, gt=0)
-    run_id: str | None = None
-    results_dir: str = "results"
-    datasets_dir: str = "datasets"
-    dry_run: bool = False
-    analyze: bool = True
-    fan_out: bool = False  # run each cell as a flow run of the erm-cell deployment
+    # -- how the engine runs it -------------------------------------------------------------------
+    concurrency: int = Field(4, ge=1, description="Trials, and so model calls, in flight in this process")
+    wave_size: int = Field(1, ge=1, description="Attempts proposed in parallel per wave (1: sequential, so "
+                           "early stopping saves the most)")
+    retries: int = Field(6, ge=0, description="Retries of a call that failed transiently (429, 5xx, timeout)")
+    retry_delay_s: float = Field(1.0, ge=0, description="First retry delay in seconds; doubles per retry")
+    max_retry_after_s: float = Field(120.0, ge=0, description="Longest Retry-After a call waits for")
+    call_limit: int | None = Field(None, ge=1, description="Model calls in flight across every worker of the "
+                                   "run (a Prefect global concurrency limit; Prefect runs only)")
+    budget_usd: float | None = Field(None, gt=0, description="Stop starting calls once the run's estimated "
+                                     "spend reaches this")
+    run_id: str | None = Field(None, description="Name of the run (default: a hash of the grid config)")
+    results_dir: str = Field("results", description="Where runs are stored")
+    datasets_dir: str = Field("datasets", description="Where datasets are stored")
+    dry_run: bool = Field(False, description="Print every distinct prompt and the cost estimate; spend nothing")
+    analyze: bool = Field(True, description="Analyse the run at the end (leakage checks, plots, report)")
+    fan_out: bool = Field(False, description="Run each cell as a flow run of the erm-cell deployment "
+                          "(Prefect runs only)")
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str | None) -> str | None:
+        if value is not None and (not value or any(c in value for c in "/\\ ")):
+            raise ValueError(f"run id {value!r} must be a non-empty name without slashes or spaces")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> GridConfig:
-        if self.run_id is not None and (not self.run_id or any(c in self.run_id for c in "/\\ ")):
-            raise ValueError(f"run id {self.run_id!r} must be a non-empty name without slashes or spaces")
         from llm_erm.proposers.prompt import VARIANTS
+        from llm_erm.selection import RULES
 
         if self.prompt_variant is not None and self.prompt_variant not in VARIANTS:
             raise ValueError(f"unknown prompt variant {self.prompt_variant!r}: use one of {', '.join(VARIANTS)}")
+        if self.selection not in RULES:
+            raise ValueError(f"unknown selection rule {self.selection!r}: use one of {', '.join(RULES)}")
         return self
 
-    # --- derived -----------------------------------------------------------------------------------
-    def resolved_proposer(self) -> ProposerKind:
-        if self.proposer is not None:
-            return self.proposer
-        return "openai-responses" if os.environ.get("OPENAI_API_KEY") else "enumerate"
+    # -- building -----------------------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, **options: Any) -> GridConfig:
+        """Build from user input; a bad value becomes one UsageError line naming the option."""
+        try:
+            return cls(**options)
+        except ValidationError as exc:
+            raise UsageError(describe_error(exc)) from None
+
+    @classmethod
+    def from_file(cls, path: Path, **overrides: Any) -> GridConfig:
+        """A config file (JSON or TOML, a GridConfig's fields at the top level), with `overrides` on top."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read config file {path}: {type(exc).__name__}: check --config") from None
+        try:
+            if str(path).endswith(".toml"):
+                import tomllib
+
+                data = tomllib.loads(text)
+            else:
+                data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"config file {path} is not valid {'TOML' if str(path).endswith('.toml') else 'JSON'}: "
+                             f"{exc}") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"config file {path} must hold an object of GridConfig fields")
+        proposer = {**(data.get("proposer") if isinstance(data.get("proposer"), dict) else {}),
+                    **overrides.pop("proposer", {})}
+        return cls.from_options(**{**data, **overrides, **({"proposer": proposer} if proposer else {})})
+
+    # -- derived ------------------------------------------------------------------------------------
+    def resolved(self) -> GridConfig:
+        """This config with the automatic choices made (the proposer kind), as a run records it."""
+        return self.model_copy(update={"proposer": self.proposer.resolved()})
 
     def identity(self) -> dict:
-        data = self.model_dump(exclude=_IDENTITY_EXCLUDE)
-        data["proposer"] = self.resolved_proposer()
-        return data
+        return self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
 
     def resolved_run_id(self) -> str:
         if self.run_id:
@@ -95,24 +149,6 @@ class GridConfig(BaseModel):
 
     def run_dir(self) -> Path:
         return Path(self.results_dir).resolve() / self.resolved_run_id()
-
-    def proposer_config(self):
-        from llm_erm.proposers import ProposerConfig
-
-        return ProposerConfig.from_options(
-            kind=self.resolved_proposer(),
-            model=self.model,
-            base_url=self.base_url,
-            reasoning_effort=self.reasoning_effort,
-            verbosity=self.verbosity,
-            max_output_tokens=self.max_output_tokens,
-            tool_choice=self.tool_choice,
-            code_interpreter=self.code_interpreter,
-            timeout_s=self.timeout_s,
-            replay_from=Path(self.replay_from) if self.replay_from else None,
-            enumerate_max_programs=self.enumerate_max_programs,
-            enumerate_max_seconds=self.enumerate_max_seconds,
-        )
 
     def template_text(self) -> str | None:
         """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""
@@ -129,3 +165,30 @@ class GridConfig(BaseModel):
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs
+
+
+def describe_error(exc: ValidationError) -> str:
+    """The first validation error as one line naming the option, e.g. `--attempts: must be >= 1 (got 0)`."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error.get("loc", ()) if not isinstance(part, int)]
+    name = option_name(loc[-1], nested=len(loc) > 1) if loc else "config"
+    message = error["msg"].removeprefix("Value error, ")
+    given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+    return f"{name}: {message}{given}"
+
+
+def option_name(field: str, nested: bool = False) -> str:
+    """The command-line option of a field: `candidate_timeout_s` -> `--candidate-timeout`."""
+    if nested and field in ("kind", "options"):
+        return "--proposer" if field == "kind" else "--proposer-options"
+    return "--" + field.removesuffix("_s").replace("_", "-")
+
+
+def flow_signature() -> inspect.Signature:
+    """GridConfig's top-level fields as keyword-only parameters (the erm-grid flow's signature)."""
+    params = []
+    for name, field in GridConfig.model_fields.items():
+        default = field.default_factory() if field.default_factory is not None else field.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=field.annotation))
+    return inspect.Signature(params, return_annotation=dict)

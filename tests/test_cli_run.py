@@ -56,7 +56,7 @@ def test_status_and_export_of_a_ledger(tmp_path):
         {"target": "fn_a", "length": 20}, {"target": "fn_b", "length": 20}]})
 
     done = llm_erm(tmp_path, "status", "--run-id", "r1")
-    assert done.returncode == 0 and "1 done, 1 missing" in done.stdout
+    assert done.returncode == 1 and "1 done, 1 missing" in done.stdout  # something missing: not a success
     done = llm_erm(tmp_path, "export", "--run-id", "r1", "--format", "jsonl", "--output", "out.jsonl")
     assert done.returncode == 0
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
@@ -73,8 +73,10 @@ def test_run_of_a_complete_grid_prints_its_summary_without_starting_prefect(tmp_
 
     run_dir = tmp_path / "results" / "r1"
     identity = {"run_id": "r1", "target": "fn_a", "target_name": "parity_all", "length": 20, "trial": 1}
+    proposal = {"text": "t", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "reasoning_tokens": 0,
+                                       "cached_tokens": 0}, "latency_s": 0.5, "model": "m", "cost_usd": 0.0}
     ledger.write_trial(run_dir, "fn_a", 20, 1, finish_trial(
-        [attempt_row(identity=identity, attempt=1, propose_error="PermanentProposerError: 401")], 1))
+        [attempt_row(identity=identity, attempt=1, proposal=proposal, verdict={"status": "ok", "val_acc": 0.75})], 1))
     summary = pa.table({"target": ["fn_a"], "length": [20], "trials": [1], "test_mean": [0.75], "attempts": [1]})
     ledger.write_table(run_dir / "summary.parquet", summary)
     done = llm_erm(tmp_path, "run", "--functions", "fn_a", "--lengths", "20", "--attempts", "1",
@@ -106,6 +108,12 @@ def test_a_run_is_complete_only_with_every_trial_and_a_fresh_summary(tmp_path):
     ledger.write_table(tmp_path / "summary.parquet", summary)
     assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # L30 skipped for budget
     trial(30, propose_error="x")
+    ledger.write_table(tmp_path / "summary.parquet", summary)
+    assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # a failed call is retried, not done
+    proposal = {"text": "t", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "reasoning_tokens": 0,
+                                       "cached_tokens": 0}, "latency_s": 0.5, "model": "m", "cost_usd": 0.0}
+    for length in (20, 30):
+        trial(length, proposal=proposal, verdict={"status": "ok", "val_acc": 0.5})
     assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # summary older than a trial
     time.sleep(0.01)
     ledger.write_table(tmp_path / "summary.parquet", summary)
@@ -113,12 +121,14 @@ def test_a_run_is_complete_only_with_every_trial_and_a_fresh_summary(tmp_path):
     assert not run_is_complete(tmp_path, specs, 1, with_report=True)  # no report yet
 
 
-def test_dry_run_prints_every_prompt_and_calls_nothing(tmp_path, wire_server):
+def test_dry_run_prints_each_distinct_prompt_once_with_the_cost_and_calls_nothing(tmp_path, wire_server):
     done = llm_erm(tmp_path, "run", "--functions", "fn_a", "fn_i", "--lengths", "20", "--attempts", "2", "--trials", "2",
                    "--test-size", "200", "--proposer", "openai-chat", "--base-url", wire_server.url, "--dry-run",
                    key="sk-test")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count("**Problem Statement:**") == 8 and "===== fn_i L20 t2 a2 =====" in done.stdout
+    # 2 cells x 2 trials x 2 attempts = 8 calls, but only 2 distinct prompts: each printed once
+    assert done.stdout.count("**Problem Statement:**") == 2 and "===== fn_i L20: 4 call(s), ~" in done.stdout
+    assert "2 distinct prompt(s), at most 8 call(s)" in done.stdout and "at most $" in done.stdout
     assert "(decimal, length 20)" in done.stdout and "(binary, length 20)" in done.stdout
     assert wire_server.request_count == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["datasets"]  # datasets, no results, no Prefect

@@ -35,13 +35,7 @@ def dataset(target: str, length: int, datasets_dir):
 
 
 def propose(dataset, attempt: int = 1, proposer: EnumerateProposer | None = None, **prompt_options):
-    request = ProposeRequest(
-        build_prompt(dataset, **prompt_options),
-        dataset.target.id,
-        dataset.spec.length,
-        trial=1,
-        attempt=attempt,
-    )
+    request = ProposeRequest(build_prompt(dataset, **prompt_options), trial=1, attempt=attempt)
     return (proposer or EnumerateProposer()).propose(request)
 
 
@@ -121,7 +115,7 @@ def test_reads_exactly_the_training_split_from_the_prompt(datasets_dir):
 
 
 def test_prompt_without_a_data_block_is_refused_permanently():
-    request = ProposeRequest("Find f. Examples: 0101 -> 1", "fn_a", 4, trial=1, attempt=1)
+    request = ProposeRequest("Find f. Examples: 0101 -> 1", trial=1, attempt=1)
     with pytest.raises(PermanentProposerError, match="data block"):
         EnumerateProposer().propose(request)
 
@@ -129,7 +123,7 @@ def test_prompt_without_a_data_block_is_refused_permanently():
 def test_tabular_rows_are_refused_with_the_reason():
     prompt = "**Data Examples:**\n```\nage:39,hours:40 -> 1\nage:20,hours:10 -> 0\n```\n"
     with pytest.raises(PermanentProposerError, match="tabular"):
-        EnumerateProposer().propose(ProposeRequest(prompt, "tab", 2, trial=1, attempt=1))
+        EnumerateProposer().propose(ProposeRequest(prompt, trial=1, attempt=1))
 
 
 def test_attempts_walk_down_the_ranking_of_distinct_programs(datasets_dir):

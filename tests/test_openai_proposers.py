@@ -20,7 +20,7 @@ from llm_erm.proposers.wire_server import Fault, Reply, WireServer
 
 KEY = "sk-test-0123456789"
 PROMPT = "**Problem Statement:**\nfind f\n```\n0101 -> 0\n```"
-REQUEST = ProposeRequest(prompt=PROMPT, target="fn_a", length=4, trial=1, attempt=2)
+REQUEST = ProposeRequest(prompt=PROMPT, trial=1, attempt=2)
 KINDS = ("openai-responses", "openai-chat")
 ENDPOINT = {"openai-responses": "/v1/responses", "openai-chat": "/v1/chat/completions"}
 
@@ -31,7 +31,7 @@ def api_key(monkeypatch):
 
 
 def proposer(server, kind="openai-responses", **settings):
-    settings.setdefault("timeout_s", 1.0)
+    settings.setdefault("call_timeout_s", 1.0)
     return make_proposer(ProposerConfig(kind=kind, base_url=server.url, **settings))
 
 
@@ -46,7 +46,7 @@ def test_responses_request_body_with_defaults(wire_server):
         "input": [{"role": "user", "content": PROMPT}],
         "reasoning": {"effort": "high"},
         "text": {"verbosity": "low"},
-        "max_output_tokens": 20000,
+        "max_output_tokens": 2048,  # a server that is not OpenAI's gets a cap that suits a local model
         "tool_choice": "auto",
     }
 
@@ -70,7 +70,7 @@ def test_responses_request_omits_reasoning_and_verbosity_for_a_non_reasoning_mod
     proposer(wire_server, model="gpt-4.1").propose(REQUEST)
     body = wire_server.requests[0].body
     assert "reasoning" not in body and "text" not in body and "tools" not in body
-    assert body["max_output_tokens"] == 20000
+    assert body["max_output_tokens"] == 2048
 
 
 def test_chat_request_body_for_a_reasoning_model(wire_server):
@@ -80,7 +80,7 @@ def test_chat_request_body_for_a_reasoning_model(wire_server):
     assert request.body == {
         "model": "gpt-5",
         "messages": [{"role": "user", "content": PROMPT}],
-        "max_completion_tokens": 20000,
+        "max_completion_tokens": 2048,
         "reasoning_effort": "high",
     }
 
@@ -126,7 +126,8 @@ def test_responses_text_usage_tools_model_and_cost_are_parsed(wire_server):
     assert proposal.cost_usd == pytest.approx((600 * 1.25 + 400 * 0.125 + 500 * 10.00) / 1e6)
     assert (proposal.tool_uses, proposal.tool_results_chars) == (2, len("1\n") + len("ab\n"))
     assert proposal.latency_s > 0
-    assert proposal.extra["response_id"].startswith("resp_")
+    assert proposal.response_id.startswith("resp_") and proposal.finish_reason == "completed"
+    assert not proposal.truncated
     assert json.loads(json.dumps(proposal.to_dict())) == proposal.to_dict()
 
 
@@ -141,7 +142,7 @@ def test_chat_text_usage_and_cost_are_parsed(wire_server):
     assert proposal.usage.completion_tokens == 300 and proposal.usage.reasoning_tokens == 100
     assert proposal.model == "gpt-4o-mini-2024-07-18"
     assert proposal.cost_usd == pytest.approx((976 * 0.15 + 1024 * 0.075 + 300 * 0.60) / 1e6)
-    assert proposal.extra["finish_reason"] == "stop"
+    assert proposal.finish_reason == "stop" and not proposal.truncated and proposal.response_id
 
 
 def test_a_model_renamed_by_a_local_server_is_unpriced(wire_server):
@@ -181,7 +182,7 @@ def fault_rig():
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("OPENAI_API_KEY", KEY)
         with WireServer() as server:
-            yield server, {kind: proposer(server, kind, timeout_s=0.5) for kind in KINDS}
+            yield server, {kind: proposer(server, kind, call_timeout_s=0.5) for kind in KINDS}
 
 
 def _fault_id(value):
@@ -257,7 +258,7 @@ def test_the_server_rejects_a_wrong_key_with_401(wire_server, monkeypatch):
 @pytest.mark.parametrize("kind", KINDS)
 def test_missing_key_is_a_usage_error_before_any_request(wire_server, monkeypatch, kind):
     monkeypatch.delenv("OPENAI_API_KEY")
-    p = make_proposer(ProposerConfig(kind=kind, timeout_s=1.0))  # OpenAI's own API: a key is required
+    p = make_proposer(ProposerConfig(kind=kind, call_timeout_s=1.0))  # OpenAI's own API: a key is required
     with pytest.raises(UsageError, match="OPENAI_API_KEY is not set: export OPENAI_API_KEY="):
         p.preflight()
     monkeypatch.setenv("OPENAI_API_KEY", "   ")
@@ -301,11 +302,11 @@ def test_identity_is_json_and_follows_the_request_parameters(wire_server):
         "provider": "openai-responses",
         "base_url": wire_server.url,
         "model": "gpt-5",
-        "params": {"max_output_tokens": 20000, "tool_choice": "auto", "reasoning": {"effort": "high"},
+        "params": {"max_output_tokens": 2048, "tool_choice": "auto", "reasoning": {"effort": "high"},
                    "text": {"verbosity": "low"}},
     }
     assert proposer(wire_server, reasoning_effort="low").identity() != a
-    assert proposer(wire_server, timeout_s=5.0).identity() == a  # the timeout does not shape the answer
+    assert proposer(wire_server, call_timeout_s=5.0).identity() == a  # the timeout does not shape the answer
     default = make_proposer(ProposerConfig(kind="openai-chat")).identity()
     assert default["base_url"] == "https://api.openai.com/v1" and default["provider"] == "openai-chat"
 
@@ -313,7 +314,12 @@ def test_identity_is_json_and_follows_the_request_parameters(wire_server):
 def test_factory_and_config_checks():
     assert isinstance(make_proposer(ProposerConfig(kind="openai-responses")), ResponsesProposer)
     assert isinstance(make_proposer(ProposerConfig(kind="openai-chat")), ChatProposer)
-    assert ProposerConfig().kind == "enumerate"
+    assert ProposerConfig().kind is None and ProposerConfig().resolved_kind() in ("enumerate", "openai-responses")
+    assert ProposerConfig(api_key_env="LLM_ERM_NO_SUCH_KEY").resolved_kind() == "enumerate"
+    # On OpenAI's own API the output cap defaults to GPT-5's 20 000; an explicit cap always wins.
+    assert ResponsesProposer(ProposerConfig(kind="openai-responses")).request_params()["max_output_tokens"] == 20000
+    assert ChatProposer(ProposerConfig(kind="openai-chat", base_url="http://127.0.0.1:1/v1", max_output_tokens=99)
+                        ).request_params()["max_tokens"] == 99
     with pytest.raises(UsageError, match="the replay proposer needs a source: pass --replay-from"):
         make_proposer(ProposerConfig(kind="replay"))
     with pytest.raises(UsageError, match="code interpreter needs the Responses API"):
@@ -323,9 +329,9 @@ def test_factory_and_config_checks():
     with pytest.raises(UsageError, match=r"proposer setting max_output_tokens=0 is invalid"):
         ProposerConfig.from_options(max_output_tokens=0)
     with pytest.raises(UsageError, match=r"proposer setting temperature=.* is invalid"):
-        ProposerConfig.from_options(temperature=0.2)
+        ProposerConfig.from_options(temperature=-0.2)
     cfg = ProposerConfig.from_options(kind="openai-chat", model="llama3", base_url="http://127.0.0.1:11434/v1")
-    assert (cfg.kind, cfg.model, cfg.max_output_tokens, cfg.timeout_s) == ("openai-chat", "llama3", 20000, 1200.0)
+    assert (cfg.kind, cfg.model, cfg.max_output_tokens, cfg.call_timeout_s) == ("openai-chat", "llama3", None, 1200.0)
 
 
 # -- the test server itself ---------------------------------------------------------------------------
@@ -342,11 +348,11 @@ def test_the_server_serves_concurrent_requests_and_counts_them_all(wire_server):
         return Reply(body["messages"][0]["content"])
 
     wire_server.answer = answer
-    p = proposer(wire_server, "openai-chat", timeout_s=5.0)
+    p = proposer(wire_server, "openai-chat", call_timeout_s=5.0)
     results = {}
 
     def call(i):
-        results[i] = p.propose(ProposeRequest(f"prompt {i}", "fn_a", 4, 1, i)).text
+        results[i] = p.propose(ProposeRequest(f"prompt {i}", 1, i)).text
 
     threads = [threading.Thread(target=call, args=(i,)) for i in range(12)]
     for t in threads:
@@ -362,7 +368,7 @@ def test_the_server_serves_concurrent_requests_and_counts_them_all(wire_server):
 def test_random_faults_are_seeded_and_reproducible():
     def statuses(seed):
         with WireServer(transient_rate=0.5, seed=seed) as server:
-            p = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, timeout_s=1.0))
+            p = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, call_timeout_s=1.0))
             seen = []
             for _ in range(12):
                 try:
@@ -388,7 +394,7 @@ def test_models_endpoint_and_unknown_routes(wire_server):
 
 
 def test_delay_and_server_latency_slow_the_answer_but_do_not_fail_it(wire_server):
-    p = proposer(wire_server, "openai-chat", timeout_s=5.0)
+    p = proposer(wire_server, "openai-chat", call_timeout_s=5.0)
     wire_server.inject(Fault.delay(0.3))
     assert p.propose(REQUEST).latency_s >= 0.3
     wire_server.latency_s = 0.2

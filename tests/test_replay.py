@@ -24,8 +24,8 @@ def write_jsonl(path, rows):
     return path
 
 
-def request(prompt, trial=1, attempt=1, target="fn_a", length=20):
-    return ProposeRequest(prompt=prompt, target=target, length=length, trial=trial, attempt=attempt)
+def request(prompt, trial=1, attempt=1):
+    return ProposeRequest(prompt=prompt, trial=trial, attempt=attempt)
 
 
 # -- the replay proposer ----------------------------------------------------------------------------
@@ -54,12 +54,11 @@ def test_jsonl_replay_returns_exactly_what_was_recorded(tmp_path):
 def test_an_unrecorded_request_is_refused_naming_it_and_the_source(tmp_path):
     source = write_jsonl(tmp_path / "run.jsonl", [{"prompt": PROMPT_A, "trial": 1, "attempt": 1, "text": "a"}])
     proposer = ReplayProposer(source)
-    for missing in (request(PROMPT_A, 1, 2), request(PROMPT_A, 2, 1), request(PROMPT_B, 1, 1, "fn_c", 50)):
+    for missing in (request(PROMPT_A, 1, 2), request(PROMPT_A, 2, 1), request(PROMPT_B, 1, 1)):
         with pytest.raises(PermanentProposerError) as caught:
             proposer.propose(missing)
         message = str(caught.value)
-        assert f"no recorded answer for {missing.target} L{missing.length} trial {missing.trial} " \
-               f"attempt {missing.attempt}" in message
+        assert f"no recorded answer for trial {missing.trial} attempt {missing.attempt}" in message
         assert sha256_text(missing.prompt)[:12] in message and str(source) in message
 
 
@@ -119,9 +118,9 @@ def test_a_runs_ledger_replays_exactly(tmp_path):
     answer = proposer.propose(request(PROMPT_A, 1, 2))
     assert answer.text == "t1a2" and answer.model == "gpt-5-2025-08-07"
     assert answer.usage == Usage(700, 1500, 1200, 256) and answer.cost_usd == 0.0159
-    other = proposer.propose(request(PROMPT_B, 1, 1, "fn_c", 50))
+    other = proposer.propose(request(PROMPT_B, 1, 1))
     assert other.text == "c50" and other.cost_usd is None  # recorded as unpriced, stays unpriced
-    with pytest.raises(PermanentProposerError, match="no recorded answer for fn_a L20 trial 2 attempt 1"):
+    with pytest.raises(PermanentProposerError, match="no recorded answer for trial 2 attempt 1"):
         proposer.propose(request(PROMPT_A, 2, 1))  # that call failed when recorded: nothing to replay
 
 
@@ -195,7 +194,7 @@ def test_replay_server_through_our_own_proposer_round_trips_the_usage(tmp_path, 
          "reasoning_tokens": 40, "cached_tokens": 128, "model": "gpt-5"},
     ])
     with WireServer(ReplayAnswers(load_records(source))) as server:
-        cfg = ProposerConfig(kind="openai-responses", base_url=server.url, timeout_s=5)
+        cfg = ProposerConfig(kind="openai-responses", base_url=server.url, call_timeout_s=5)
         proposal = make_proposer(cfg).propose(request(PROMPT_A))
     assert proposal.text == "A1" and proposal.usage == Usage(800, 90, 40, 128)
 

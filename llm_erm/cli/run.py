@@ -1,105 +1,284 @@
-"""`llm-erm run`, `llm-erm status`, `llm-erm export`: the grid flow and its ledger from the shell."""
+"""`llm-erm run`, `llm-erm status`, `llm-erm export`: the grid from the shell, and its ledger.
+
+`run`'s options are generated from GridConfig (and its nested ProposerConfig): one option per field,
+named after it (`candidate_timeout_s` -> `--candidate-timeout`, the proposer's `kind` -> `--proposer`),
+with the field's description as help. Every option is read as text and validated by GridConfig, so a bad
+value is one line naming the option, whatever its type.
+"""
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
+import signal
+import sys
 import threading
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from llm_erm.cli.options import MultiValueCommand
+from llm_erm.config import GridConfig, option_name
 from llm_erm.errors import UsageError
+from llm_erm.proposers.config import ProposerConfig
+
+RUN_HELP = """Run a grid: datasets -> prompts -> propose k -> verify -> select -> aggregate -> analysis.
+
+Runs the erm-grid flow in this process on a Prefect API (PREFECT_API_URL, else a server already running on
+127.0.0.1:4200, else a temporary one), or with --no-prefect the same engine without Prefect. Re-running the
+same command resumes the run: finished trials are skipped and every answer already paid for is reused.
+Exits 1 when any call or trial failed (re-run to retry exactly those), 2 on bad input (nothing written).
+"""
 
 RUN_EXAMPLES = """
 Examples:
 
+
   llm-erm run --functions fn_a fn_c --lengths 20 30            # offline enumerator without OPENAI_API_KEY
-
   llm-erm run --proposer openai-responses --model gpt-5 --attempts 5 --budget-usd 20
-
-  llm-erm run --proposer openai-chat --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B
-
-  llm-erm run --functions fn_i --lengths 20 --dry-run          # print the prompts, spend nothing
+  llm-erm run --proposer openai-chat --base-url http://127.0.0.1:8000/v1 --model Qwen/Qwen3-8B --temperature 0.7
+  llm-erm run --functions fn_i --lengths 100 --dry-run         # every distinct prompt and the cost, spend nothing
+  llm-erm run --config grid.toml --trials 3                   # a config file, with options on top
 """
 
 
+@dataclass(frozen=True)
+class GridOption:
+    """One `llm-erm run` option and the config field it sets."""
+
+    param: str  # the Python parameter name of the generated command
+    option: str  # --candidate-timeout
+    field: str  # candidate_timeout_s
+    nested: bool  # a field of GridConfig.proposer
+    annotation: Any
+    default: Any
+    help: str
+
+    @property
+    def metavar(self) -> str:
+        base = _strip_none(self.annotation)
+        if self.is_list:
+            return "VALUE ..."
+        return {int: "INT", float: "NUMBER", Path: "PATH"}.get(base, "JSON" if self.is_dict else "TEXT")
+
+    @property
+    def is_flag(self) -> bool:
+        return self.annotation is bool
+
+    @property
+    def is_list(self) -> bool:
+        return typing.get_origin(_strip_none(self.annotation)) is list
+
+    @property
+    def is_dict(self) -> bool:
+        return typing.get_origin(_strip_none(self.annotation)) is dict
+
+
+def _strip_none(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def grid_options() -> list[GridOption]:
+    """Every GridConfig field (the proposer's flattened in), as a command-line option."""
+    options = []
+    for model, nested in ((GridConfig, False), (ProposerConfig, True)):
+        for name, info in model.model_fields.items():
+            if model is GridConfig and name == "proposer":
+                continue
+            default = info.default_factory() if info.default_factory is not None else info.default
+            shown = "" if default in (None, {}) else f" [default: {str(default).lower() if isinstance(default, bool) else default}]"
+            options.append(GridOption(f"proposer__{name}" if nested else name, option_name(name, nested), name,
+                                      nested, info.annotation, default, (info.description or "") + shown))
+    return options
+
+
+def _parameters() -> list[inspect.Parameter]:
+    params = [inspect.Parameter("config_file", inspect.Parameter.KEYWORD_ONLY, annotation=Path | None,
+                                default=typer.Option(None, "--config", metavar="FILE", help="A GridConfig as JSON or "
+                                                     "TOML; options on the command line override it."))]
+    for opt in grid_options():
+        if opt.is_flag:
+            base = opt.option.removeprefix("--")
+            decl, annotation = f"--{base}/--no-{base}", bool | None
+        elif opt.is_list:
+            decl, annotation = opt.option, list[str] | None
+        else:
+            decl, annotation = opt.option, str | None
+        params.append(inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
+                                        default=typer.Option(None, decl, help=opt.help, show_default=False,
+                                                             metavar=None if opt.is_flag else opt.metavar)))
+    params.append(inspect.Parameter("no_prefect", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                    default=typer.Option(False, "--no-prefect", help="Run the engine in this "
+                                                         "process without Prefect: no UI, no task runs.")))
+    return params
+
+
+def config_from_options(given: dict[str, Any]) -> GridConfig:
+    """The GridConfig the options (and the --config file) describe; UsageError naming a bad option."""
+    grid: dict[str, Any] = {}
+    proposer: dict[str, Any] = {}
+    for opt in grid_options():
+        value = given.get(opt.param)
+        if value is None or (opt.is_list and not value):
+            continue
+        if opt.is_dict:
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise UsageError(f"{opt.option} takes a JSON object, e.g. '{{\"key\": 1}}', got {value!r}") from None
+        elif opt.is_list:
+            value = [v for item in value for v in item.split(",") if v]
+        (proposer if opt.nested else grid)[opt.field] = value
+    config_file = given.get("config_file")
+    if config_file is not None:
+        return GridConfig.from_file(config_file, **grid, proposer=proposer)
+    return GridConfig.from_options(**grid, **({"proposer": proposer} if proposer else {}))
+
+
+def flow_parameters(config: GridConfig) -> dict[str, Any]:
+    """The erm-grid flow's parameters for a config (its top-level fields, the proposer as a dict)."""
+    return config.model_dump(mode="json")
+
+
 def register(app: typer.Typer) -> None:
-    app.command(cls=MultiValueCommand, help="Run the erm-grid flow locally (Prefect's embedded API).",
-                epilog=RUN_EXAMPLES)(run)
-    app.command(help="Which cells of a run are done, running, missing, failed or skipped for budget.")(status)
-    app.command(help="Write a run's attempt rows as JSONL or CSV (original column set first).")(export)
+    run.__signature__ = inspect.Signature(_parameters())
+    app.command(cls=MultiValueCommand, help=RUN_HELP, epilog=RUN_EXAMPLES)(run)
+    app.command(help="Which cells of a run are done, running, missing, failed or skipped for budget. "
+                     "Exits 1 when anything is failed or missing.", epilog=STATUS_EXAMPLES)(status)
+    app.command(help="Write a run's attempt rows as JSONL or CSV (the original runner's columns first).",
+                epilog=EXPORT_EXAMPLES)(export)
 
 
-def run(
-    functions: list[str] | None = typer.Option(None, "--functions", "--function", "-f",
-                                                  help="Target ids (default: fn_a..fn_l) or module:callable."),
-    lengths: list[int] | None = typer.Option(None, "--lengths", "--length", "-L",
-                                                help="Lengths (default: each target's own)."),
-    attempts: int = typer.Option(5, help="Candidates per trial (k)."),
-    trials: int = typer.Option(1, help="Independent trials per cell."),
-    train_size: int = typer.Option(100), val_size: int = typer.Option(100), test_size: int = typer.Option(10000),
-    seed: int = typer.Option(42),
-    alphabet: str | None = typer.Option(None, help="binary | decimal: the alphabet of a module:callable target."),
-    proposer: str | None = typer.Option(None, help="openai-responses | openai-chat | enumerate | replay "
-                                                       "(default: openai-responses with OPENAI_API_KEY, else enumerate)."),
-    model: str = typer.Option("gpt-5"),
-    base_url: str | None = typer.Option(None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."),
-    reasoning_effort: str | None = typer.Option("high"),
-    verbosity: str | None = typer.Option("low"),
-    max_output_tokens: int = typer.Option(20000),
-    tool_choice: str = typer.Option("auto"),
-    code_interpreter: bool = typer.Option(False, "--code-interpreter"),
-    timeout_s: float = typer.Option(1200.0, "--timeout", help="Seconds per model call."),
-    replay_from: str | None = typer.Option(None, help="Ledger dir or JSONL to replay (with --proposer replay)."),
-    prompt_variant: str | None = typer.Option(None, help="explain | interview | preview"),
-    prompt_template: str | None = typer.Option(None, help="A template file of your own."),
-    wave_size: int = typer.Option(1, help="Attempts proposed in parallel per wave (1: sequential, early stop saves most)."),
-    concurrency: int = typer.Option(4, help="Trials (and so model calls) in flight."),
-    budget_usd: float | None = typer.Option(None, help="Stop starting calls once the estimated spend reaches this."),
-    run_id: str | None = typer.Option(None, help="Name of the run (default: a hash of the grid config)."),
-    results_dir: str = typer.Option("results"),
-    datasets_dir: str = typer.Option("datasets"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print every prompt that would be sent; spend nothing."),
-    analyze: bool = typer.Option(True, "--analyze/--no-analyze", help="Run the analysis flow at the end."),
-) -> None:
-    from llm_erm.config import GridConfig
+def check_before_work(config: GridConfig) -> None:
+    """Everything that can refuse the run, before any dataset, call or file (and before Prefect starts)."""
+    import shutil
 
-    params = {k: v for k, v in locals().items() if k != "GridConfig"}
-    params["functions"] = functions or None
-    params["lengths"] = lengths or None
-    try:
-        config = GridConfig(**params)
-    except ValueError as exc:
-        raise UsageError(_first_error(exc)) from None
-    specs = config.dataset_specs()  # refuse a bad grid before Prefect starts
-    config.template_text()
     from llm_erm.proposers import make_proposer
 
-    make_proposer(config.proposer_config()).preflight()
-    if config.proposer is None and config.resolved_proposer() == "enumerate":
+    config.dataset_specs()
+    config.template_text()
+    make_proposer(config.proposer).preflight()
+    if config.sandbox == "bwrap" and not shutil.which("bwrap"):
+        raise UsageError("bubblewrap (bwrap) is not installed, and candidates run only in its sandbox by default: "
+                         "install it (apt-get install bubblewrap) or pass --sandbox rlimit to accept the weaker "
+                         "resource-limit sandbox")
+
+
+def run(**given: Any) -> None:
+    no_prefect = given.pop("no_prefect", False)
+    config = config_from_options(given)
+    check_before_work(config)
+    if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
+    if config.sandbox == "rlimit":
+        typer.echo("warning: --sandbox rlimit: candidates run in resource-limited processes without bubblewrap's "
+                   "isolation (recorded in every row)", err=True)
+    if config.dry_run:  # the prompts go to stdout; no Prefect, no ledger, no call
+        _print_plan(config)
+        return
 
     from llm_erm.results.progress import run_is_complete
 
-    if config.dry_run:  # the prompts go to stdout; no Prefect, no ledger, no call
-        from llm_erm.plan import planned_prompts
-
-        for label, prompt in planned_prompts(config):
-            typer.echo(f"===== {label} =====\n{prompt}")
-        return
     run_dir = config.run_dir()
+    specs = config.dataset_specs()
     if run_is_complete(run_dir, specs, config.trials, with_report=config.analyze):
         # Nothing to propose, verify or aggregate: no need to start Prefect to learn that.
         typer.echo(f"run {run_dir.name} is complete: nothing to do (another --run-id starts a new run)", err=True)
         _print_summary(_read_summary(run_dir))
-    else:
-        from llm_erm import prefect_env
+        _print_paths(run_dir)
+        return
+    code = _run_interruptibly(config, no_prefect, len(specs) * config.trials)
+    _print_paths(run_dir)
+    if code:
+        _exit_now(code)
 
-        prefect_env.configure()
+
+def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int) -> int:
+    """Run the grid; 0 when everything finished, 1 when something failed, 130/143 when interrupted.
+
+    SIGINT and SIGTERM stop the run within seconds: no new call starts, the ledger keeps every finished
+    trial and the journal every answer that arrived; calls still in flight are abandoned (the process exits
+    without waiting for them)."""
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    run_dir = config.run_dir()
+    try:
+        with _progress(run_dir, total_trials):
+            outcome = _run_with_prefect(config) if not no_prefect else _run_plain(config)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        typer.echo(f"interrupted: run {run_dir.name} stopped; every finished trial and every answer that arrived "
+                   "is kept. Re-run the same command to resume.", err=True)
+        return 143 if isinstance(exc, _Terminated) else 130
+    except BaseException as exc:  # Prefect's TerminationSignal is a BaseException of its own
+        if type(exc).__name__ == "TerminationSignal":
+            typer.echo(f"terminated: run {run_dir.name} stopped; re-run the same command to resume.", err=True)
+            return 143
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(outcome["cells"])
+    message = outcome.get("failure")
+    if message:
+        typer.echo(f"error: {message}", err=True)
+        return 1
+    return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _run_plain(config: GridConfig) -> dict[str, Any]:
+    from llm_erm.engine import run_grid
+
+    result = run_grid(config)
+    return {"cells": result.cells, "failure": result.failure_message()}
+
+
+def _run_with_prefect(config: GridConfig) -> dict[str, Any]:
+    from llm_erm import prefect_env
+
+    with prefect_env.connect() as connection:
+        typer.echo(f"prefect: {connection.how}", err=True)
+        connection.wait()
         from llm_erm.flows.grid import erm_grid
 
-        with _progress(run_dir, len(specs) * config.trials):
-            _print_summary(erm_grid(**params)["cells"])
+        state = erm_grid(**flow_parameters(config), return_state=True)
+        data = state.result(raise_on_failure=False)
+        if not isinstance(data, dict):  # the flow itself crashed: its exception, as one line
+            raise UsageError(f"the erm-grid flow ended {state.name}: {state.message}")
+        return {"cells": data.get("cells", []), "failure": None if state.is_completed() else state.message}
+
+
+def _exit_now(code: int) -> None:
+    """Exit without waiting for threads blocked in model calls (their answers are not needed to resume)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _print_plan(config: GridConfig) -> None:
+    from llm_erm.plan import plan_grid
+
+    plan = plan_grid(config)
+    for item in plan.prompts:
+        typer.echo(f"===== {item.label}: {item.calls} call(s), ~{item.tokens:,} tokens each =====\n{item.prompt}")
+    typer.echo(plan.estimate_text())
+
+
+def _print_paths(run_dir: Path) -> None:
     typer.echo(f"results: {run_dir}")
     report = run_dir / "report" / "report.html"
     if report.exists():
@@ -112,15 +291,6 @@ def _read_summary(run_dir: Path) -> list[dict]:
     from llm_erm.results import ledger
 
     return pq.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        err = errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "config"
-        return f"--{where.replace('_', '-')}: {err['msg']}"
-    return str(exc)
 
 
 class _progress:
@@ -162,9 +332,10 @@ def _print_summary(cells: list[dict]) -> None:
     for column in ("target", "L", "trials", "test acc", "val acc", "attempts", "cost $"):
         table.add_column(column, justify="right" if column != "target" else "left")
     for c in cells:
+        scored = c.get("trials_scored", c.get("trials")) or 0
         table.add_row(
-            str(c["target"]), str(c["length"]), str(c.get("trials_scored", c.get("trials"))),
-            _pm(c.get("test_mean"), c.get("test_std")), _pm(c.get("val_mean"), c.get("val_std")),
+            str(c["target"]), str(c["length"]), str(scored),
+            _pm(c.get("test_mean"), c.get("test_std"), scored), _pm(c.get("val_mean"), c.get("val_std"), scored),
             str(c.get("attempts")), _num(c.get("cost_usd"), 4),
         )
     Console().print(table)
@@ -174,8 +345,10 @@ def _num(value, digits: int = 3) -> str:
     return "—" if value is None or value != value else f"{float(value):.{digits}f}"
 
 
-def _pm(mean, std) -> str:
-    return f"{_num(mean)} ± {_num(std)}" if mean is not None and mean == mean else "—"
+def _pm(mean, std, trials: int) -> str:
+    if mean is None or mean != mean:
+        return "—"
+    return f"{_num(mean)} ± {_num(std)}" if trials > 1 else _num(mean)
 
 
 def _run_dir(results_dir: str, run_id: str) -> Path:
@@ -185,9 +358,18 @@ def _run_dir(results_dir: str, run_id: str) -> Path:
     return run_dir
 
 
+STATUS_EXAMPLES = """
+Examples:
+
+
+  llm-erm status --run-id grid-3f9c2a1b0d4e
+  llm-erm status --run-id nightly-2026-12-01 --results-dir /shared/results
+"""
+
+
 def status(
     run_id: str = typer.Option(..., help="The run to inspect."),
-    results_dir: str = typer.Option("results"),
+    results_dir: str = typer.Option("results", help="Where runs are stored."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -196,27 +378,40 @@ def status(
 
     cells = cell_statuses(_run_dir(results_dir, run_id))
     table = Table(title=f"run {run_id}")
-    for column in ("target", "L", "state", "trials done"):
+    for column in ("target", "L", "state", "trials done", "failed calls"):
         table.add_column(column)
     for c in cells:
-        table.add_row(c.target, str(c.length), c.state, f"{c.trials_done}/{c.trials}")
+        table.add_row(c.target, str(c.length), c.state, f"{c.trials_done}/{c.trials}", str(c.failed_attempts))
     Console().print(table)
     counts: dict[str, int] = {}
     for c in cells:
         counts[c.state] = counts.get(c.state, 0) + 1
     typer.echo(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+    if any(c.state not in ("done", "running") for c in cells):
+        raise typer.Exit(1)
+
+
+EXPORT_EXAMPLES = """
+Examples:
+
+
+  llm-erm export --run-id grid-3f9c2a1b0d4e --format csv --output attempts.csv
+  llm-erm export --run-id grid-3f9c2a1b0d4e --format jsonl --output attempts.jsonl
+"""
 
 
 def export(
     run_id: str = typer.Option(..., help="The run to export."),
     format: str = typer.Option("jsonl", "--format", help="jsonl | csv"),
-    output: Path = typer.Option(..., help="File to write."),
-    results_dir: str = typer.Option("results"),
+    output: Path = typer.Option(..., help="File to write (its directory must exist)."),
+    results_dir: str = typer.Option("results", help="Where runs are stored."),
 ) -> None:
     from llm_erm.results.export import write_export
 
     if format not in ("jsonl", "csv"):
         raise UsageError(f"--format must be jsonl or csv, got {format!r}")
+    if not output.parent.resolve().is_dir():
+        raise UsageError(f"--output {output}: the directory {output.parent} does not exist: create it first")
     run_dir = _run_dir(results_dir, run_id)
     n = write_export(run_dir, format, output)
     typer.echo(f"wrote {n} rows to {output}")

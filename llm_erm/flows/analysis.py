@@ -11,8 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from llm_erm.flows import artifact_key
 from llm_erm.results import ledger
+from llm_erm.tasks import artifact_key
 
 
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
@@ -29,9 +29,12 @@ def erm_analysis(run_id: str, results_dir: str = "results"):
     result = analyze(run_id, str(run_dir))
     create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")
+    outcome = {"run_id": run_id, "report": str(result.report_path), "cells": len(result.cells),
+               "headline": result.headline}
     if not result.ok:
-        return Failed(message=f"run {run_id} leaked: {len(result.leakage.leaks)} leakage finding(s); see {result.report_path}")
-    return {"run_id": run_id, "report": str(result.report_path), "cells": len(result.cells)}
+        return Failed(message=f"run {run_id} leaked: {len(result.leakage.leaks)} leakage finding(s); see "
+                              f"{result.report_path}", data=outcome)
+    return outcome
 
 
 def previous_run(results_dir: Path, prefix: str, before: str) -> str | None:
@@ -57,7 +60,9 @@ def erm_nightly(
 
     logger = get_run_logger()
     run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
-    erm_grid(**{**(grid or {}), "run_id": run_id, "results_dir": results_dir})
+    grid_state = erm_grid(**{**(grid or {}), "run_id": run_id, "results_dir": results_dir}, return_state=True)
+    if not grid_state.is_completed():
+        return Failed(message=f"the nightly grid {run_id} did not complete: {grid_state.message}")
     root = Path(results_dir).resolve()
     baseline = baseline_run_id or previous_run(root, run_id_prefix, run_id)
     if baseline is None:

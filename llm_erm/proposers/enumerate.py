@@ -16,6 +16,7 @@ from typing import Any
 
 from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
+from llm_erm.proposers.config import ProposerConfig
 from llm_erm.proposers.dsl import DSL_VERSION, Enumeration, enumerate_programs
 
 _FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -49,6 +50,10 @@ def _search(prompt: str, max_programs: int, max_seconds: float) -> Enumeration:
             "use a model proposer for tabular targets"
         )
     return enumerate_programs(inputs, labels, max_programs=max_programs, max_seconds=max_seconds)
+
+
+def from_config(cfg: ProposerConfig) -> EnumerateProposer:
+    return EnumerateProposer(max_programs=cfg.enumerate_max_programs, max_seconds=cfg.enumerate_max_seconds)
 
 
 class EnumerateProposer:
@@ -93,6 +98,7 @@ class EnumerateProposer:
             latency_s=time.perf_counter() - started,
             model="enumerate",
             cost_usd=0.0,  # free, a known price, not an unpriced one
+            finish_reason="stop",
             extra={
                 "programs_enumerated": found.programs_enumerated,
                 "distinct_programs": found.distinct_programs,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -30,6 +31,17 @@ from llm_erm.proposers.config import ProposerConfig
 from llm_erm.proposers.pricing import cost_usd, price_of
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Structured output: the answer must be the JSON object the paper's prompt asks for.
+CODE_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "program",
+        "strict": True,
+        "schema": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"],
+                   "additionalProperties": False},
+    },
+}
+BASE_URL_PROBE_S = 3.0
 # Local servers (vLLM, Ollama) ignore the key but the client insists on one.
 KEYLESS_PLACEHOLDER = "no-key"
 
@@ -49,6 +61,25 @@ def supports_verbosity(model: str) -> bool:
 
 def is_openai_hosted(base_url: str | None) -> bool:
     return base_url is None or (urlparse(base_url).hostname or "").endswith("api.openai.com")
+
+
+def check_base_url(base_url: str) -> None:
+    """UsageError unless base_url is an http(s) URL whose host accepts a TCP connection.
+
+    Checked before the grid starts: an unusable URL would otherwise fail every call after its retries.
+    """
+    url = urlparse(base_url)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise UsageError(f"--base-url {base_url!r} is not an http(s) URL: pass e.g. http://127.0.0.1:8000/v1")
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError:
+        raise UsageError(f"--base-url {base_url!r} has an invalid port: pass e.g. http://127.0.0.1:8000/v1") from None
+    try:
+        socket.create_connection((url.hostname, port), timeout=BASE_URL_PROBE_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"the server at {base_url} does not answer ({reason}): start it, or check --base-url") from None
 
 
 def read_api_key(cfg: ProposerConfig) -> str:
@@ -86,6 +117,8 @@ class _OpenAIProposer:
     # -- the Proposer protocol ------------------------------------------------------------
     def preflight(self) -> None:
         read_api_key(self.cfg)
+        if self.cfg.base_url is not None:
+            check_base_url(self.cfg.base_url)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -100,7 +133,7 @@ class _OpenAIProposer:
         url = f"{client.base_url}{self._endpoint}"
         started = time.monotonic()
         try:
-            response = self._call(client, request.prompt)
+            response = self._call(client, request)
         except openai.OpenAIError as exc:
             raise _classify(exc, url, self.cfg) from exc
         except ValueError as exc:  # the body was not valid JSON
@@ -120,7 +153,7 @@ class _OpenAIProposer:
         """The request fields that shape the answer, besides model and prompt."""
         raise NotImplementedError
 
-    def _call(self, client: openai.OpenAI, prompt: str) -> Any:
+    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
         raise NotImplementedError
 
     def _parse(self, response: Any, latency_s: float) -> Proposal:
@@ -139,7 +172,7 @@ class _OpenAIProposer:
                     api_key=key,
                     base_url=self.cfg.base_url or OPENAI_BASE_URL,
                     max_retries=0,  # the workflow owns retries
-                    timeout=self.cfg.timeout_s,
+                    timeout=self.cfg.call_timeout_s,
                 )
             return self._client
 
@@ -158,7 +191,11 @@ class ResponsesProposer(_OpenAIProposer):
 
     def request_params(self) -> dict[str, Any]:
         cfg = self.cfg
-        params: dict[str, Any] = {"max_output_tokens": cfg.max_output_tokens, "tool_choice": cfg.tool_choice}
+        params: dict[str, Any] = {"max_output_tokens": cfg.output_tokens(is_openai_hosted(cfg.base_url)),
+                                  "tool_choice": cfg.tool_choice}
+        for name in ("temperature", "top_p"):
+            if getattr(cfg, name) is not None:
+                params[name] = getattr(cfg, name)
         if cfg.reasoning_effort is not None and is_reasoning_model(cfg.model):
             params["reasoning"] = {"effort": cfg.reasoning_effort}
         if cfg.verbosity is not None and supports_verbosity(cfg.model):
@@ -169,10 +206,10 @@ class ResponsesProposer(_OpenAIProposer):
             params["include"] = ["code_interpreter_call.outputs"]
         return params
 
-    def _call(self, client: openai.OpenAI, prompt: str) -> Any:
+    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
         return client.responses.create(
             model=self.cfg.model,
-            input=[{"role": "user", "content": prompt}],
+            input=[{"role": "user", "content": request.prompt}],
             **self.request_params(),
         )
 
@@ -186,10 +223,8 @@ class ResponsesProposer(_OpenAIProposer):
             if getattr(out, "type", None) == "logs"
         )
         model = response.model or self.cfg.model
-        extra: dict[str, Any] = {"response_id": response.id, "status": getattr(response, "status", None)}
-        incomplete = getattr(response, "incomplete_details", None)
-        if incomplete is not None:
-            extra["incomplete_reason"] = getattr(incomplete, "reason", None)
+        status = getattr(response, "status", None)
+        incomplete = getattr(getattr(response, "incomplete_details", None), "reason", None)
         return Proposal(
             text=response.output_text,
             usage=usage,
@@ -198,7 +233,9 @@ class ResponsesProposer(_OpenAIProposer):
             cost_usd=self._cost(model, usage),
             tool_uses=len(tool_calls),
             tool_results_chars=tool_chars,
-            extra=extra,
+            finish_reason=incomplete or status,
+            truncated=incomplete in ("max_output_tokens", "max_tokens"),
+            response_id=response.id,
         )
 
 
@@ -221,16 +258,24 @@ class ChatProposer(_OpenAIProposer):
         return "max_tokens"
 
     def request_params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {self.max_tokens_param(): self.cfg.max_output_tokens}
-        if self.cfg.reasoning_effort is not None and is_reasoning_model(self.cfg.model):
-            params["reasoning_effort"] = self.cfg.reasoning_effort
+        cfg = self.cfg
+        params: dict[str, Any] = {self.max_tokens_param(): cfg.output_tokens(is_openai_hosted(cfg.base_url))}
+        if cfg.reasoning_effort is not None and is_reasoning_model(cfg.model):
+            params["reasoning_effort"] = cfg.reasoning_effort
+        for name in ("temperature", "top_p"):
+            if getattr(cfg, name) is not None:
+                params[name] = getattr(cfg, name)
+        if cfg.structured_output:
+            params["response_format"] = CODE_SCHEMA
         return params
 
-    def _call(self, client: openai.OpenAI, prompt: str) -> Any:
+    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
+        seed = {"seed": request.seed} if self.cfg.send_seed and request.seed is not None else {}
         return client.chat.completions.create(
             model=self.cfg.model,
-            messages=[{"role": "user", "content": prompt}],
+            messages=[{"role": "user", "content": request.prompt}],
             **self.request_params(),
+            **seed,
         )
 
     def _parse(self, response: Any, latency_s: float) -> Proposal:
@@ -243,7 +288,9 @@ class ChatProposer(_OpenAIProposer):
             latency_s=latency_s,
             model=model,
             cost_usd=self._cost(model, usage),
-            extra={"response_id": response.id, "finish_reason": choice.finish_reason},
+            finish_reason=choice.finish_reason,
+            truncated=choice.finish_reason == "length",
+            response_id=response.id,
         )
 
 
@@ -323,7 +370,7 @@ def _server_message(exc: openai.APIStatusError) -> str:
 
 def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Exception:
     if isinstance(exc, openai.APITimeoutError):
-        return TransientProposerError(f"timed out after {cfg.timeout_s:g} s waiting for {url}")
+        return TransientProposerError(f"timed out after {cfg.call_timeout_s:g} s waiting for {url}")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__
         detail = f"{cause.__class__.__name__}: {cause}" if cause is not None else str(exc)
@@ -352,4 +399,7 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Excepti
         422: "the server refused the request parameters",
     }
     hint = hints.get(status, "a client error that retrying cannot fix")
+    if status == 400 and "context" in message.lower():
+        hint = ("the prompt plus the output cap exceed the server's context window: lower --max-output-tokens, "
+                "shorten the prompt (--train-size) or give the server a larger context")
     return PermanentProposerError(f"{head}: {hint}{said}")

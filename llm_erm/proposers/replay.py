@@ -1,7 +1,8 @@
 """Replay: answer from recorded responses, exactly, instead of asking a model.
 
-Sources: a run's ledger directory (results/<run_id>/, every *.parquet under it that has `text` and
-`prompt`/`prompt_sha256` columns) or a JSONL file, one object per line with at least `text` and
+Sources: a run's directory (results/<run_id>/: its answer journal, which holds every answer the run got,
+those of interrupted trials included; or, for a run without one, every *.parquet under it that has `text`
+and `prompt`/`prompt_sha256` columns), a journal file, or a JSONL file, one object per line with at least `text` and
 `prompt` (or `prompt_sha256`), and optionally trial, attempt, usage (nested `usage` object or flat
 prompt_tokens/completion_tokens/reasoning_tokens/cached_tokens), response_model/model, cost_usd,
 latency_s or duration_ms, tool_uses, tool_results_chars: the original paper's JSONL export reads as is.
@@ -17,7 +18,6 @@ Two ways to look a record up:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -28,18 +28,16 @@ from typing import Any
 
 from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
+from llm_erm.proposers.config import ProposerConfig
 from llm_erm.proposers.pricing import cost_usd
 from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
+from llm_erm.results.journal import JOURNAL_DIR, read_records, sha256_text
 
 _USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
 _PARQUET_COLUMNS = (
     "prompt", "prompt_sha256", "trial", "attempt", "text", *_USAGE_FIELDS, "response_model", "model",
     "cost_usd", "latency_s", "tool_uses", "tool_results_chars",
 )
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,13 @@ def load_records(source: Path) -> list[Recorded]:
     source = Path(source)
     if not source.exists():
         raise UsageError(f"replay source {source} does not exist: pass a results/<run_id> directory or a JSONL file")
-    rows = _parquet_rows(source) if source.is_dir() or source.suffix == ".parquet" else _jsonl_rows(source)
+    journal = source / JOURNAL_DIR
+    if source.is_dir() and journal.is_dir() and any(journal.glob("*.jsonl")):
+        rows = [row for path in sorted(journal.glob("*.jsonl")) for row in _journal_rows(path)]
+    elif source.is_dir() or source.suffix == ".parquet":
+        rows = _parquet_rows(source)
+    else:
+        rows = _jsonl_rows(source)
     records = _number_attempts(_record(row, where) for where, row in rows if row.get("text") is not None)
     if not records:
         raise UsageError(f"replay source {source} holds no recorded answers (no row with a text): check the path")
@@ -90,6 +94,11 @@ def _parquet_rows(source: Path) -> list[tuple[str, dict[str, Any]]]:
         raise UsageError(f"no Parquet file with recorded answers under {source}: pass a results/<run_id> directory")
     table = ds.dataset(files, format="parquet").to_table(columns=[c for c in _PARQUET_COLUMNS if c in columns])
     return [(f"{source} row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
+
+
+def _journal_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    records, _ = read_records(path)  # a torn last line (a killed writer) is not an answer
+    return [(f"{path} record {i + 1}", r) for i, r in enumerate(records) if r.get("kind", "answer") == "answer"]
 
 
 def _jsonl_rows(source: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -160,6 +169,12 @@ def _number_attempts(fields: Any) -> list[Recorded]:
 
 
 # -- lookup by request (the replay proposer) ----------------------------------------------------
+def from_config(cfg: ProposerConfig) -> ReplayProposer:
+    if cfg.replay_from is None:
+        raise UsageError("the replay proposer needs a source: pass --replay-from RESULTS_DIR_OR_JSONL")
+    return ReplayProposer(cfg.replay_from)
+
+
 class ReplayProposer:
     """Serves recorded answers keyed by (prompt, trial, attempt); free and instant."""
 
@@ -186,8 +201,8 @@ class ReplayProposer:
         record = index.get((digest, request.trial, request.attempt)) or index.get((digest, None, request.attempt))
         if record is None:
             raise PermanentProposerError(
-                f"no recorded answer for {request.target} L{request.length} trial {request.trial} "
-                f"attempt {request.attempt} (prompt sha256 {digest[:12]}) in {self.source}"
+                f"no recorded answer for trial {request.trial} attempt {request.attempt} "
+                f"(prompt sha256 {digest[:12]}) in {self.source}"
             )
         return Proposal(
             text=record.text,

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llm_erm.results import ledger
@@ -20,10 +19,14 @@ def _trial_statuses(path: Path) -> list[str]:
     return pq.read_table(path, columns=["status"]).column("status").to_pylist()
 
 
+UNFINISHED = frozenset((SKIPPED_BUDGET, PROPOSE_ERROR))  # a re-run makes these calls again
+
+
 def trial_done(run_dir: Path, target: str, length: int, trial: int) -> bool:
-    """A trial is done when its file exists and no attempt was skipped for budget (a bigger budget resumes it)."""
+    """A trial is done when its file exists and every attempt got its answer: an attempt skipped for budget
+    (a bigger budget resumes it) or whose call failed after its retries is made again by a re-run."""
     path = ledger.trial_path(run_dir, target, length, trial)
-    return path.exists() and SKIPPED_BUDGET not in _trial_statuses(path)
+    return path.exists() and not UNFINISHED.intersection(_trial_statuses(path))
 
 
 def pending_trials(run_dir: Path, specs: list, trials: int) -> list[tuple]:
@@ -44,12 +47,6 @@ def run_is_complete(run_dir: Path, specs: list, trials: int, with_report: bool) 
     return all(p.exists() and p.stat().st_mtime >= newest for p in outputs)
 
 
-def spent_usd(run_dir: Path) -> float:
-    """Estimated spend already in the ledger: a resumed run's budget starts from it."""
-    table = ledger.read_attempts(run_dir)
-    return float(pc.sum(table.column("cost_usd")).as_py() or 0.0) if table.num_rows else 0.0
-
-
 @dataclass(frozen=True)
 class CellStatus:
     target: str
@@ -57,10 +54,12 @@ class CellStatus:
     state: str  # done | partial | running | failed | skipped_budget | missing
     trials_done: int
     trials: int
+    failed_attempts: int = 0  # attempts whose call failed after its retries
 
 
 def cell_statuses(run_dir: Path) -> list[CellStatus]:
-    """Every cell the manifest names, with its state; `failed` = every attempt of a trial failed to propose."""
+    """Every cell the manifest names, with its state; `failed` = some call of a trial failed after its retries
+    (a re-run makes exactly those calls again)."""
     manifest = ledger.read_manifest(run_dir)
     trials = int(manifest.get("trials_per_cell", 1))
     out = []
@@ -68,11 +67,12 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
         target, length = cell["target"], int(cell["length"])
         paths = [ledger.trial_path(run_dir, target, length, t) for t in range(1, trials + 1)]
         statuses = [_trial_statuses(p) if p.exists() else None for p in paths]
-        done = sum(1 for s in statuses if s is not None and SKIPPED_BUDGET not in s)
-        if any(s is not None and SKIPPED_BUDGET in s for s in statuses):
-            state = "skipped_budget"
-        elif any(s is not None and s and all(x == PROPOSE_ERROR for x in s) for s in statuses):
+        done = sum(1 for s in statuses if s is not None and not UNFINISHED.intersection(s))
+        failed = sum(s.count(PROPOSE_ERROR) for s in statuses if s is not None)
+        if failed:
             state = "failed"
+        elif any(s is not None and SKIPPED_BUDGET in s for s in statuses):
+            state = "skipped_budget"
         elif done == trials:
             state = "done"
         elif any(_running(p) for p in paths):
@@ -81,7 +81,7 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
             state = "partial"
         else:
             state = "missing"
-        out.append(CellStatus(target, length, state, done, trials))
+        out.append(CellStatus(target, length, state, done, trials, failed))
     return out
 
 

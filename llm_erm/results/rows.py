@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
-from llm_erm.selection import select_index
+from llm_erm.selection import SelectionRule, get_rule
 
 
 def attempt_row(
@@ -18,12 +18,14 @@ def attempt_row(
     verdict: dict[str, Any] | None = None,
     propose_error: str | None = None,
     skipped: bool = False,
+    reused: bool = False,
 ) -> dict[str, Any]:
     """One attempt row: the trial's identity plus what the proposer and the verifier said.
 
     `identity` holds the columns shared by every attempt of the trial (run_id, target, length, trial,
-    dataset, proposer, model, prompt ...); `proposal` is a Proposal.to_dict(); `verdict` a
-    CandidateResult.to_row().
+    dataset, proposer, model, prompt ...); `proposal` is an answer (a journal record, or
+    Proposal.to_dict()); `verdict` a CandidateResult.to_row(); `reused` says the answer came from the
+    journal rather than a call made now.
     """
     row: dict[str, Any] = {**identity, "attempt": attempt, "created_at": datetime.now(UTC)}
     if skipped:
@@ -32,6 +34,7 @@ def attempt_row(
         return {**row, "status": PROPOSE_ERROR, "propose_error": propose_error}
     assert proposal is not None and verdict is not None
     usage = proposal["usage"]
+    extra = proposal.get("extra") or {}
     row.update(
         response_model=proposal["model"],
         text=proposal["text"],
@@ -43,20 +46,26 @@ def attempt_row(
         completion_tokens=usage["completion_tokens"],
         reasoning_tokens=usage["reasoning_tokens"],
         cached_tokens=usage["cached_tokens"],
+        finish_reason=proposal.get("finish_reason"),
+        truncated=bool(proposal.get("truncated")),
+        response_id=proposal.get("response_id"),
+        proposal_extra=json.dumps(extra, sort_keys=True, default=str) if extra else None,
+        reused_answer=reused,
     )
     row.update(verdict)
     return row
 
 
-def finish_trial(rows: list[dict[str, Any]], attempts_planned: int) -> list[dict[str, Any]]:
-    """Mark the selected attempt (validation only) and the attempt at which the trial stopped early.
-
-    A trial stops early at its first attempt with validation accuracy 1.0, when attempts were left.
-    """
-    chosen = select_index([row.get("val_acc") for row in rows])
-    stop = next((i for i, row in enumerate(rows) if row.get("val_acc") == 1.0), None)
+def finish_trial(rows: list[dict[str, Any]], attempts_planned: int,
+                 rule: SelectionRule | str = "erm") -> list[dict[str, Any]]:
+    """Mark the selected attempt (by the selection rule, on validation only) and the attempt at which the
+    trial stopped early: the first the rule calls solved, when attempts were left."""
+    rule = get_rule(rule) if isinstance(rule, str) else rule
+    chosen = rule.select(rows)
+    stop = next((i for i, row in enumerate(rows) if rule.solved(row)), None)
     return [
-        {**row, "selected": i == chosen, "stopped_early": i == stop and row["attempt"] < attempts_planned}
+        {**row, "selection_rule": rule.name, "selected": i == chosen,
+         "stopped_early": i == stop and row["attempt"] < attempts_planned}
         for i, row in enumerate(rows)
     ]
 

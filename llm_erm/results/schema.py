@@ -34,6 +34,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("model", pa.string()),  # requested model
         ("base_url", pa.string()),
         ("request_params", pa.string()),  # JSON of the request parameters that shape the answer
+        ("seed", pa.int64()),  # the attempt's own sampling seed (sent where the endpoint takes one)
         ("prompt_variant", pa.string()),
         ("prompt", pa.string()),
         ("prompt_sha256", pa.string()),
@@ -49,6 +50,11 @@ ATTEMPT_SCHEMA = pa.schema(
         ("tool_results_chars", pa.int64()),
         ("cost_usd", pa.float64()),  # null: unpriced model, never 0 by default
         ("latency_s", pa.float64()),
+        ("finish_reason", pa.string()),  # what the server said about how the answer ended (stop, length ...)
+        ("truncated", pa.bool_()),  # the answer was cut off by an output or context limit
+        ("response_id", pa.string()),  # the server's id of the response
+        ("proposal_extra", pa.string()),  # JSON: anything else the proposer reported (enumerator counts ...)
+        ("reused_answer", pa.bool_()),  # the answer came from the journal (paid for before a resume)
         # verification
         ("code", pa.string()),
         ("sanitized", pa.bool_()),
@@ -65,6 +71,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("signature", pa.string()),  # hash of the validation predictions
         ("sandbox", pa.string()),  # bwrap | rlimit
         # selection within the trial
+        ("selection_rule", pa.string()),  # the rule that chose `selected` (llm_erm.selection)
         ("selected", pa.bool_()),
         ("stopped_early", pa.bool_()),  # the trial stopped at this attempt (validation 1.0)
         ("created_at", pa.timestamp("us", tz="UTC")),

@@ -1,13 +1,20 @@
-"""A scripted model for grid tests: the n-th successful answer to a prompt is the n-th program of a script.
+"""Scripted models for grid tests.
 
-Answers are counted per prompt and only when they succeed, so a run that asks again for an answer it
-already paid for shifts every later answer, and its ledger no longer equals an uninterrupted run's.
+ScriptedModel: the n-th successful answer to a prompt is the n-th program of a script. Answers are counted per
+prompt and only when they succeed, so a run that asks again for an answer it already paid for shifts every
+later answer, and its ledger no longer equals an uninterrupted run's (deterministic with one trial in flight).
+
+SeededModel: the program is chosen by the request's seed (each attempt has its own, see
+llm_erm.engine.attempt_seed), so the answer to a request does not depend on the order requests arrive in:
+runs with many trials in flight are comparable. It counts sales per seed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -16,6 +23,11 @@ from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
 WRONG = "def f(x):\n    return 0"
 FIRST_BIT = "def f(x):\n    return int(x[0])"
 PARITY = "def f(x):\n    return x.count('1') % 2"
+
+
+def reply(program: str) -> Reply:
+    return Reply(json.dumps({"code": program}), prompt_tokens=1000, completion_tokens=500, reasoning_tokens=200,
+                 cached_tokens=100)
 
 
 class ScriptedModel:
@@ -38,6 +50,27 @@ class ScriptedModel:
         with self._lock:
             n = self.answered[prompt]
             self.answered[prompt] += 1
-        program = self.script[n % len(self.script)]
-        return Reply(json.dumps({"code": program}), prompt_tokens=1000, completion_tokens=500, reasoning_tokens=200,
-                     cached_tokens=100)
+        return reply(self.script[n % len(self.script)])
+
+
+class SeededModel:
+    """Answers by the request's seed; `sales` holds (seed, time the answer was handed over) per answer."""
+
+    def __init__(self, script: list[str]):
+        self.script = script
+        self.sales: list[tuple[int, float]] = []
+        self._lock = threading.Lock()
+
+    def program(self, seed: int) -> str:
+        digest = hashlib.sha256(str(seed).encode()).digest()
+        return self.script[digest[0] % len(self.script)]
+
+    def __call__(self, endpoint: str, body: dict) -> Reply:
+        seed = body["seed"]
+        with self._lock:
+            self.sales.append((seed, time.monotonic()))
+        return reply(self.program(seed))
+
+    def sold(self) -> Counter[int]:
+        with self._lock:
+            return Counter(seed for seed, _ in self.sales)

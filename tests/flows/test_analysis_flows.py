@@ -13,7 +13,7 @@ from llm_erm.results import ledger
 
 def grid(tmp_path: Path, server: WireServer, **overrides) -> dict:
     return {"functions": ["fn_a"], "lengths": [20], "attempts": 2, "trials": 2, "test_size": 400,
-            "proposer": "openai-chat", "base_url": server.url, "retry_delay_s": 0.01, "analyze": False,
+            "proposer": {"kind": "openai-chat", "base_url": server.url}, "retry_delay_s": 0.01, "analyze": False,
             "datasets_dir": str(tmp_path / "datasets"), **overrides}
 
 
@@ -26,6 +26,8 @@ def test_the_grid_ends_with_the_analysis_and_a_leaking_run_fails_it(tmp_path):
         erm_grid(**grid(tmp_path, server, analyze=True, run_id="clean", results_dir=str(results)))
     assert (results / "clean" / "report" / "report.html").exists()
     assert "clean" in latest_artifact("analysis-clean").data
+    # the headline and the report link are on the grid run too, not only on its analysis subflow
+    assert "report.html" in latest_artifact("headline-clean").data
 
     # plant a leak: a test input copied into the training split of the dataset the run used
     dataset = Path(ledger.read_attempts(results / "clean").column("dataset_path")[0].as_py())
@@ -34,6 +36,11 @@ def test_the_grid_ends_with_the_analysis_and_a_leaking_run_fails_it(tmp_path):
         fh.write(test_line + "\n")
     state = erm_analysis(run_id="clean", results_dir=str(results), return_state=True)
     assert state.is_failed() and "leaked" in state.message
+    # and a grid whose analysis finds the leak ends Failed itself
+    with WireServer(ScriptedModel([WRONG, PARITY])) as server:
+        grid_state = erm_grid(**grid(tmp_path, server, analyze=True, run_id="clean", results_dir=str(results),
+                                     attempts=3), return_state=True)
+    assert grid_state.is_failed() and "leaked" in grid_state.message
 
 
 def test_nightly_flags_a_regression_against_the_previous_night(tmp_path):

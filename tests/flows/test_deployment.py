@@ -76,7 +76,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     model = ScriptedModel([WRONG, FIRST_BIT, PARITY])
     try:
         with WireServer(model) as server:
-            common = {"proposer": "openai-chat", "base_url": server.url, "attempts": 3, "test_size": 400,
+            common = {"proposer": {"kind": "openai-chat", "base_url": server.url}, "attempts": 3, "test_size": 400,
                       "retry_delay_s": 0.01, "analyze": False, "results_dir": str(tmp_path / "results"),
                       "datasets_dir": str(tmp_path / "datasets")}
             # 1. a plain deployment run, parameters given the documented ways
@@ -108,8 +108,8 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     assert (run_dir / "summary.parquet").exists()
     assert {(c["target"], c["length"]) for c in ledger.read_manifest(run_dir)["cells"]} == set(cells)
     # A worker may try a run another one took (the server aborts it); what counts is what each ran.
-    ran = [re.findall(r"Flow run '(cell [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
-    assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"cell {t} L{length}" for t, length in cells)
+    ran = [re.findall(r"Flow run '(fanned [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
+    assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"fanned {t} L{length}" for t, length in cells)
     assert all(ran), f"both workers ran cells: {ran}"
 
 

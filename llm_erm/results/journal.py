@@ -1,0 +1,150 @@
+"""The answer journal: every paid model answer, on disk the moment it arrives, before it is verified.
+
+results/<run_id>/journal/<host>-<pid>-<token>.jsonl, one file per process that ever made a call, so
+workers sharing results/ (NFS included) never write to the same file. Each line is one JSON record
+
+    {"kind": "answer", "key": <request key>, "run_id", "target", "length", "trial", "attempt", "seed",
+     "prompt_sha256", "provider": <proposer identity>, "text", "usage": {...}, "response_model",
+     "cost_usd", "latency_s", "tool_uses", "tool_results_chars", "finish_reason", "truncated",
+     "response_id", "extra": {...}, "at": <UTC time>}
+
+appended with one write(2) on an O_APPEND descriptor: a killed process leaves at most a torn last
+line, which readers skip. The key is the request's identity (run id, provider, base URL, model, request
+parameters, prompt hash, trial, attempt), so a resumed trial finds what it already paid for, and the
+budget is the sum of what every process of the run spent. The journal is ours, not Prefect's: Prefect
+commits a nested task's result only when the enclosing task finishes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+JOURNAL_DIR = "journal"
+
+
+def sha256_text(text: str) -> str:
+    """The hash the ledger's prompt_sha256, the journal key and replay all use."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def request_key(**identity: Any) -> str:
+    """The journal key of one request: a hash of its identity (JSON, keys sorted)."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_records(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """Complete records in `path` from byte `offset`, and the offset after the last complete line.
+
+    A torn last line (a writer killed mid-write) is not a record; it is read again next time, by which
+    point it is still torn (the writer is gone) or whole (it was only half flushed when we looked).
+    """
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    end = data.rfind(b"\n") + 1
+    records = []
+    for line in data[:end].splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line torn by a kill and then overwritten by nothing: never a record
+        if isinstance(record, dict):
+            records.append(record)
+    return records, offset + end
+
+
+class Journal:
+    """The answer journal of one run directory. Thread-safe; `lookup` and `spent_usd` see every process."""
+
+    def __init__(self, run_dir: Path, fsync: bool = True):
+        self.directory = Path(run_dir) / JOURNAL_DIR
+        self.fsync = fsync  # survive a machine crash too, not only a killed process
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._own: Path | None = None
+        self._offsets: dict[Path, int] = {}
+        self._records: dict[str, dict[str, Any]] = {}
+        self._spent = 0.0
+        self.refresh()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Read what every process appended since the last look (this one's own lines included)."""
+        if not self.directory.is_dir():
+            return
+        with self._lock:
+            for path in sorted(self.directory.glob("*.jsonl")):
+                offset = self._offsets.get(path, 0)
+                if path == self._own or path.stat().st_size == offset:
+                    continue  # our own lines are indexed as they are written
+                records, self._offsets[path] = read_records(path, offset)
+                for record in records:
+                    self._index(record)
+
+    def _index(self, record: dict[str, Any]) -> None:
+        key = record.get("key")
+        if not isinstance(key, str):
+            return
+        self._records.setdefault(key, record)
+        cost = record.get("cost_usd")
+        if isinstance(cost, int | float):
+            self._spent += float(cost)
+
+    def lookup(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._records.get(key)
+
+    def spent_usd(self, refresh: bool = True) -> float:
+        """Estimated spend of every answer any process of the run has journaled."""
+        if refresh:
+            self.refresh()
+        with self._lock:
+            return self._spent
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            yield from list(self._records.values())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._records)
+
+    # -- writing ----------------------------------------------------------------------------------
+    def append(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Write one record (durably, before returning) and index it; returns the stored record."""
+        record = {"key": key, **record, "at": datetime.now(UTC).isoformat()}
+        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._lock:
+            fd = self._open()
+            view = memoryview(line)
+            while view:  # one write(2) in practice; a short write continues where it stopped
+                view = view[os.write(fd, view):]
+            if self.fsync:
+                os.fsync(fd)
+            self._index(record)
+        return record
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            name = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
+            self._own = self.directory / name
+            self._fd = os.open(self._own, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        return self._fd
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
