@@ -56,8 +56,9 @@ class ScriptedModel:
 class SeededModel:
     """Answers by the request's seed; `sales` holds (seed, time the answer was handed over) per answer."""
 
-    def __init__(self, script: list[str]):
+    def __init__(self, script: list[str], jitter_s: float = 0.0):
         self.script = script
+        self.jitter_s = jitter_s  # each answer takes up to this much longer, by its seed: answers spread out
         self.sales: list[tuple[int, float]] = []
         self._lock = threading.Lock()
 
@@ -67,6 +68,8 @@ class SeededModel:
 
     def __call__(self, endpoint: str, body: dict) -> Reply:
         seed = body["seed"]
+        if self.jitter_s:
+            time.sleep(self.jitter_s * hashlib.sha256(f"jitter{seed}".encode()).digest()[0] / 255)
         with self._lock:
             self.sales.append((seed, time.monotonic()))
         return reply(self.program(seed))
