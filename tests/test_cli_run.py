@@ -35,6 +35,14 @@ def llm_erm(cwd: Path, *args: str, key: str | None = None) -> subprocess.Complet
         (["--functions", "fn_a", "--lengths", "20", "--prompt-template", "missing.txt"], None, "missing.txt"),
         (["--functions", "fn_a", "--lengths", "20", "--prompt-variant", "poem"], None, "poem"),
         (["--functions", "nosuchmodule:f", "--lengths", "20"], None, "nosuchmodule"),
+        (["--functions", "fn_a", "--lengths", "abc"], None, "--lengths"),
+        (["--functions", "fn_a", "--attempts", "0"], None, "--attempts"),
+        (["--functions", "fn_a", "--proposer", "openai-chat", "--base-url", "not-a-url"], None, "not an http(s) URL"),
+        (["--functions", "fn_a", "--proposer", "openai-chat", "--base-url", "http://127.0.0.1:9/v1"], None,
+         "does not answer"),
+        (["--functions", "fn_a", "--proposer", "nope"], None, "unknown proposer 'nope'"),
+        (["--functions", "fn_a", "--frobnicate"], None, "No such option"),
+        (["--config", "missing.json"], None, "missing.json"),
     ],
 )
 def test_run_refuses_bad_input_before_writing_anything(tmp_path, args, key, says):
@@ -62,10 +70,12 @@ def test_status_and_export_of_a_ledger(tmp_path):
     (row,) = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert row["fn"] == "fn_a" and row["selected"] is True and row["stopped_early"] is True
 
-    for bad in (["status", "--run-id", "nope"], ["export", "--run-id", "r1", "--format", "xml", "--output", "x"]):
+    for bad in (["status", "--run-id", "nope"], ["export", "--run-id", "r1", "--format", "xml", "--output", "x"],
+                ["export", "--run-id", "r1", "--output", str(tmp_path / "no" / "such" / "x.csv")]):
         done = llm_erm(tmp_path, *bad)
         assert done.returncode == 2 and done.stderr.startswith("error: "), done.stderr
-    assert not (tmp_path / "x").exists()
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "x").exists() and not (tmp_path / "no").exists()
 
 
 def test_run_of_a_complete_grid_prints_its_summary_without_starting_prefect(tmp_path):

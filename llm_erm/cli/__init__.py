@@ -8,7 +8,6 @@ command-line parser's errors alike.
 
 import sys
 
-import click
 import typer
 
 from llm_erm import __version__
@@ -52,18 +51,22 @@ for module in (datasets, verify, run, analyze, replay):
     module.register(app)
 
 
+# click's UsageError (bad option, missing value ...), wherever this typer takes click from (0.29 vendors it)
+ParserError = typer.BadParameter.__mro__[1]
+
+
 def main() -> None:
     try:
         code = app(prog_name="llm-erm", standalone_mode=False)
     except UsageError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except click.exceptions.UsageError as exc:  # the parser's refusals, as one line too
+    except ParserError as exc:  # the parser's refusals, as one line too
         command = exc.ctx.command_path if exc.ctx is not None else "llm-erm"
         typer.echo(f"error: {exc.format_message()}: see '{command} --help'", err=True)
         sys.exit(2)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
