@@ -23,7 +23,8 @@ from typing import Any
 import gmpy2
 import numpy as np
 
-DSL_VERSION = "1"
+# 2: tabular rows are learned too (tabular_rules.py); string programs are unchanged.
+DSL_VERSION = "2"
 
 # Value types. BIT values are 0/1 (bools or ints), stored as packed bits (np.packbits rows: eight
 # inputs a byte, so AND/OR/XOR run on bytes); BIG are integers that may exceed int64 (the value of

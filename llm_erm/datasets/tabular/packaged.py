@@ -193,11 +193,11 @@ def _members(package: Package) -> dict[str, str]:
             for m in t.packaged.members}
 
 
-def package_status(package: Package) -> str:
+def package_status(package: Package, root: Path | None = None) -> str:
     """'installed', 'harvested' or 'missing': whether every pinned file of the package is at hand."""
     members = _members(package)
-    for where, root in (("installed", _installed_root(package)), ("harvested", harvested_root(package))):
-        if root is not None and all(_sha256(root / p) == h for p, h in members.items()):
+    for where, base in (("installed", _installed_root(package)), ("harvested", harvested_root(package, root))):
+        if base is not None and all(_sha256(base / p) == h for p, h in members.items()):
             return where
     return "missing"
 
@@ -208,7 +208,7 @@ def harvest(dest: Path | None = None, log: Callable[[str], None] = print) -> dic
     dest = Path(dest) if dest else sources_dir()
     result = {}
     for package in PACKAGES:
-        status = package_status(package) if dest == sources_dir() else "missing"
+        status = package_status(package, dest)
         if status != "missing":
             result[package.name] = status if status == "installed" else "kept"
             continue
