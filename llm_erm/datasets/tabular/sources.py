@@ -1,9 +1,10 @@
 """Getting a table: an explicit local file, the local cache, the packaged copy, the online source.
 
-`load_table(target, table_file)` tries them in that order and returns the first that works; every
-table that came from somewhere other than the cache is written to the cache, so the next load (also
-in the build's worker processes) is local and fast. With none available it raises one UsageError
-line that names the three ways to get the table.
+`load_table(target, table_file)` tries them in that order and returns the first that works; a
+table from the packaged copy or a download is written to the cache, so the next load (also in the
+build's worker processes) is local and fast (an explicit file is not cached: it is read again, from
+the spec, wherever it is needed). With none available it raises one UsageError line that names the
+three ways to get the table.
 
 Settings (environment variables, so spawned workers and Prefect processes see the same ones):
 
@@ -86,6 +87,12 @@ _memo: dict[tuple, Table] = {}
 _memo_lock = threading.Lock()
 
 
+def forget_loaded_tables() -> None:
+    """Drop this process's memory of loaded tables (the next load goes through the sources again)."""
+    with _memo_lock:
+        _memo.clear()
+
+
 def load_table(target: str, table_file: str | os.PathLike | None = None) -> Table:
     """The canonical table of a tabular target (id or name), from the first source that has it."""
     definition = get_table(target)
@@ -112,9 +119,9 @@ def _load(definition: TableDef, path: Path | None, settings: Settings) -> Table:
     if path is not None:
         file_sha = hashlib.sha256(path.read_bytes()).hexdigest()
         source = {"kind": "file", "file": path.name, "file_sha256": file_sha, "licence": definition.licence}
-        table = read_file(definition, path, source)
-        write_cache(settings.cache_dir, table)
-        return table
+        # Not cached: the file is the local copy, and a later run without it must not silently
+        # pick up whatever a one-off file held.
+        return read_file(definition, path, source)
     cached = read_cache(settings.cache_dir, definition)
     if cached is not None:
         return cached
