@@ -11,7 +11,13 @@ import time
 import pytest
 from sympy import isprime
 
-from llm_erm.datasets import OFFICIAL_EXTRA_TARGETS, REGISTERED_TARGETS, DatasetSpec, build_dataset, get_target
+from llm_erm.datasets import (
+    OFFICIAL_EXTRA_TARGETS,
+    REGISTERED_TARGETS,
+    DatasetSpec,
+    build_dataset,
+    get_target,
+)
 from llm_erm.datasets.generators import batch_label, class_capacity, strings_to_symbols
 from llm_erm.datasets.targets import poly_monomials
 from llm_erm.errors import UsageError

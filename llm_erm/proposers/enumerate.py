@@ -17,9 +17,9 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from llm_erm.datasets.tabular.protocol import parse_row
 from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
-from llm_erm.datasets.tabular.protocol import parse_row
 from llm_erm.proposers.dsl import DSL_VERSION, Enumeration, enumerate_programs
 from llm_erm.proposers.tabular_rules import enumerate_rules
 
