@@ -38,6 +38,10 @@ Examples:
   llm-erm datasets build --functions fn_a fn_c --lengths 20 30
 
   llm-erm datasets build --function mymodule:my_target --alphabet binary --lengths 24
+
+  llm-erm datasets build --functions fn_m fn_q --protocol raw
+
+  llm-erm datasets build --functions fn_o --table-file fn_o=./cdc_diabetes.csv
 """
 
 

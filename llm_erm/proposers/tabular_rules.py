@@ -25,7 +25,6 @@ import numpy as np
 
 from llm_erm.proposers.dsl import Enumeration, Program
 
-RULES_VERSION = "1"
 MAX_SIZE = 8  # the banks stop growing long before; only guarantees the loop ends
 
 _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.uint8)
@@ -215,4 +214,4 @@ def enumerate_rules(
     return _RuleSearch(rows, labels, max_programs, max_seconds).run(keep)
 
 
-__all__ = ["RULES_VERSION", "atoms", "enumerate_rules"]
+__all__ = ["atoms", "enumerate_rules", "threshold"]
