@@ -130,6 +130,7 @@ def test_tabular_targets_with_both_protocols(tmp_path, monkeypatch, capsys, tabl
     base = ("datasets", "build", "-f", "fn_r", "fn_s", "--datasets-dir", str(tmp_path / "d"), "--workers", "1")
     code, out, err = run_cli(monkeypatch, capsys, *base, "--protocol", "raw")
     assert code == 0 and "2 datasets ready" in out, err
+    assert "note: fn_s (heart_disease): the test split holds 40 of the 10000 asked" in err
     code, out, _ = run_cli(monkeypatch, capsys, *base)
     assert code == 0 and "2 built, 0 reused" in out  # clean (the default) is another dataset
     leaves = sorted(p.parent.name for p in (tmp_path / "d").glob("*/L*/seed*/meta.json"))

@@ -132,7 +132,12 @@ def register(app: typer.Typer) -> None:
                 counts["reused" if reused else "built"] += 1
                 progress.update(task, advance=1, description=f"{spec.target_obj.id} L{spec.length}")
 
-            build_all(specs, datasets_dir, workers or default_workers(), on_done)
+            datasets = build_all(specs, datasets_dir, workers or default_workers(), on_done)
+        for dataset in datasets:
+            asked, got = dataset.meta.get("requested_sizes"), dataset.meta.get("sizes")
+            if asked and got and asked["test"] != got["test"]:
+                typer.echo(f"note: {dataset.target.id} ({dataset.target.name}): the test split holds {got['test']} "
+                           f"of the {asked['test']} asked (no more distinct rows per class)", err=True)
         typer.echo(
             f"{len(specs)} datasets ready in {datasets_dir} "
             f"({counts['built']} built, {counts['reused']} reused)"
