@@ -26,7 +26,7 @@ SandboxMode = Literal["bwrap", "rlimit", "auto"]
 _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
     "dry_run": True, "analyze": True, "fan_out": True, "verify_workers": True, "retries": True,
-    "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True,
+    "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
     "proposer": {"call_timeout_s": True, "api_key_env": True},
 }
 
@@ -47,6 +47,10 @@ class GridConfig(BaseModel):
     test_size: int = Field(10000, ge=2, description="Test examples that score it (even)")
     seed: int = Field(42, description="Base seed; each dataset uses a seed derived from it")
     alphabet: str | None = Field(None, description="binary | decimal: the alphabet of a module:callable target")
+    tabular_protocol: Literal["clean", "raw"] = Field("clean", description="Tabular targets: clean (anonymised "
+                                                      "names, affine-transformed numbers) | raw")
+    table_files: dict[str, str] = Field(default_factory=dict, description="Tabular targets: a local copy of a "
+                                        "table, target id -> file (ID=PATH on the command line)")
 
     # -- how candidates are drawn -----------------------------------------------------------------
     proposer: ProposerConfig = Field(default_factory=ProposerConfig, description="Where candidates come from")
@@ -161,7 +165,8 @@ class GridConfig(BaseModel):
         from llm_erm.datasets import make_specs
 
         specs = make_specs(self.functions, self.lengths, train_size=self.train_size, val_size=self.val_size,
-                           test_size=self.test_size, seed=self.seed, alphabet=self.alphabet)
+                           test_size=self.test_size, seed=self.seed, alphabet=self.alphabet,
+                           protocol=self.tabular_protocol, table_files=self.table_files)
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs

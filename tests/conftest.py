@@ -30,3 +30,12 @@ def wire_server():
 
 
 # ---- end of proposers block ------------------------------------------------------------------------
+
+# ---- datasets: tabular tables never come from the real UCI/OpenML hosts in tests ------------------
+# A test that wants the online loader starts its own loopback server and points these at it; the
+# default points at the discard port on 127.0.0.1, where nothing listens. The table cache is a
+# throwaway directory, never the user's ~/.cache.
+os.environ["LLM_ERM_UCI_URL"] = "http://127.0.0.1:9/uci-disabled-in-tests"
+os.environ["LLM_ERM_OPENML_URL"] = "http://127.0.0.1:9/openml-disabled-in-tests"
+os.environ.setdefault("LLM_ERM_TABLE_CACHE", tempfile.mkdtemp(prefix="llm-erm-tables-"))
+# ---- end of datasets block -----------------------------------------------------------------------

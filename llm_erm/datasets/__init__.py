@@ -14,8 +14,11 @@ from llm_erm.datasets.store import (
     open_dataset,
     validate_specs,
 )
+from llm_erm.datasets.tabular import DEFAULT_PROTOCOL, PROTOCOLS, TABULAR_TARGETS, load_table, table_status
 from llm_erm.datasets.targets import (
     ALL_TARGETS,
+    OFFICIAL_EXTRA_TARGETS,
+    REGISTERED_TARGETS,
     SEED_TARGETS,
     Target,
     get_target,
@@ -25,8 +28,13 @@ from llm_erm.datasets.targets import (
 
 __all__ = [
     "ALL_TARGETS",
+    "DEFAULT_PROTOCOL",
     "GENERATOR_VERSION",
+    "OFFICIAL_EXTRA_TARGETS",
+    "PROTOCOLS",
+    "REGISTERED_TARGETS",
     "SEED_TARGETS",
+    "TABULAR_TARGETS",
     "Dataset",
     "DatasetSpec",
     "Split",
@@ -35,9 +43,11 @@ __all__ = [
     "build_dataset",
     "dataset_status",
     "get_target",
+    "load_table",
     "make_specs",
     "open_dataset",
     "parity_rand_positions",
     "resolve_target",
+    "table_status",
     "validate_specs",
 ]

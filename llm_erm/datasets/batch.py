@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from llm_erm.datasets.store import Dataset, DatasetSpec, build_dataset, open_dataset, validate_specs
+from llm_erm.datasets.tabular.protocol import DEFAULT_PROTOCOL, check_protocol
+from llm_erm.datasets.tabular.tables import TABULAR_TARGETS
 from llm_erm.datasets.targets import SEED_TARGETS, is_user_target, resolve_target
+from llm_erm.errors import UsageError
 
 
 def split_values(values: Iterable[str] | None) -> list[str]:
@@ -30,19 +33,40 @@ def make_specs(
     test_size: int = 10000,
     seed: int = 42,
     alphabet: str | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
+    table_files: Mapping[str, str] | None = None,
 ) -> list[DatasetSpec]:
     """Validated specs for every target x length: targets default to the 12 seed targets, lengths
-    to each target's own defaults; `alphabet` applies to user targets (callables, labelled files)."""
+    to each target's own defaults (a tabular target's only length is its number of features);
+    `alphabet` applies to user targets (callables, labelled files); `protocol` ("clean" or "raw") and
+    `table_files` (target id or name -> local copy of its table) to the tabular targets."""
+    check_protocol(protocol)
     ids = split_values(targets) or list(SEED_TARGETS)
+    files = _table_files(table_files, ids)
     specs = []
     for target_spec in dict.fromkeys(ids):  # keep order, drop repeats
         user = is_user_target(target_spec)
         target = resolve_target(target_spec, alphabet if user else None)
         for length in dict.fromkeys(lengths or target.default_lengths):
             specs.append(DatasetSpec(target_spec if user else target.id, int(length), train_size, val_size,
-                                     test_size, seed, alphabet if user else None))
+                                     test_size, seed, alphabet if user else None, protocol,
+                                     files.get(target.id) if target.table else None))
     validate_specs(specs)
     return specs
+
+
+def _table_files(table_files: Mapping[str, str] | None, ids: list[str]) -> dict[str, str]:
+    """Table files keyed by target id; each must name a tabular target of the selection."""
+    selected = {resolve_target(i).id for i in ids if not is_user_target(i)}
+    files = {}
+    for key, path in (table_files or {}).items():
+        target = resolve_target(key) if not is_user_target(key) else None
+        if target is None or target.table is None:
+            raise UsageError(f"--table-file {key}=...: {key} is not a tabular target (tabular: {', '.join(TABULAR_TARGETS)})")
+        if target.id not in selected:
+            raise UsageError(f"--table-file {key}=...: {target.id} is not among the selected targets; add it to --functions")
+        files[target.id] = str(path)
+    return files
 
 
 def _build_one(spec: DatasetSpec, datasets_dir: Path) -> Dataset:

@@ -9,6 +9,7 @@ is small enough to matter, so impossible requests are refused before any work.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from math import comb
@@ -84,6 +85,10 @@ def batch_label(target: Target, length: int) -> BatchLabel | None:
         return lambda bits: _contains(bits, T.PATTERN_2).astype(np.int64)
     if target.id == "fn_g":
         return lambda bits: (bits == bits[:, ::-1]).all(axis=1).astype(np.int64)
+    if target.id == "poly_f2_deg3":
+        terms = [np.asarray(t) for t in T.poly_monomials(length)]
+        return lambda bits: np.bitwise_xor.reduce(
+            np.stack([bits[:, t].all(axis=1) for t in terms]), axis=0).astype(np.int64)
     return None
 
 
@@ -240,12 +245,22 @@ def _random_numbers(rng: np.random.Generator, n: int, digits: int, last: tuple[i
     return [int(s) for s in symbols_to_strings(symbols)]
 
 
+# Per prime target: (shift added to both classes, last digits allowed in the negatives' factors).
+# prime_minus_5's negatives end in 1/3/7/9 before the shift, like its positives (odd primes), so
+# the last digit says nothing about the label.
+PRIME_FAMILY = {
+    "fn_i": (0, ()),
+    "fn_k": (0, (1, 3, 7, 9)),
+    "fn_v": (T.PRIME_SHIFT, ()),
+    "prime_minus_5": (T.MINUS_SHIFT, (1, 3, 7, 9)),
+}
+
+
 def _prime_sampler(target: Target, length: int, label: int) -> Draw:
     import gmpy2
 
     low, high = 10 ** (length - 1), 10**length
-    shift = T.PRIME_SHIFT if target.id == "fn_v" else 0
-    last = (1, 3, 7, 9) if target.id == "fn_k" else ()
+    shift, last = PRIME_FAMILY[target.id]
 
     def positives(rng: np.random.Generator, n: int) -> list[str]:
         # The next prime after a uniform L-digit start, kept while it (plus the shift) has L digits.
@@ -275,17 +290,112 @@ def _prime_capacity(target: Target, length: int) -> tuple[int, int] | None:
     from sympy import primepi
 
     low, high = 10 ** (length - 1), 10**length
-    shift = T.PRIME_SHIFT if target.id == "fn_v" else 0
+    shift, last = PRIME_FAMILY[target.id]
     positives = int(primepi(high - 1 - shift)) - int(primepi(low - 1))
     half, rest = length // 2, length - length // 2
 
     def factors(digits: int) -> np.ndarray:
         values = np.arange(max(2, 10 ** (digits - 1)), 10**digits, dtype=np.int64)
-        return values[np.isin(values % 10, (1, 3, 7, 9))] if target.id == "fn_k" else values
+        return values[np.isin(values % 10, last)] if last else values
 
     products = np.multiply.outer(factors(half), factors(rest)).ravel()
     products = products[(products >= low) & (products + shift < high)]
     return len(np.unique(products)), positives
+
+
+# ---------------------------------------------------------------- two_primes, gcd_range (two numbers)
+
+
+def _two_primes_sampler(length: int, label: int) -> Draw:
+    """Positives: two primes or two composites (each half the time); negatives: one of each, in
+    either order. Every half has exactly L/2 digits (no leading zero)."""
+    import gmpy2
+
+    digits = length // 2
+    low, high = 10 ** (digits - 1), 10**digits
+
+    def prime(rnd: random.Random) -> int:
+        while True:  # next prime after a uniform start; retried when it leaves the digit range
+            p = int(gmpy2.next_prime(rnd.randrange(low, high)))
+            if p < high:
+                return p
+
+    def composite(rnd: random.Random) -> int:
+        while True:  # composites are the large majority of d-digit numbers (d >= 2)
+            n = rnd.randrange(low, high)
+            if not gmpy2.is_prime(n):
+                return n
+
+    def draw(rng: np.random.Generator, n: int) -> list[str]:
+        rnd = random.Random(int(rng.integers(2**63)))
+        out = []
+        for _ in range(n):
+            first_prime = rnd.random() < 0.5
+            second_prime = first_prime if label else not first_prime
+            a = prime(rnd) if first_prime else composite(rnd)
+            b = prime(rnd) if second_prime else composite(rnd)
+            out.append(f"{a}{b}")
+        return out
+
+    return draw
+
+
+GCD_NEAR_MISSES = tuple(range(10, T.GCD_LOW)) + tuple(range(T.GCD_HIGH + 1, 71))
+
+
+def _with_gcd(rnd: random.Random, g: int, low: int, high: int) -> tuple[int, int] | None:
+    """Two numbers in [low, high) whose gcd is exactly g, or None when g has no such pair."""
+    lo, hi = -(-low // g), (high - 1) // g
+    if lo > hi:
+        return None
+    for _ in range(64):
+        a, b = rnd.randint(lo, hi), rnd.randint(lo, hi)
+        if math.gcd(a, b) == 1:
+            return a * g, b * g
+    return None
+
+
+def _gcd_sampler(length: int, label: int) -> Draw:
+    """Positives: gcd exactly g for a uniform g in 20..51. Negatives: half near misses (gcd exactly
+    g for g in 10..19 or 52..70), half uniform pairs whose gcd is outside 20..51."""
+    digits = length // 2
+    low, high = 10 ** (digits - 1), 10**digits
+
+    def draw(rng: np.random.Generator, n: int) -> list[str]:
+        rnd = random.Random(int(rng.integers(2**63)))
+        out = []
+        for _ in range(n):
+            if label or rnd.random() < 0.5:
+                pair = _with_gcd(rnd, rnd.randint(T.GCD_LOW, T.GCD_HIGH) if label else rnd.choice(GCD_NEAR_MISSES),
+                                 low, high)
+            else:
+                pair = rnd.randrange(low, high), rnd.randrange(low, high)
+                if T.GCD_LOW <= math.gcd(*pair) <= T.GCD_HIGH:
+                    pair = None
+            if pair is not None:
+                out.append(f"{pair[0]}{pair[1]}")
+        return out
+
+    return draw
+
+
+def _pair_capacity(target: Target, length: int) -> tuple[int, int] | None:
+    """Exact (negatives, positives) the two-number generators can reach, for L <= 6."""
+    if length > 6:
+        return None
+    digits = length // 2
+    values = np.arange(10 ** (digits - 1), 10**digits, dtype=np.int64)
+    a, b = np.meshgrid(values, values, indexing="ij")
+    if target.id == "gcd_range":
+        g = np.gcd(a, b)
+        positive = (g >= T.GCD_LOW) & (g <= T.GCD_HIGH)
+        return int(np.count_nonzero(~positive)), int(np.count_nonzero(positive))
+    from sympy import isprime
+
+    prime = np.array([isprime(int(v)) for v in values])
+    pa, pb = np.meshgrid(prime, prime, indexing="ij")
+    same = pa == pb
+    return int(np.count_nonzero(~same)), int(np.count_nonzero(same))
 
 
 # ---------------------------------------------------------------- graph_has_cycle (fn_aa)
@@ -382,10 +492,14 @@ def class_sampler(target: Target, length: int, label: int) -> Draw:
         return _palindrome_sampler(length, label)
     if target.id == "fn_h":
         return _dyck2_sampler(length, label)
-    if target.id in ("fn_i", "fn_k", "fn_v"):
+    if target.id in PRIME_FAMILY:
         return _prime_sampler(target, length, label)
     if target.id == "fn_aa":
         return _graph_sampler(length, label)
+    if target.id == "two_primes":
+        return _two_primes_sampler(length, label)
+    if target.id == "gcd_range":
+        return _gcd_sampler(length, label)
     if target.alphabet in ("binary", "decimal"):
         return _uniform_filtered(target, length, label)
     raise ValueError(f"no generator for {target.id} ({target.alphabet})")
@@ -426,9 +540,11 @@ def class_capacity(target: Target, length: int) -> tuple[int, int] | None:
     if target.id == "fn_h":
         positives = dyck2_count(length)
         return 2**length - positives, positives
-    if target.id in ("fn_i", "fn_k", "fn_v"):
+    if target.id in PRIME_FAMILY:
         return _prime_capacity(target, length)
-    if target.id == "fn_aa":
+    if target.id in ("two_primes", "gcd_range"):
+        return _pair_capacity(target, length)
+    if target.id == "fn_aa" or target.table is not None:
         return None
     base = 10 if target.alphabet == "decimal" else 2
     if base**length > ENUMERATE_MAX:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from llm_erm.datasets.generators import PROBE_DRAWS, class_capacity, class_sampler, probe_classes
 from llm_erm.datasets.splits import SPLITS, generate_splits
+from llm_erm.datasets.tabular.protocol import DEFAULT_PROTOCOL, check_protocol, parse_row
 from llm_erm.datasets.targets import Target, is_user_target, resolve_target
 from llm_erm.errors import UsageError
 
@@ -32,7 +33,12 @@ SEPARATOR = " -> "
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """What to generate: target, length, split sizes and base seed (and the alphabet of a user target)."""
+    """What to generate: target, length, split sizes and base seed (and the alphabet of a user target).
+
+    `protocol` ("clean" or "raw") and `table_file` apply to the tabular targets only and are ignored
+    by the others. The protocol is part of a tabular dataset's id and directory; the table file is only
+    where the table is read from (the table's content hash is what enters the id).
+    """
 
     target: str
     length: int
@@ -41,10 +47,16 @@ class DatasetSpec:
     test_size: int = 10000
     seed: int = 42
     alphabet: str | None = None  # only for user targets (a callable, a labelled file)
+    protocol: str = DEFAULT_PROTOCOL  # tabular targets: "clean" (anonymised) or "raw"
+    table_file: str | None = None  # tabular targets: read the table from this local file
 
     @property
     def target_obj(self) -> Target:
         return resolve_target(self.target, self.alphabet)
+
+    @property
+    def is_tabular_table(self) -> bool:
+        return self.target_obj.table is not None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -61,6 +73,10 @@ class DatasetSpec:
 
     @property
     def params(self) -> dict:
+        if self.is_tabular_table:
+            from llm_erm.datasets.tabular import generate as tabular
+
+            return tabular.params(self)
         return self.target_obj.params_for(self.length)
 
     @property
@@ -91,7 +107,13 @@ class DatasetSpec:
                 raise UsageError(
                     f"--{split}-size must be a positive even number (splits are exactly balanced), got {size}"
                 )
+        check_protocol(self.protocol)
         target.validate_length(self.length)
+        if target.table is not None:
+            from llm_erm.datasets.tabular import generate as tabular
+
+            tabular.validate(self)
+            return
         capacity = class_capacity(target, self.length)
         if capacity is None and is_user_target(target.id):  # a user function over a large space: probe it
             counts = probe_classes(target, self.length)
@@ -114,7 +136,12 @@ class DatasetSpec:
                 )
 
     def store_path(self, datasets_dir: Path) -> Path:
-        return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / f"seed{self.derived_seed}"
+        """`<dir>/<target name>/L<L>/seed<derived>/`; a tabular table's store adds its protocol
+        (`seed<derived>-clean`), so the raw and clean datasets of one spec sit side by side."""
+        leaf = f"seed{self.derived_seed}"
+        if self.is_tabular_table:
+            leaf += f"-{self.protocol}"
+        return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / leaf
 
 
 def validate_specs(specs: list[DatasetSpec]) -> None:
@@ -125,16 +152,24 @@ def validate_specs(specs: list[DatasetSpec]) -> None:
 
 @dataclass
 class Split:
-    """One split as stored: `lines` are the file's lines without the newline."""
+    """One split as stored: `lines` are the file's lines without the newline.
+
+    `texts` are the inputs as stored (what the prompt shows); `inputs` are what the candidate's `f`
+    receives: the same strings, except for tabular rows (`tabular=True`), which become dicts of typed
+    values (`k:v,...` -> {k: v}; '?' -> None, integers -> int, decimals -> float, else str).
+    """
 
     lines: list[str]
-    inputs: list[str] = field(init=False)
+    tabular: bool = False
+    texts: list[str] = field(init=False)
+    inputs: list = field(init=False)
     labels: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         pairs = [line.rpartition(SEPARATOR) for line in self.lines]
-        self.inputs = [x for x, _, _ in pairs]
+        self.texts = [x for x, _, _ in pairs]
         self.labels = [int(y) for _, _, y in pairs]
+        self.inputs = [parse_row(x) for x in self.texts] if self.tabular else self.texts
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -163,7 +198,8 @@ class Dataset:
         if name not in self._splits:
             text = (self.path / f"{name}.txt").read_text(encoding="utf-8")
             # Split on "\n" only: str.splitlines would also break inside inputs at \x0b, \u2028, ...
-            self._splits[name] = Split(text.removesuffix("\n").split("\n") if text else [])
+            self._splits[name] = Split(text.removesuffix("\n").split("\n") if text else [],
+                                       tabular=self.target.alphabet == "tabular")
         return self._splits[name]
 
 
@@ -217,6 +253,10 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
     """The split files' bytes and meta.json's content for `spec` (nothing written)."""
     spec.validate()
     target = spec.target_obj
+    if target.table is not None:
+        from llm_erm.datasets.tabular import generate as tabular
+
+        return tabular.generate(spec, GENERATOR_VERSION)
     generated = generate_splits(
         class_sampler(target, spec.length, 1),
         class_sampler(target, spec.length, 0),

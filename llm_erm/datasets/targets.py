@@ -15,9 +15,12 @@ from functools import cache
 
 import numpy as np
 
+from llm_erm.datasets.tabular.tables import TABLES, TABULAR_TARGETS, TableDef
 from llm_erm.errors import UsageError
 
 DEFAULT_LENGTHS = (100, 50, 30, 25, 20)
+# two_primes and gcd_range read two L/2-digit numbers: even lengths only.
+PAIR_LENGTHS = (100, 50, 30, 20)
 DYCK2_LENGTHS = (100, 80, 60, 40, 20)
 # fn_aa: E = floor(L/6) edge tokens; 20 is too short (E=3), and 24/25 are the same graph size,
 # so the defaults are the paper's lengths that the target supports.
@@ -41,6 +44,8 @@ class Target:
     check_length: Callable[[int], None] | None = field(default=None, repr=False)
     # A labelled-file target's distinct inputs per class (negatives, positives): sampled, not generated.
     examples: tuple[tuple[str, ...], tuple[str, ...]] | None = field(default=None, repr=False, compare=False)
+    # A tabular target's table (its target id in llm_erm.datasets.tabular): rows drawn from a real table.
+    table: str | None = None
 
     def params_for(self, length: int) -> dict:
         return self.params(length) if self.params else {}
@@ -170,6 +175,74 @@ def prime_plus_47(x: str) -> int:
     return int(n >= 2 and _is_prime(n))
 
 
+# ---------------------------------------------------------------- the rest of the official list
+
+# DLFundamentals/LLM_PV's target_functions.py defines these four without an fn_ id; their names are
+# their ids here. two_primes and gcd_range read the input as two numbers: the first floor(L/2)
+# digits and the rest.
+
+MINUS_SHIFT = 5
+GCD_LOW, GCD_HIGH = 20, 51
+
+
+def _halves(x: str) -> tuple[int, int]:
+    half = len(x) // 2
+    return int(x[:half] or 0), int(x[half:] or 0)
+
+
+def two_primes(x: str) -> int:
+    """1 iff both numbers are >= 2 and have the same primality (both prime or both composite)."""
+    a, b = _halves(x)
+    return int(a >= 2 and b >= 2 and _is_prime(a) == _is_prime(b))
+
+
+def prime_minus_5(x: str) -> int:
+    n = int(x) - MINUS_SHIFT
+    return int(n >= 2 and _is_prime(n))
+
+
+def gcd_range(x: str) -> int:
+    """1 iff both numbers are non-zero and 20 <= gcd(a, b) <= 51."""
+    import math
+
+    a, b = _halves(x)
+    return int(a != 0 and b != 0 and GCD_LOW <= math.gcd(a, b) <= GCD_HIGH)
+
+
+POLY_DEGREE, POLY_TERMS = 3, 3
+POLY_RULE = (
+    "k = min(10, max(5, L // 10)) relevant positions and 3 distinct monomials of degree 1..3 over them, "
+    "drawn by random.Random(seed) (relevant = sorted(sample(range(L), k)); monomials = sorted(sample(all "
+    "combinations of degree 1..3 in increasing order, 3))), seed = first 8 bytes (big-endian) of "
+    "SHA-256('poly_f2_deg3|L={L}') AND 0x7FFFFFFF; label = XOR over the monomials of the AND of their bits"
+)
+
+
+@cache
+def poly_monomials(length: int) -> tuple[tuple[int, ...], ...]:
+    """The GF(2) polynomial of poly_f2_deg3 at this length (upstream seeds it with Python's salted
+    hash(); ours is a fixed rule, see POLY_RULE)."""
+    import random
+    from itertools import combinations
+
+    if length < 5:
+        raise UsageError(f"poly_f2_deg3 needs a length >= 5, got {length}")
+    digest = hashlib.sha256(f"poly_f2_deg3|L={length}".encode()).digest()
+    rnd = random.Random(int.from_bytes(digest[:8], "big") & 0x7FFFFFFF)
+    k = min(10, max(5, length // 10))
+    relevant = sorted(rnd.sample(range(length), k))
+    candidates = [c for degree in range(1, POLY_DEGREE + 1) for c in combinations(relevant, degree)]
+    return tuple(sorted(rnd.sample(candidates, POLY_TERMS)))
+
+
+def poly_f2_deg3(x: str) -> int:
+    return sum(all(x[i] == "1" for i in term) for term in poly_monomials(len(x))) & 1
+
+
+def _poly_params(length: int) -> dict:
+    return {"monomials": [list(t) for t in poly_monomials(length)], "rule": POLY_RULE}
+
+
 # ---------------------------------------------------------------- graph_has_cycle (fn_aa)
 
 # Input format (our decision, documented in the README of the datasets package): E = floor(L/6)
@@ -255,6 +328,18 @@ def _check_dyck2(length: int) -> None:
         )
 
 
+def _check_pair(name: str, minimum: int) -> Callable[[int], None]:
+    def check(length: int) -> None:
+        if length % 2 or length < minimum:
+            lower = max(minimum, length - length % 2)
+            raise UsageError(
+                f"{name} reads two numbers of L/2 digits each: it needs an even length >= {minimum}, "
+                f"got {length}: pick e.g. {lower}"
+            )
+
+    return check
+
+
 def _check_graph(length: int) -> None:
     top = graph_max_length()
     if not GRAPH_MIN_LENGTH <= length <= top:
@@ -303,13 +388,47 @@ def _make_builtins() -> dict[str, Target]:
         Target("fn_aa", "graph_has_cycle", "edges", GRAPH_LENGTHS, graph_has_cycle,
                "cycle rank E - V + C of the uDDvDD edge list exceeds max(1, E // 6)",
                params=_graph_params, check_length=_check_graph),
+        Target("two_primes", "two_primes", "decimal", PAIR_LENGTHS, two_primes,
+               "the two L/2-digit numbers are both >= 2 and both prime or both composite",
+               check_length=_check_pair("two_primes", 4)),
+        Target("prime_minus_5", "prime_minus_5", "decimal", DEFAULT_LENGTHS, prime_minus_5,
+               "n-5 >= 2 and n-5 is prime", check_length=_min_length(2, "prime_minus_5")),
+        Target("gcd_range", "gcd_range", "decimal", PAIR_LENGTHS, gcd_range,
+               "the two L/2-digit numbers are non-zero and 20 <= gcd <= 51",
+               check_length=_check_pair("gcd_range", 4)),
+        Target("poly_f2_deg3", "poly_f2_deg3", "binary", DEFAULT_LENGTHS, poly_f2_deg3,
+               "XOR of 3 fixed monomials of degree <= 3 over GF(2)", params=_poly_params,
+               check_length=_min_length(5, "poly_f2_deg3")),
+        *(_tabular_target(t) for t in TABLES),
     ]
     return {t.id: t for t in targets}
 
 
+def _tabular_target(table: TableDef) -> Target:
+    def label(x: str, _id: str = table.target_id) -> int:
+        from llm_erm.datasets.tabular.generate import raw_label
+
+        return raw_label(_id, x)
+
+    def check_length(length: int) -> None:
+        if length != table.n_features:
+            raise UsageError(
+                f"{table.target_id} ({table.name}) is a tabular target: its length is its number of features, "
+                f"{table.n_features}, got {length}; use --lengths {table.n_features} or leave --lengths out"
+            )
+
+    return Target(table.target_id, table.name, "tabular", (table.n_features,), label, table.title,
+                  check_length=check_length, table=table.target_id)
+
+
 BUILTIN_TARGETS: dict[str, Target] = _make_builtins()
 SEED_TARGETS: tuple[str, ...] = tuple(f"fn_{c}" for c in "abcdefghijkl")
+# The synthetic targets of SPEC section 3 (the paper's table).
 ALL_TARGETS: tuple[str, ...] = SEED_TARGETS + ("fn_v", "fn_aa")
+# The official code's other synthetic targets (no fn_ id upstream: their names are their ids).
+OFFICIAL_EXTRA_TARGETS: tuple[str, ...] = ("two_primes", "prime_minus_5", "gcd_range", "poly_f2_deg3")
+# Every registered built-in: synthetic, then tabular (TABULAR_TARGETS).
+REGISTERED_TARGETS: tuple[str, ...] = ALL_TARGETS + OFFICIAL_EXTRA_TARGETS + TABULAR_TARGETS
 _BY_NAME = {t.name: t for t in BUILTIN_TARGETS.values()}
 
 
@@ -318,8 +437,8 @@ def get_target(target_id: str) -> Target:
     target = BUILTIN_TARGETS.get(target_id) or _BY_NAME.get(target_id)
     if target is None:
         raise UsageError(
-            f"unknown target {target_id!r}: use one of {', '.join(ALL_TARGETS)} "
-            "or a user target 'module.path:callable'"
+            f"unknown target {target_id!r}: use one of {', '.join(REGISTERED_TARGETS)} "
+            "or a user target 'module.path:callable' or a labelled file"
         )
     return target
 

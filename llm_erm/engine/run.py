@@ -290,6 +290,7 @@ class GridRun:
             "trial": trial,
             "dataset_id": cell.dataset.dataset_id,
             "dataset_path": str(cell.dataset.path),
+            "protocol": cell.spec.protocol if cell.dataset.target.table else None,
             "proposer": self.proposer.kind,
             "model": self.provider.get("model", self.proposer.kind),
             "base_url": self.provider.get("base_url"),

@@ -3,7 +3,10 @@
 It sees exactly what a model sees, the prompt, and reads its training examples from the prompt's
 data block. Attempt a of a trial gets the a-th best enumerated program (training accuracy, then
 size); the enumeration runs once per prompt and budget and is remembered in-process, so the k
-attempts of a trial cost one search.
+attempts of a trial cost one search. Strings (bits, digits, edge lists) go to the string DSL
+(`dsl.py`); tabular rows `k:v,...` are read as the dicts `f` receives and go to the rule search
+(`tabular_rules.py`: thresholds, category tests, and/or). Nothing here reads the request's target
+or length: the prompt is all it knows.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from llm_erm.datasets.tabular.protocol import parse_row
 from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
 from llm_erm.proposers.config import ProposerConfig
 from llm_erm.proposers.dsl import DSL_VERSION, Enumeration, enumerate_programs
+from llm_erm.proposers.tabular_rules import enumerate_rules
 
 _FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _EXAMPLE = re.compile(r"(.+) -> ([01])")
@@ -45,10 +50,8 @@ def parse_training_examples(prompt: str) -> tuple[list[str], list[int]]:
 def _search(prompt: str, max_programs: int, max_seconds: float) -> Enumeration:
     inputs, labels = parse_training_examples(prompt)
     if all(_TABULAR_ROW.fullmatch(x) for x in inputs):
-        raise PermanentProposerError(
-            "enumerate: its DSL works on strings, but these inputs are tabular rows (passed to f as a dict); "
-            "use a model proposer for tabular targets"
-        )
+        rows = [parse_row(x) for x in inputs]  # exactly the dicts the verifier passes to f
+        return enumerate_rules(rows, labels, max_programs=max_programs, max_seconds=max_seconds)
     return enumerate_programs(inputs, labels, max_programs=max_programs, max_seconds=max_seconds)
 
 

@@ -30,6 +30,7 @@ ATTEMPT_SCHEMA = pa.schema(
         # what was asked
         ("dataset_id", pa.string()),
         ("dataset_path", pa.string()),
+        ("protocol", pa.string()),  # tabular targets: clean | raw (how rows were rendered); null otherwise
         ("proposer", pa.string()),  # openai-responses | openai-chat | enumerate | replay
         ("model", pa.string()),  # requested model
         ("base_url", pa.string()),
