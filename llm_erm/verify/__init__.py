@@ -1,7 +1,7 @@
 """Verify candidate programs: extraction, sanitising, sandboxed execution, scoring (SPEC section 7).
 
     from llm_erm.verify import Sandbox, verify_candidate
-    with Sandbox(workers=4, timeout_s=10) as sandbox:
+    with Sandbox(workers=4, time_per_input_s=0.01) as sandbox:   # mode="bwrap" by default
         result = verify_candidate(model_text, dataset, sandbox)
         row = result.to_row()   # columns of the attempts ledger
 
