@@ -9,9 +9,11 @@ candidate into a state no earlier candidate touched, and watches it from outside
   block of uids this Sandbox holds with a lock file, so no two orchestrators on the host share one; no
   keyring, no SysV/POSIX IPC, no memfd (seccomp); nothing of earlier candidates in its memory.
 - time: a CPU allowance per input (`time_per_input_s`), read from the kernel by the supervisor as the
-  candidate answers its inputs in chunks of 1, 10, 100, then 1000 rows, plus a start-up allowance; a
-  wall-clock backstop of WALL_FACTOR x that allowance + WALL_EXTRA_S for candidates that sleep or block.
-  A busy machine slows a candidate's wall clock, not its CPU time: it never causes a timeout.
+  candidate answers its inputs in chunks of 1, 10, 100, then 1000 rows: a chunk of n inputs may use
+  STARTUP_S + n x the allowance (loading the module STARTUP_S), with a wall-clock backstop of
+  WALL_EXTRA_S + WALL_FACTOR x that for candidates that sleep or block. A busy machine slows a
+  candidate's wall clock, not its CPU time: it never causes a timeout. A loop on the first input is
+  stopped after about STARTUP_S of CPU.
 - memory: RLIMIT_AS for everything mapped, plus a bounded tmpfs, bounded descriptors and no locked
   memory; every mechanism that could pin memory outside the address space (SysV/POSIX shared memory,
   memfd, new namespaces, io_uring, sockets, pipe resizing, ...) is refused by the seccomp filter.
@@ -59,9 +61,12 @@ MODE_CHOICES = (*MODES, "auto")
 HERE = Path(__file__).resolve().parent
 WORKER, JAIL = HERE / "worker.py", HERE / "jail.py"
 
-# Time: the per-input allowance is the caller's; these shape what surrounds it.
-STARTUP_S = 1.0  # CPU for loading the module (imports: sympy ~0.4 s, numpy ~0.2 s) and first-call warm-ups
-WALL_FACTOR = 10.0  # wall-clock backstop = WALL_EXTRA_S + WALL_FACTOR x the CPU allowance
+# Time: the per-input allowance is the caller's; these shape what surrounds it. Loading may use STARTUP_S
+# of CPU (imports: sympy ~0.4 s, numpy ~0.2 s here); each chunk of n inputs STARTUP_S + n x the allowance
+# (the fixed part covers first-call warm-ups, e.g. `import sympy` inside f).
+STARTUP_S = 1.0
+CHUNK_SIZES = (1, 10, 100, 1000)  # inputs per chunk in each batch: 1, 10, 100, then 1000 at a time
+WALL_FACTOR = 10.0  # wall-clock backstop of a chunk = WALL_EXTRA_S + WALL_FACTOR x its CPU allowance
 WALL_EXTRA_S = 2.0
 GRACE_S = 5.0  # beyond the supervisor's own backstop, for transfers; a worker silent this long is killed
 # Memory: the candidate's share of memory_mb; the rest covers its scratch tmpfs and kernel objects.
@@ -217,7 +222,7 @@ class Sandbox:
         zygote = self._acquire()
         frames = encode_request(code, batches, self._limits(sizes, zygote))
         started = time.monotonic()
-        deadline = started + self._wall_backstop(sum(sizes)) + GRACE_S
+        deadline = started + self._wall_backstop(sizes) + GRACE_S
         try:
             reply = zygote.exchange(frames, deadline, reply_cap(sizes))
         except _WorkerLost as lost:
@@ -247,20 +252,24 @@ class Sandbox:
 
     # -- limits ------------------------------------------------------------------------------------------
 
-    def _cpu_allowance(self, rows: int) -> float:
-        return STARTUP_S + self.time_per_input_s * rows
+    def _cpu_allowance(self, sizes: list[int]) -> float:
+        """The most CPU a candidate may use on these batches: loading, then every chunk."""
+        phases = 1 + sum(chunk_count(size) for size in sizes)
+        return STARTUP_S * phases + self.time_per_input_s * sum(sizes)
 
-    def _wall_backstop(self, rows: int) -> float:
-        return WALL_EXTRA_S + WALL_FACTOR * self._cpu_allowance(rows)
+    def _wall_backstop(self, sizes: list[int]) -> float:
+        phases = 1 + sum(chunk_count(size) for size in sizes)
+        return WALL_EXTRA_S * phases + WALL_FACTOR * self._cpu_allowance(sizes)
 
     def _limits(self, sizes: list[int], zygote: _Zygote) -> dict:
         scratch = SCRATCH_MB << 20 if zygote.capabilities.get("namespaces") else 0
         return {
             "time_per_input_s": self.time_per_input_s,
             "startup_s": STARTUP_S,
+            "chunk_sizes": list(CHUNK_SIZES),
             "wall_factor": WALL_FACTOR,
             "wall_extra_s": WALL_EXTRA_S,
-            "cpu_backstop_s": self._cpu_allowance(sum(sizes)) + 1.0,
+            "cpu_backstop_s": self._cpu_allowance(sizes) + 1.0,
             "address_space_bytes": (self.memory_mb - SCRATCH_MB - KERNEL_RESERVE_MB) << 20,
             "scratch_bytes": scratch,
             "scratch_inodes": SCRATCH_INODES,
@@ -375,8 +384,10 @@ class Sandbox:
             "fallback_reason": self.fallback_reason,
             "time": {
                 "cpu_per_input_s": self.time_per_input_s, "startup_cpu_s": STARTUP_S,
-                "wall_backstop": f"{WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance",
-                "chunks": "1, 10, 100, then 1000 inputs; CPU read from the kernel by the supervisor",
+                "chunk_sizes": list(CHUNK_SIZES),
+                "rule": f"loading may use {STARTUP_S:g} s of CPU, each chunk of n inputs {STARTUP_S:g} s + n x "
+                        f"{self.time_per_input_s:g} s (the candidate's process CPU clock, read by its supervisor)",
+                "wall_backstop": f"{WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance of each chunk",
             },
             "memory": {
                 "limit_mb": self.memory_mb,
@@ -396,6 +407,17 @@ class Sandbox:
             "network": network,
             "environment": sorted(CANDIDATE_ENV),
         }
+
+
+def chunk_count(size: int) -> int:
+    """How many chunks a batch of `size` inputs is answered in."""
+    count = 0
+    for rows in CHUNK_SIZES[:-1]:
+        if size <= 0:
+            return count
+        size -= rows
+        count += 1
+    return count + max(0, -(-size // CHUNK_SIZES[-1]))
 
 
 def _missing_layers(mode: str, caps: dict) -> str | None:

@@ -55,7 +55,6 @@ PRELOADED = (
     "heapq", "itertools", "math", "operator", "random", "re", "statistics", "string", "struct",
     "typing", "zlib",
 )
-CHUNK_SIZES = (1, 10, 100, 1000)  # rows per chunk in each batch: 1, 10, 100, then 1000 at a time
 MAX_ERROR_CHARS = 300
 MAX_ERROR_BYTES = 4 * MAX_ERROR_CHARS + 16
 EXIT_REPLIED, EXIT_EOF, EXIT_ORPHAN = 0, 3, 4
@@ -66,12 +65,12 @@ _exit = os._exit  # bound before any candidate runs (a candidate may patch `os`)
 # ---- shared by supervisor and candidate ------------------------------------------------------------
 
 
-def chunk_bounds(size: int, *, min=min, len=len) -> list[tuple[int, int]]:
-    """(start, stop) of the chunks of a batch of `size` rows. (Builtins bound: a candidate may replace
-    them before the candidate process calls this.)"""
+def chunk_bounds(size: int, chunk_sizes: list[int], *, min=min, len=len) -> list[tuple[int, int]]:
+    """(start, stop) of the chunks of a batch of `size` rows: chunk_sizes in turn, then its last size
+    again and again. (Builtins bound: a candidate may replace them before its process calls this.)"""
     bounds, start, step = [], 0, 0
     while start < size:
-        rows = CHUNK_SIZES[min(step, len(CHUNK_SIZES) - 1)]
+        rows = chunk_sizes[min(step, len(chunk_sizes) - 1)]
         bounds.append((start, min(start + rows, size)))
         start += rows
         step += 1
@@ -331,17 +330,21 @@ class Protocol(Exception):
 
 def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, started: float) -> None:
     """Follow the candidate until it has answered every input or is stopped; fills `reply`.
-    Its CPU time is read from the kernel (its process CPU clock); the budget is cumulative: by the end
-    of a chunk it may have used startup_s + time_per_input_s x (rows up to the end of that chunk)."""
+    Its CPU time is read from the kernel (its process CPU clock). Loading (lockdown, module, imports)
+    may use startup_s of CPU; each chunk of n inputs then startup_s + n x time_per_input_s (the fixed part
+    covers first-call warm-ups such as a lazy import), and wall_extra_s + wall_factor x that in wall-clock
+    time, a backstop for candidates that sleep or block."""
     sizes = request["sizes"]
     per_input, startup = request["time_per_input_s"], request["startup_s"]
     wall_factor, wall_extra = request["wall_factor"], request["wall_extra_s"]
     clock = ((~pid) << 3) | 2  # CPUCLOCK_SCHED of the whole process `pid`
-    chunks = [(batch, start, stop) for batch, size in enumerate(sizes) for start, stop in chunk_bounds(size)]
+    chunks = [(batch, start, stop) for batch, size in enumerate(sizes)
+              for start, stop in chunk_bounds(size, request["chunk_sizes"])]
     marks: list[list[str]] = [[] for _ in sizes]
     phase = "lock"  # lock -> load -> rows
     current = 0  # index in `chunks` of the chunk being answered
-    rows_allowed = 0  # rows whose allowance is granted (up to the end of the current chunk)
+    rows_allowed = 0  # inputs of the current chunk (0 while loading)
+    cpu_at_start, wall_at_start = 0.0, started  # where the current phase or chunk began
     errors_seen = [False for _ in sizes]
     buffer = bytearray()
 
@@ -362,9 +365,14 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
         except OSError:
             return None
 
+    def next_chunk() -> None:
+        nonlocal rows_allowed, cpu_at_start, wall_at_start
+        rows_allowed = chunks[current][2] - chunks[current][1]
+        cpu_at_start, wall_at_start = cpu_used() or reply["cpu_s"], time.monotonic()
+
     def parse() -> bool:
         """Consume complete records from `buffer`; True when every input has been answered."""
-        nonlocal phase, current, rows_allowed
+        nonlocal phase, current
         while buffer:
             tag = buffer[0]
             if tag in b"KLX":
@@ -396,8 +404,10 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
                 reply["function"] = names[index]
                 phase = "rows"
                 if not chunks:
+                    finish()
+                    reply["outcome"] = "finished"
                     return True
-                rows_allowed += chunks[0][2] - chunks[0][1]
+                next_chunk()
             elif tag == ord("A") and phase == "load":
                 stop("load_error", "at load: " + body.decode("utf-8", "replace")[:MAX_ERROR_CHARS])
                 return True
@@ -419,7 +429,7 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
                     finish()
                     reply["outcome"] = "finished"
                     return True
-                rows_allowed += chunks[current][2] - chunks[current][1]
+                next_chunk()
             else:
                 raise Protocol(f"record {bytes([tag])!r} out of place")
         return False
@@ -430,15 +440,17 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
             reply["cpu_s"] = cpu
         cpu_allowed = startup + per_input * rows_allowed
         wall_allowed = wall_extra + wall_factor * cpu_allowed
-        wall = time.monotonic() - started
-        if cpu is not None and cpu > cpu_allowed:
-            return stop("timeout", f"the candidate used {cpu:.2f} s of CPU, over its allowance of "
-                                   f"{cpu_allowed:.2f} s for {rows_allowed} inputs")
+        used = (cpu or 0.0) - cpu_at_start
+        wall = time.monotonic() - wall_at_start
+        where = f"{rows_allowed} inputs" if phase == "rows" else "loading"
+        if cpu is not None and used > cpu_allowed:
+            return stop("timeout", f"the candidate used {used:.2f} s of CPU, over its allowance of "
+                                   f"{cpu_allowed:.2f} s for {where}")
         if wall > wall_allowed:
             return stop("timeout", f"the candidate ran {wall:.1f} s of wall-clock time, over its backstop of "
-                                   f"{wall_allowed:.1f} s for {rows_allowed} inputs (sleeping or blocked?)")
+                                   f"{wall_allowed:.1f} s for {where} (sleeping or blocked?)")
         # It cannot use more CPU than wall-clock time: waiting for the CPU time left cannot overshoot.
-        left = min(cpu_allowed - (cpu or 0.0), wall_allowed - wall)
+        left = min(cpu_allowed - used, wall_allowed - wall)
         if not select.select([fd], [], [], max(left, 0.001))[0]:
             continue
         chunk = os.read(fd, 1 << 16)
@@ -481,14 +493,21 @@ def candidate(request: dict, compiled, names: list[str], out: int, options: Opti
     except BaseException as exc:  # noqa: BLE001 - the candidate's module failed, whatever it raised
         send.record(b"A", describe(exc))
         return
-    for index, name in enumerate(names):
-        if callable(namespace.get(name)):
-            break
-    else:
+    index = pick(namespace, names)
+    if index is None:
         send.record(b"A", f"NameError: no callable {names[0]} after loading the module")
         return
-    send.raw(b"L" + bytes([min(index, 255)]))
-    answer(namespace[name], request["batches"], send)
+    send.raw(b"L" + index.to_bytes(1, "big"))
+    answer(namespace[names[index]], request["batches"], request["chunk_sizes"], send)
+
+
+def pick(namespace: dict, names: list[str], *, enumerate=enumerate, callable=callable, min=min) -> int | None:
+    """The index of the first of `names` that the loaded module bound to a callable (builtins bound
+    before the candidate's module ran, which may have replaced them)."""
+    for index, name in enumerate(names):
+        if callable(namespace.get(name)):
+            return min(index, 255)
+    return None
 
 
 def lock_down(request: dict, out: int, options: Options, capabilities: dict, scratch_writable: bool,
@@ -557,13 +576,13 @@ class Sender:
         self.raw(b"M" + self.len(body).to_bytes(2, "big") + body)
 
 
-def answer(function, batches: list[list], send: Sender, *, len=len, type=type, enumerate=enumerate, bool=bool,
+def answer(function, batches: list[list], chunk_sizes: list[int], send: Sender, *, len=len, type=type, bool=bool,
            int=int, BaseException=BaseException, MemoryError=MemoryError, chunk_bounds=chunk_bounds) -> None:
     """Call the candidate on every input and send one mark per input, chunk by chunk. Builtins are bound
     as defaults (at import, before any candidate) so that a candidate replacing them changes nothing."""
     for inputs in batches:
         first_error = True
-        for start, stop in chunk_bounds(len(inputs)):
+        for start, stop in chunk_bounds(len(inputs), chunk_sizes):
             marks = []
             mark = marks.append
             for x in inputs[start:stop]:
