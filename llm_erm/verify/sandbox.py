@@ -10,10 +10,11 @@ candidate into a state no earlier candidate touched, and watches it from outside
   keyring, no SysV/POSIX IPC, no memfd (seccomp); nothing of earlier candidates in its memory.
 - time: a CPU allowance per input (`time_per_input_s`), read from the kernel by the supervisor as the
   candidate answers its inputs in chunks of 1, 10, 100, then 1000 rows: a chunk of n inputs may use
-  STARTUP_S + n x the allowance (loading the module STARTUP_S), with a wall-clock backstop of
-  WALL_EXTRA_S + WALL_FACTOR x that for candidates that sleep or block. A busy machine slows a
-  candidate's wall clock, not its CPU time: it never causes a timeout. A loop on the first input is
-  stopped after about STARTUP_S of CPU.
+  n x the allowance plus a reserve of at most STARTUP_S (which also pays for loading the module), with a
+  wall-clock backstop of WALL_EXTRA_S + WALL_FACTOR x that for candidates that sleep or block. A busy
+  machine slows a candidate's wall clock, not its CPU time: it never causes a timeout. A loop on the
+  first input is stopped after about STARTUP_S of CPU, one on a later input within 1000 x the allowance
+  + STARTUP_S.
 - memory: RLIMIT_AS for everything mapped, plus a bounded tmpfs, bounded descriptors and no locked
   memory; every mechanism that could pin memory outside the address space (SysV/POSIX shared memory,
   memfd, new namespaces, io_uring, sockets, pipe resizing, ...) is refused by the seccomp filter.
@@ -61,9 +62,10 @@ MODE_CHOICES = (*MODES, "auto")
 HERE = Path(__file__).resolve().parent
 WORKER, JAIL = HERE / "worker.py", HERE / "jail.py"
 
-# Time: the per-input allowance is the caller's; these shape what surrounds it. Loading may use STARTUP_S
-# of CPU (imports: sympy ~0.4 s, numpy ~0.2 s here); each chunk of n inputs STARTUP_S + n x the allowance
-# (the fixed part covers first-call warm-ups, e.g. `import sympy` inside f).
+# Time: the per-input allowance is the caller's; these shape what surrounds it. A candidate has a reserve of
+# STARTUP_S of CPU for loading (imports: sympy ~0.4 s, numpy ~0.2 s here) and one-off costs (a lazy
+# `import sympy` inside f, a garbage collection); a chunk of n inputs may use n x the allowance plus what is
+# left of the reserve, and what it leaves of its allowance refills the reserve up to STARTUP_S.
 STARTUP_S = 1.0
 CHUNK_SIZES = (1, 10, 100, 1000)  # inputs per chunk in each batch: 1, 10, 100, then 1000 at a time
 WALL_FACTOR = 10.0  # wall-clock backstop of a chunk = WALL_EXTRA_S + WALL_FACTOR x its CPU allowance
@@ -385,8 +387,9 @@ class Sandbox:
             "time": {
                 "cpu_per_input_s": self.time_per_input_s, "startup_cpu_s": STARTUP_S,
                 "chunk_sizes": list(CHUNK_SIZES),
-                "rule": f"loading may use {STARTUP_S:g} s of CPU, each chunk of n inputs {STARTUP_S:g} s + n x "
-                        f"{self.time_per_input_s:g} s (the candidate's process CPU clock, read by its supervisor)",
+                "rule": f"a chunk of n inputs may use n x {self.time_per_input_s:g} s of CPU plus a reserve of at "
+                        f"most {STARTUP_S:g} s (which pays for loading too, and is refilled by what chunks leave); "
+                        "the candidate's process CPU clock, read by its supervisor",
                 "wall_backstop": f"{WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance of each chunk",
             },
             "memory": {

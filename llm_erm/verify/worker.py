@@ -330,10 +330,13 @@ class Protocol(Exception):
 
 def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, started: float) -> None:
     """Follow the candidate until it has answered every input or is stopped; fills `reply`.
-    Its CPU time is read from the kernel (its process CPU clock). Loading (lockdown, module, imports)
-    may use startup_s of CPU; each chunk of n inputs then startup_s + n x time_per_input_s (the fixed part
-    covers first-call warm-ups such as a lazy import), and wall_extra_s + wall_factor x that in wall-clock
-    time, a backstop for candidates that sleep or block."""
+    Its CPU time is read from the kernel (its process CPU clock). It has a reserve of startup_s of CPU:
+    loading (lockdown, module, imports) may use it, and each chunk of n inputs may use n x
+    time_per_input_s plus what is left of the reserve; what a chunk leaves of its per-input allowance
+    refills the reserve, up to startup_s. So one-off costs (a lazy import on the first call, a garbage
+    collection) never stop a program that is fast on average, while a loop is stopped within n x
+    time_per_input_s + startup_s. In wall-clock time a phase may take wall_extra_s + wall_factor x its CPU
+    allowance: a backstop for candidates that sleep or block."""
     sizes = request["sizes"]
     per_input, startup = request["time_per_input_s"], request["startup_s"]
     wall_factor, wall_extra = request["wall_factor"], request["wall_extra_s"]
@@ -345,6 +348,7 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
     current = 0  # index in `chunks` of the chunk being answered
     rows_allowed = 0  # inputs of the current chunk (0 while loading)
     cpu_at_start, wall_at_start = 0.0, started  # where the current phase or chunk began
+    reserve = startup  # CPU on top of the per-input allowance, refilled by what chunks leave
     errors_seen = [False for _ in sizes]
     buffer = bytearray()
 
@@ -366,9 +370,11 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
             return None
 
     def next_chunk() -> None:
-        nonlocal rows_allowed, cpu_at_start, wall_at_start
+        nonlocal rows_allowed, cpu_at_start, wall_at_start, reserve
+        now = cpu_used() or reply["cpu_s"]
+        reserve = min(startup, reserve + per_input * rows_allowed - (now - cpu_at_start))
         rows_allowed = chunks[current][2] - chunks[current][1]
-        cpu_at_start, wall_at_start = cpu_used() or reply["cpu_s"], time.monotonic()
+        cpu_at_start, wall_at_start = now, time.monotonic()
 
     def parse() -> bool:
         """Consume complete records from `buffer`; True when every input has been answered."""
@@ -438,7 +444,7 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
         cpu = cpu_used()
         if cpu is not None:
             reply["cpu_s"] = cpu
-        cpu_allowed = startup + per_input * rows_allowed
+        cpu_allowed = max(reserve, 0.0) + per_input * rows_allowed
         wall_allowed = wall_extra + wall_factor * cpu_allowed
         used = (cpu or 0.0) - cpu_at_start
         wall = time.monotonic() - wall_at_start
