@@ -134,42 +134,50 @@ def seccomp_filter(pid: int, arch: str) -> bytes:
     return bytes(program)
 
 
+LEAF = 4  # syscalls compared one by one at the bottom of the search tree
+
+
 def _build_template(arch: str) -> tuple[bytes, tuple[int, ...]]:
     """The program with PID_PLACEHOLDER where the pid goes, and the byte offsets of those places (built
-    once, in the zygote, so that each candidate only patches a few words)."""
-    table = SYSCALLS[arch]
-    program: list[tuple[int, int, int, int]] = []
-
-    def op(code: int, k: int, jt: int = 0, jf: int = 0) -> None:
-        program.append((code, jt, jf, k & 0xFFFFFFFF))
-
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    once, in the zygote, so that each candidate only patches a few words). The allowed calls are found
+    by a binary search on the syscall number: a few instructions per call, and a small program for the
+    kernel to check and cache when each candidate loads it."""
     eperm = RET_ERRNO | errno.EPERM
-    op(ld, 4)  # seccomp_data.arch
-    op(jeq, AUDIT_ARCH[arch], jt=1)
-    op(ret, RET_KILL_PROCESS)  # another ABI (e.g. 32-bit calls): never expected, never allowed
-    op(ld, 0)  # seccomp_data.nr
-    if arch == "x86_64":
-        op(jge, X32_SYSCALL_BIT, jf=1)
-        op(ret, eperm)
-    for name, nr in table.items():
+    ld, jeq, jge, ja, ret = 0x20, 0x15, 0x35, 0x05, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, |JGE|K, |JA, BPF_RET|K
+
+    def entry(name: str, nr: int) -> list[tuple[int, int, int, int]]:
         if name in ARGUMENT_RULES:
             index, allowed, refusal = ARGUMENT_RULES[name]
             values = [PID_PLACEHOLDER if value == SELF else value for value in allowed]
-            # jeq nr -> [ld arg_low; (jeq v -> allow)*; ret refusal]; else skip the block
-            op(jeq, nr, jf=1 + 2 * len(values) + 1)
-            op(ld, 16 + 8 * index)  # low 32 bits of the argument: all the kernel reads of an int argument
+            # nr matches: [ld low 32 bits of the argument (all the kernel reads of an int argument);
+            # (jeq value -> allow)*; refuse]; else skip that block
+            block = [(ld, 0, 0, 16 + 8 * index)]
             for value in values:
-                op(jeq, value, jf=1)
-                op(ret, RET_ALLOW)
-            op(ret, RET_ERRNO | refusal)
-        else:
-            action = RET_ERRNO | FIXED_ERRNO[name] if name in FIXED_ERRNO else RET_ALLOW
-            op(jeq, nr, jf=1)
-            op(ret, action)
-    op(ret, eperm)
+                block += [(jeq, 0, 1, value), (ret, 0, 0, RET_ALLOW)]
+            block.append((ret, 0, 0, RET_ERRNO | refusal))
+            return [(jeq, 0, len(block), nr), *block]
+        action = RET_ERRNO | FIXED_ERRNO[name] if name in FIXED_ERRNO else RET_ALLOW
+        return [(jeq, 0, 1, nr), (ret, 0, 0, action)]
+
+    def subtree(items: list[tuple[str, int]]) -> list[tuple[int, int, int, int]]:
+        if len(items) <= LEAF:
+            return [instruction for name, nr in items for instruction in entry(name, nr)] + [(ret, 0, 0, eperm)]
+        middle = len(items) // 2
+        left, right = subtree(items[:middle]), subtree(items[middle:])
+        # nr >= pivot: the `ja` over the left half; else skip the `ja` into the left half
+        return [(jge, 0, 1, items[middle][1]), (ja, 0, 0, len(left)), *left, *right]
+
+    program = [
+        (ld, 0, 0, 4),  # seccomp_data.arch
+        (jeq, 1, 0, AUDIT_ARCH[arch]),
+        (ret, 0, 0, RET_KILL_PROCESS),  # another ABI (e.g. 32-bit calls): never expected, never allowed
+        (ld, 0, 0, 0),  # seccomp_data.nr
+    ]
+    if arch == "x86_64":
+        program += [(jge, 0, 1, X32_SYSCALL_BIT), (ret, 0, 0, eperm)]
+    program += subtree(sorted(SYSCALLS[arch].items(), key=lambda item: item[1]))
     offsets = tuple(8 * i + 4 for i, (code, _, _, k) in enumerate(program) if code == jeq and k == PID_PLACEHOLDER)
-    return b"".join(struct.pack("HBBI", *instruction) for instruction in program), offsets
+    return b"".join(struct.pack("HBBI", code, jt, jf, k & 0xFFFFFFFF) for code, jt, jf, k in program), offsets
 
 
 class _SockFprog(ctypes.Structure):
