@@ -18,8 +18,10 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -283,3 +285,54 @@ def test_the_api_key_is_invisible_in_every_mode(tmp_path, mode) -> None:
     mode_seen, status, marks = done.stdout.split()[:3]
     assert mode_seen == mode
     assert status in ("ok", "runtime_errors") and "1" not in marks, done.stdout
+
+
+NON_ROOT_ORCHESTRATOR = '''
+import json, os, sys
+from llm_erm.verify import Sandbox
+probe = open(sys.argv[1]).read()
+results = {}
+for mode in ("bwrap", "rlimit"):
+    with Sandbox(workers=1, mode=mode) as box:
+        secret = box.run(probe, ["x", "y"])
+        kill = box.run("import os, signal\\ndef f(x):\\n    os.kill(%d, signal.SIGKILL)\\n    return 1\\n" % os.getpid(), ["x"])
+        leave = "def f(x):\\n    for p in ('left', '/tmp/left', '/dev/shm/left'):\\n        try:\\n            open(p, 'w').write(x)\\n" \\
+                "        except OSError:\\n            pass\\n    return 0\\n"
+        find = "import os\\ndef f(x):\\n    return int(any(os.path.exists(p) for p in ('left', '/tmp/left', '/dev/shm/left')))\\n"
+        box.run(leave, ["x"])
+        stash = box.run(find, ["x", "y"])
+        results[mode] = {"mode": box.mode, "per_candidate": box.bounds["namespaces"]["per_candidate"],
+                         "secret": [secret.status, secret.outcomes[0].marks], "kill": kill.status,
+                         "stash": stash.outcomes[0].marks}
+print(json.dumps(results))
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"),
+                    reason="runs an orchestrator as the user nobody (needs root to switch, setpriv, /usr/bin/python3)")
+def test_a_non_root_orchestrator_keeps_its_key_and_its_life_in_both_modes() -> None:
+    """As a normal user candidates share the orchestrator's uid: the key in its environment, its process
+    and its files must still be out of reach (Landlock and seccomp; bubblewrap's user namespace)."""
+    secret = "sk-nonroot-" + secrets.token_hex(8)
+    directory = tempfile.mkdtemp(prefix="llm-erm-nonroot-")
+    try:
+        os.chmod(directory, 0o755)
+        script, probe = Path(directory) / "orchestrator.py", Path(directory) / "probe.py"
+        script.write_text(NON_ROOT_ORCHESTRATOR)
+        probe.write_text(hostile("read_secret", secret=secret))
+        for path in (script, probe):
+            path.chmod(0o644)
+        done = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", str(script), str(probe)],
+            env={"PATH": "/usr/bin:/bin", "HOME": directory, "OPENAI_API_KEY": secret, "PYTHONPATH": str(REPO)},
+            cwd=directory, capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    for mode, seen in results.items():
+        assert seen["mode"] == mode
+        assert "1" not in seen["secret"][1], (mode, seen)
+        assert seen["kill"] == "runtime_errors", (mode, seen)  # PermissionError: it signals only itself
+        assert seen["stash"] == "00", (mode, seen)
+    assert results["bwrap"]["per_candidate"] == ["ipc", "mount"]

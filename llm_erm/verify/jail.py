@@ -295,7 +295,7 @@ def expose_paths(paths: list[str]) -> None:
             if not os.stat(ancestor).st_mode & 0o001:
                 covers.setdefault(ancestor, []).append((os.path.realpath(path), os.open(path, os.O_PATH)))
                 break
-    for ancestor, inside in covers.items():
+    for ancestor in covers:
         if any(ancestor.startswith(other + "/") for other in covers):
             continue  # covered by a higher ancestor's tmpfs already (its paths were opened above)
         _check(LIBC.mount(b"tmpfs", ancestor.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"size=65536,mode=0755"),

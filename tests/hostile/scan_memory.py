@@ -10,7 +10,9 @@ ANCHOR = b"TOKEN-ANCHOR-5b1c:"
 MINE = "TOKEN-ANCHOR-5b1c:__OWN_TOKEN__"
 OWN_DIGEST = "__OWN_DIGEST__"
 WRITER_DIGEST = "__WRITER_DIGEST__"
-MARKS_RUN = re.compile(rb'"marks": \["([01EI-]{100,})')
+# The marks of a reply, in any of the forms a reply or a result line has had ("marks": "0110...",
+# "marks": ["0110...", JSON-escaped inside another string).
+MARKS_RUN = re.compile(rb'marks\\?"\s*:\s*\[?\s*\\?"([01EI-]{50,})')
 
 
 def scan():
