@@ -222,7 +222,11 @@ class Sandbox:
         (timeout, memory, crash) are marked "-"."""
         sizes = [len(batch) for batch in batches]
         zygote = self._acquire()
-        frames = encode_request(code, batches, self._limits(sizes, zygote))
+        try:
+            frames = encode_request(code, batches, self._limits(sizes, zygote))
+        except BaseException:
+            self._idle.put(zygote)
+            raise
         started = time.monotonic()
         deadline = started + self._wall_backstop(sizes) + GRACE_S
         try:
@@ -255,13 +259,15 @@ class Sandbox:
     # -- limits ------------------------------------------------------------------------------------------
 
     def _cpu_allowance(self, sizes: list[int]) -> float:
-        """The most CPU a candidate may use on these batches: loading, then every chunk."""
-        phases = 1 + sum(chunk_count(size) for size in sizes)
-        return STARTUP_S * phases + self.time_per_input_s * sum(sizes)
+        """The most CPU a candidate may use on these batches: the reserve is refilled only by what the
+        chunks leave of their per-input allowance, so all in all STARTUP_S + the allowance of every input."""
+        return STARTUP_S + self.time_per_input_s * sum(sizes)
 
     def _wall_backstop(self, sizes: list[int]) -> float:
+        """The longest the supervisor lets a candidate run: every phase (loading, each chunk) at its own
+        wall-clock backstop, each with the whole reserve."""
         phases = 1 + sum(chunk_count(size) for size in sizes)
-        return WALL_EXTRA_S * phases + WALL_FACTOR * self._cpu_allowance(sizes)
+        return phases * (WALL_EXTRA_S + WALL_FACTOR * STARTUP_S) + WALL_FACTOR * self.time_per_input_s * sum(sizes)
 
     def _limits(self, sizes: list[int], zygote: _Zygote) -> dict:
         scratch = SCRATCH_MB << 20 if zygote.capabilities.get("namespaces") else 0
