@@ -23,10 +23,13 @@ import pytest
 
 from llm_erm.errors import UsageError
 from llm_erm.verify import Sandbox
-from llm_erm.verify.sandbox import MODES, STARTUP_S
+from llm_erm.verify.sandbox import MODES, STARTUP_S, WALL_EXTRA_S, WALL_FACTOR
 
 HOSTILE = Path(__file__).parent / "hostile"
-STOPPED_WITHIN_S = STARTUP_S + 3.0  # a candidate that loops is stopped after its start-up allowance
+# A candidate that loops is stopped once its CPU time passes its reserve: about STARTUP_S of CPU, and in
+# wall-clock time well within the backstop even on a busy machine.
+STOPPED_WITHIN_CPU_S = STARTUP_S + 0.5
+STOPPED_WITHIN_S = WALL_EXTRA_S + WALL_FACTOR * STARTUP_S
 _rng = random.Random(3)
 BITS = ["".join(_rng.choice("01") for _ in range(20)) for _ in range(40)]
 PARITY = [x.count("1") % 2 for x in BITS]
@@ -115,7 +118,7 @@ def test_hostile_program_is_contained(sandbox, name: str) -> None:
     run = sandbox.run(hostile(name), BITS)
     elapsed = time.monotonic() - started
     assert run.status in EXPECTED[name], (run.status, run.first_error)
-    assert elapsed < STOPPED_WITHIN_S, "the time limit was not enforced from outside"
+    assert elapsed < STOPPED_WITHIN_S and run.cpu_s < STOPPED_WITHIN_CPU_S, "the limit was not enforced from outside"
     if run.status != "ok":
         assert run.first_error, "a failing candidate must say why"
     assert "1" not in run.outcomes[0].marks or name == "replace_builtins"

@@ -55,6 +55,37 @@ def test_reference_programs_score_perfectly(datasets_dir, sandbox, target: str) 
     assert len(result.signature) == 64 and result.sandbox == sandbox.mode
 
 
+SCIENTIFIC = """
+import collections
+import functools
+import itertools
+import math
+import re
+
+import numpy as np
+import sympy
+
+
+@functools.lru_cache(maxsize=None)
+def ones(x):
+    return collections.Counter(x)["1"] + 0 * len(list(itertools.islice(x, 2))) + 0 * math.floor(0.5)
+
+
+def f(x):
+    bits = np.array([int(c) for c in re.findall("[01]", x)])
+    assert int(bits.sum()) == ones(x) and sympy.isprime(7)
+    return int(bits.sum() % 2)
+"""
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "rlimit"])
+def test_programs_with_the_usual_imports_run_in_every_mode(datasets_dir, mode) -> None:
+    with Sandbox(workers=1, mode=mode) as box:
+        result = verify_candidate(SCIENTIFIC, dataset(datasets_dir, "fn_a"), box, is_code=True)
+    assert result.status == "ok", result.first_error
+    assert (result.val_acc, result.test_acc, result.sandbox) == (1.0, 1.0, mode)
+
+
 def test_the_answer_forms_score_alike_and_signatures_group_behaviour(datasets_dir, sandbox) -> None:
     data = dataset(datasets_dir, "fn_a")
     plain = "def f(x):\n    return x.count('1') % 2\n"
