@@ -188,12 +188,12 @@ def test_nothing_a_candidate_writes_survives_it(isolated) -> None:
     assert again.status == "ok" and again.outcomes[0].marks == "0", "a file survived to the next candidate"
 
 
-def test_no_network(isolated) -> None:
+def test_no_network(sandbox) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     try:
-        run = isolated.run(hostile("open_socket", port=server.getsockname()[1]), BITS[:2])
+        run = sandbox.run(hostile("open_socket", port=server.getsockname()[1]), BITS[:2])
         assert run.status == "ok", run.first_error
         assert run.outcomes[0].marks == "00"
         assert not select.select([server], [], [], 0.2)[0], "the server got a connection"
