@@ -72,6 +72,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("val_errors", pa.int32()),
         ("test_errors", pa.int32()),
         ("first_error", pa.string()),
+        ("limit_split", pa.string()),  # val | train | test: the split in which a time or memory limit stopped it
         ("code_lines", pa.int32()),
         ("ast_nodes", pa.int32()),
         ("branches", pa.int32()),
