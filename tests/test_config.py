@@ -48,6 +48,7 @@ def test_every_option_reaches_its_field():
                "reasoning_effort": ("low", "low"), "verbosity": ("medium", "medium"), "tool_choice": ("none", "none"),
                "chat_max_tokens_param": ("max_tokens", "max_tokens"), "top_p": ("0.5", 0.5),
                "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
+               "service_tier": ("flex", "flex"), "extra_body": (['{"cache_prompt": false}'], {"cache_prompt": False}),
                "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"})}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
                   "PATH": ("x.jsonl", Path("x.jsonl"))}

@@ -304,7 +304,9 @@ def test_identity_is_json_and_follows_the_request_parameters(wire_server):
         "model": "gpt-5",
         "params": {"max_output_tokens": 2048, "tool_choice": "auto", "reasoning": {"effort": "high"},
                    "text": {"verbosity": "low"}},
+        "tools": [],  # every row records whether the model could run code
     }
+    assert proposer(wire_server, code_interpreter=True).identity()["tools"] == ["code_interpreter"]
     assert proposer(wire_server, reasoning_effort="low").identity() != a
     assert proposer(wire_server, call_timeout_s=5.0).identity() == a  # the timeout does not shape the answer
     default = make_proposer(ProposerConfig(kind="openai-chat")).identity()
