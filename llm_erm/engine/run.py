@@ -162,6 +162,10 @@ class GridRun:
     def run(self, todo: Sequence[tuple[DatasetSpec, int]]) -> GridResult:
         """Every (cell, trial) in `todo`: cells are prepared on a small pool and each cell's trials start on
         the trial pool as soon as its prompt is ready, in grid order; `concurrency` bounds trials in flight."""
+        if self.config.proposer.batch:  # OpenAI's Batch API: the attempts in waves (llm_erm/engine/batch.py)
+            from llm_erm.engine.batch import run_batched
+
+            return run_batched(self, todo)
         result = GridResult(self.run_id, self.run_dir, pending_before=len(todo))
         cells = list(dict.fromkeys(spec for spec, _ in todo))
         trials_of = {spec: [t for s, t in todo if s == spec] for spec in cells}

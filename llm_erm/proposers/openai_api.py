@@ -28,6 +28,7 @@ from llm_erm.proposers.base import (
     PermanentProposerError,
     Proposal,
     ProposeRequest,
+    ProposerError,
     TransientProposerError,
     Usage,
 )
@@ -509,7 +510,18 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return exc.response.text[:200].strip() if exc.response is not None else ""
 
 
-def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Exception:
+def classify_error(exc: openai.OpenAIError, url: str, cfg: ProposerConfig, what: str | None = None) -> ProposerError:
+    """An openai client error as TransientProposerError (worth retrying) or PermanentProposerError, its
+    message naming the cause (and, given `what`, the step that failed: "could not create the batch: ...")."""
+    error = _classify(exc, url, cfg)
+    if what is None:
+        return error
+    if isinstance(error, TransientProposerError):
+        return TransientProposerError(f"could not {what}: {error}", retry_after_s=error.retry_after_s)
+    return PermanentProposerError(f"could not {what}: {error}")
+
+
+def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> ProposerError:
     if isinstance(exc, openai.APITimeoutError):
         return TransientProposerError(f"timed out after {cfg.call_timeout_s:g} s waiting for {url}")
     if isinstance(exc, openai.APIConnectionError):
