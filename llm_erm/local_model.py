@@ -287,7 +287,7 @@ class LocalServer:
         self.port = _claim_port(self.settings.port)
         settings = {**asdict(self.settings), "port": self.port}
         if self.log_path is None:
-            self._log = tempfile.TemporaryFile()
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         else:
             self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen([sys.executable, "-m", "llm_erm.local_model", json.dumps(settings)],

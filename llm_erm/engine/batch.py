@@ -135,7 +135,7 @@ def run_batched(run: GridRun, todo: Sequence[tuple[DatasetSpec, int]]) -> GridRe
             active = [t for t in trials if not t.done]
             jobs = [job(t, a) for t in active for a in wave]
             failures, fresh = batches.fetch(jobs, f"wave {first}" if len(wave) == 1 else f"wave {first}-{wave[-1]}")
-            rows = list(verify.map(lambda j: _row(run, j, failures, fresh), jobs))
+            rows = list(verify.map(_row, [run] * len(jobs), jobs, [failures] * len(jobs), [fresh] * len(jobs)))
             for one, row in zip(jobs, rows, strict=True):
                 one.trial.rows.append(row)
             for trial in active:

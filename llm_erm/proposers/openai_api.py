@@ -9,7 +9,6 @@ exactly one HTTP request. Every failure leaves as TransientProposerError (worth 
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import json
 import os
 import socket
@@ -17,7 +16,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -33,6 +31,7 @@ from llm_erm.proposers.base import (
     Usage,
 )
 from llm_erm.proposers.config import ProposerConfig
+from llm_erm.proposers.http_errors import retry_after_seconds, status_error  # noqa: F401 - re-exported
 from llm_erm.proposers.pricing import CostBasis, cost_basis, cost_usd, price_of
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -465,44 +464,6 @@ def _chat_usage(usage: Any) -> Usage:
 
 
 # -- errors -------------------------------------------------------------------------------------
-_REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
-    409: "Conflict", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-}
-
-
-def retry_after_seconds(headers: Any, now: datetime | None = None) -> float | None:
-    """Retry-After (seconds or an HTTP date) or retry-after-ms, as seconds; None when absent or unreadable."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def _seconds(value: float) -> str:
-    """2.0 -> '2', 0.25 -> '0.2', 86400.0 -> '86400' (no exponent notation)."""
-    return f"{value:.1f}".removesuffix(".0")
-
-
 def _server_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict) and body.get("message"):
@@ -533,17 +494,6 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Propose
     if not isinstance(exc, openai.APIStatusError):
         return PermanentProposerError(f"openai client error for {url}: {exc.__class__.__name__}: {exc}")
 
-    status = exc.status_code
-    head = f"{status} {_REASONS.get(status, 'HTTP error')} from {url}"
-    message = _server_message(exc)
-    said = f" (server said: {message})" if message else ""
-    if status == 429:
-        wait = retry_after_seconds(exc.response.headers)
-        when = f", retry after {_seconds(wait)} s" if wait is not None else ", no Retry-After given"
-        return TransientProposerError(f"rate limited (429) by {url}{when}{said}", retry_after_s=wait)
-    if status in (408, 409) or status >= 500:
-        wait = retry_after_seconds(exc.response.headers)
-        return TransientProposerError(f"{head}: server-side failure, worth retrying{said}", retry_after_s=wait)
     hints = {
         401: f"check {cfg.api_key_env}",
         403: f"the key in {cfg.api_key_env} has no access to model {cfg.model!r} or this endpoint",
@@ -551,9 +501,5 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Propose
         400: "the server refused the request parameters",
         422: "the server refused the request parameters",
     }
-    hint = hints.get(status, "a client error that retrying cannot fix")
-    if status == 400 and "context" in message.lower():
-        hint = ("the prompt plus the output cap exceed the server's context window: lower --max-output-tokens, "
-                "shorten the prompt (--train-size) or give the server a larger context (llama.cpp: --ctx-size; "
-                "vLLM: --max-model-len; Ollama: OLLAMA_CONTEXT_LENGTH)")
-    return PermanentProposerError(f"{head}: {hint}{said}")
+    headers = exc.response.headers if exc.response is not None else None
+    return status_error(exc.status_code, url, _server_message(exc), headers, hints)
