@@ -17,7 +17,7 @@ OTHER_DEFAULT_OUTPUT_TOKENS = 2048  # a local server would otherwise generate un
 
 DEFAULT_MODEL = "gpt-5"
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
-ANTHROPIC_DEFAULT_MODEL = "claude-sonnet-4-5"
+ANTHROPIC_DEFAULT_MODEL = "claude-sonnet-4-6"  # not in the price table yet: unpriced until added
 GEMINI_DEFAULT_MODEL = "gemini-2.5-pro"
 BATCH_KINDS = ("openai-responses", "openai-chat")  # the proposers that can run a grid through the Batch API
 
@@ -52,9 +52,9 @@ class ProposerConfig(BaseModel):
                                                              "required")
     code_interpreter: bool = Field(False, description="Let the model run code: the Responses API's code "
                                    "interpreter, Anthropic's and Gemini's code-execution tools")
-    thinking_budget: int | None = Field(None, ge=-1, description="Anthropic: extended-thinking budget in tokens "
-                                        "(>= 1024; default: no thinking); Gemini: thinking budget (0 off, -1 "
-                                        "dynamic; default: the model's)")
+    thinking_budget: int | None = Field(None, ge=-1, description="Thinking budget in tokens, Anthropic and "
+                                        "Gemini: 0 off, -1 the model decides (Anthropic: adaptive), else the "
+                                        "budget (Anthropic: >= 1024) (default: the model's)")
     service_tier: Literal["auto", "default", "flex", "priority"] | None = Field(
         None, description="OpenAI: auto | default | flex (half price, slower, may be refused for a while) | "
         "priority (default: the project's)")

@@ -51,6 +51,13 @@ def retry_after_seconds(headers: Any, now: datetime | None = None) -> float | No
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+def is_context_overflow(message: str) -> bool:
+    """The server's words for "prompt + output cap > context": llama.cpp's exceed_context_size_error, vLLM's and
+    OpenAI's "maximum context length", Anthropic's "prompt is too long", Gemini's "input token count ... exceeds"."""
+    text = message.lower()
+    return "context" in text or "too long" in text or ("exceeds" in text and "token" in text)
+
+
 def seconds_text(value: float) -> str:
     """2.0 -> '2', 0.25 -> '0.2', 86400.0 -> '86400' (no exponent notation)."""
     return f"{value:.1f}".removesuffix(".0")
@@ -68,6 +75,6 @@ def status_error(status: int, url: str, message: str, headers: Any, hints: Mappi
         wait = retry_after_seconds(headers)
         return TransientProposerError(f"{head}: server-side failure, worth retrying{said}", retry_after_s=wait)
     hint = hints.get(status, "a client error that retrying cannot fix")
-    if status == 400 and "context" in message.lower():
+    if status in (400, 413) and is_context_overflow(message):
         hint = CONTEXT_HINT
     return PermanentProposerError(f"{head}: {hint}{said}")

@@ -118,9 +118,17 @@ AnswerFn = Callable[[str, dict[str, Any]], "str | Reply"]
 
 
 def prompt_of(body: dict[str, Any]) -> str:
-    """The user text of a Responses or Chat request body (user messages joined by blank lines)."""
+    """The user text of a Responses, Chat, Anthropic Messages or Gemini request body (user messages joined
+    by blank lines)."""
     if isinstance(body.get("input"), str):
         return body["input"]
+    if "contents" in body:  # Gemini: contents[].parts[].text
+        contents = body["contents"]
+        if isinstance(contents, str):
+            return contents
+        return "\n\n".join(part["text"] for content in contents or [] if isinstance(content, dict)
+                            and content.get("role", "user") == "user" for part in content.get("parts") or []
+                            if isinstance(part, dict) and isinstance(part.get("text"), str))
     messages = body.get("input") if "input" in body else body.get("messages")
     texts = []
     for message in messages or []:
