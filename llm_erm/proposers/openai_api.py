@@ -366,20 +366,18 @@ class ChatProposer(_OpenAIProposer):
         )
 
     # -- context overflow, refused before the grid starts --------------------------------------
+    def _server_root(self) -> str:
+        return (self.cfg.base_url or "").rstrip("/").removesuffix("/v1")
+
     def check_prompt(self, prompt: str) -> None:
         """UsageError when this prompt plus the output cap cannot fit the server's context.
 
         Only where the server says how large its context is and tokenizes for us (llama.cpp: GET /props,
         POST /apply-template and /tokenize, which count exactly what a request costs); elsewhere nothing is
         checked and an overflow is the call's permanent error, which names the same fixes."""
-        if is_openai_hosted(self.cfg.base_url):
-            return
-        root = self._server_root()
-        n_ctx = self._server_context(root)
-        if n_ctx is None:
-            return
-        tokens = _llama_cpp_prompt_tokens(root, prompt)
-        if tokens is None:
+        n_ctx = self.server_context()
+        tokens = self.prompt_tokens(prompt) if n_ctx is not None else None
+        if n_ctx is None or tokens is None:
             return
         cap = self.output_cap()
         if tokens + cap <= n_ctx:
@@ -394,12 +392,18 @@ class ChatProposer(_OpenAIProposer):
             f"--ctx-size {needed})"
         )
 
-    def _server_root(self) -> str:
-        base = (self.cfg.base_url or "").rstrip("/")
-        return base.removesuffix("/v1")
+    def prompt_tokens(self, prompt: str) -> int | None:
+        """The prompt tokens a request with this prompt costs, counted by the server; None when it does not
+        count for us (only llama.cpp does: its chat template applied, then its tokenizer)."""
+        if is_openai_hosted(self.cfg.base_url) or self.server_context() is None:
+            return None
+        return _llama_cpp_prompt_tokens(self._server_root(), prompt)
 
-    def _server_context(self, root: str) -> int | None:
+    def server_context(self) -> int | None:
         """The context of one request on the server (llama.cpp: per slot), asked once; None: not said."""
+        if is_openai_hosted(self.cfg.base_url):
+            return None
+        root = self._server_root()
         with self._lock:
             if self._n_ctx == -1:
                 props = _get_json(f"{root}/props")
