@@ -46,8 +46,8 @@ class ProposerConfig(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling (default: the server's)")
     send_seed: bool = Field(True, description="Chat Completions and Gemini: send each attempt's own seed, so k "
                             "attempts are k reproducible samples")
-    structured_output: bool = Field(False, description="Chat Completions: ask for JSON {\"code\": ...} "
-                                    "with a response_format schema")
+    structured_output: bool = Field(False, description="Ask for JSON {\"code\": ...} with a JSON schema "
+                                    "(Chat: response_format; Responses: text.format; Anthropic, Gemini: their own)")
     tool_choice: Literal["auto", "none", "required"] = Field("auto", description="Responses API: auto | none | "
                                                              "required")
     code_interpreter: bool = Field(False, description="Let the model run code: the Responses API's code "

@@ -257,6 +257,9 @@ class ResponsesProposer(_OpenAIProposer):
             params["reasoning"] = {"effort": cfg.reasoning_effort}
         if cfg.verbosity is not None and supports_verbosity(cfg.model):
             params["text"] = {"verbosity": cfg.verbosity}
+        if cfg.structured_output:  # the Responses API's form of CODE_SCHEMA
+            params["text"] = {**params.get("text", {}), "format": {"type": "json_schema",
+                                                                  **CODE_SCHEMA["json_schema"]}}
         if cfg.code_interpreter:
             params["tools"] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
             # Without this the tool's logs are not returned and their size cannot be recorded.
