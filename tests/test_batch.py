@@ -222,3 +222,23 @@ def test_batch_mode_is_refused_for_a_proposer_without_a_batch_api(tmp_path):
         with pytest.raises(UsageError, match=r"--batch runs a grid through OpenAI's Batch API.*--proposer openai-"):
             run_grid(GridConfig(**base, proposer={"kind": kind, "batch": True}))
     assert not (tmp_path / "results").exists() and not (tmp_path / "datasets").exists()
+
+
+def test_the_responses_api_runs_in_batches_too(tmp_path):
+    from llm_erm import GridConfig, run_grid
+
+    with WireServer(lambda endpoint, body: json.dumps({"code": PARITY})) as server:
+        cfg = config(tmp_path, server, functions=["fn_a"], trials=2,
+                     proposer={"kind": "openai-responses", "model": "gpt-5-mini"})
+        assert run_grid(GridConfig(**cfg)).ok
+        (batch,) = server.batches.created  # both trials solved at attempt 1: one wave
+        lines = server.batches.lines(batch)
+    assert {line["url"] for line in lines} == {"/v1/responses"} and len(lines) == 2
+    assert all(line["body"]["input"][0]["content"].startswith("**Problem Statement:**") for line in lines)
+    rows = ledger.read_attempts(tmp_path / "results" / "b").to_pylist()
+    assert [r["status"] for r in rows] == ["ok", "ok"] and all(r["test_acc"] == 1.0 for r in rows)
+    price = LIST_PRICES["gpt-5-mini"]
+    tokens_in = len(lines[0]["body"]["input"][0]["content"]) // 4  # what the test server reports without usage
+    assert all(r["cost_usd"] == pytest.approx((r["prompt_tokens"] * price.input + r["completion_tokens"] * price.output)
+                                              / 2e6) for r in rows)
+    assert rows[0]["prompt_tokens"] == tokens_in

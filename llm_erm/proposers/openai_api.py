@@ -182,7 +182,9 @@ class _OpenAIProposer:
 
     def proposal_from_body(self, body: dict[str, Any], latency_s: float, extra: dict[str, Any]) -> Proposal:
         """The Proposal of a batch line's response body, priced at the batch rate."""
-        proposal = self._parse(self._response_type.model_validate(body), latency_s, tier="batch")
+        # Built as the SDK builds a response it receives: leniently (construct), not validated strictly, so a
+        # field the server leaves out does not fail an answer that was paid for.
+        proposal = self._parse(self._response_type.construct(**body), latency_s, tier="batch")
         return dataclasses.replace(proposal, extra={**proposal.extra, **extra})
 
     # -- shared machinery -----------------------------------------------------------------
