@@ -236,17 +236,15 @@ def serve_forever(settings: ServerSettings, say: Callable[[str], None] = print) 
     params = _server_params(settings, path, port)
     import xllamacpp
 
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C or a kill, whenever it comes, ends it cleanly
+        signal.signal(signum, lambda *_: stopped.set())
     server = xllamacpp.Server(params)  # returns once the model is loaded and the port is listening
     url = f"http://{HOST}:{port}/v1"
     say(f"serving {MODEL.description} at {url} as model {settings.alias!r} "
         f"({settings.ctx_size} tokens of context per request, {settings.threads} thread(s)); Ctrl-C stops it")
     say(f"  llm-erm run --proposer openai-chat --base-url {url} --model {settings.alias}")
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
-    try:
-        while not stopped.wait(3600):
-            pass
-    except KeyboardInterrupt:
+    while not stopped.wait(3600):
         pass
     del server  # the process ends next, and llama.cpp's threads with it
     sys.stdout.flush()

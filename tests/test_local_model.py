@@ -148,8 +148,9 @@ def test_local_model_path_prints_the_verified_file():
     assert done.returncode == 0 and Path(done.stdout.strip()) == model_path()
 
 
-def test_local_model_serve_serves_until_interrupted():
-    """What a user runs: the server comes up on the port it prints, answers, and Ctrl-C stops it."""
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_local_model_serve_serves_until_interrupted(stop):
+    """What a user runs: the server comes up on the port it prints, answers, and Ctrl-C (or a kill) stops it."""
     child = subprocess.Popen([sys.executable, "-c", CLI, "local-model", "serve", "--port", "0", "--ctx-size", "512"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -160,7 +161,7 @@ def test_local_model_serve_serves_until_interrupted():
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
         with urllib.request.urlopen(url.removesuffix("/v1") + "/health", timeout=10) as response:
             assert json.loads(response.read()) == {"status": "ok"}
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         assert child.wait(timeout=20) == 0
     finally:
         if child.poll() is None:
