@@ -1,16 +1,19 @@
-"""Grid throughput, resume and orchestration overhead of the erm-grid flow.
+"""Grid throughput, orchestration cost and fixed cost of the engine, plain and under Prefect.
 
-Runs the full default grid shape (12 targets x 5 lengths, 5 attempts, 1 trial, 100/100/10 000 splits)
-against the wire server on 127.0.0.1, which answers every call after a fixed latency with a program
-that never reaches validation 1.0, so all 300 calls are made. Prints:
+The model is the wire server on 127.0.0.1, in its own process (as a real API is), answering every call after a
+fixed latency with a program that never reaches validation 1.0, so every attempt is made. Verification is the
+real sandbox on the 10 100-row splits. Prints:
 
-  1. wall time at 1 s latency and concurrency 16, against the ideal (calls x latency / concurrency) and
-     against one call at a time (measured on a sample of calls in the same run, projected to all);
-  2. the re-run of the finished grid, through the CLI and through the flow (fresh process, Prefect's
-     embedded API started): wall time and model calls;
-  3. orchestration overhead per call (the same grid at zero latency) and peak memory of the flow process.
+  1. the full default grid shape (12 targets x 5 lengths x 5 attempts = 300 calls) at 1 s latency, at
+     concurrency 16 and 64, through the erm-grid flow on a standing Prefect server: wall time against the ideal
+     (calls x latency / concurrency, and the floor that 5 sequential attempts per trial impose);
+  2. the same grid at zero latency: calls/s (the orchestration ceiling, verification included), interpreter
+     (CPU) time of the flow process per call, its peak memory; the plain engine (run_grid) beside it;
+  3. the fixed cost of `llm-erm run`: seconds from the command to its first model call, with a Prefect server
+     already running; and a small grid (4 targets x 1 length x 5 attempts) against one call at a time, verified
+     one after another (the shape of the original runner), on the same server.
 
-    .venv/bin/python benchmarks/bench_grid.py [--latency 1.0] [--concurrency 16] [--sequential-sample 10]
+    .venv/bin/python benchmarks/bench_grid.py [--latency 1.0] [--skip-full]
 """
 
 from __future__ import annotations
@@ -19,141 +22,184 @@ import argparse
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 WORK = Path(tempfile.mkdtemp(prefix="bench-grid-"))
 os.environ.update(PREFECT_HOME=str(WORK / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
-                  PREFECT_LOGGING_LEVEL="ERROR", PREFECT_LOGGING_SERVER_LEVEL="CRITICAL",
-                  OPENAI_API_KEY="sk-bench")
-
+                  PREFECT_LOGGING_LEVEL="WARNING", OPENAI_API_KEY="sk-bench")
 ANSWER = json.dumps({"code": "def f(x):\n    return 0"})
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
 
-# The model server runs in its own process, as a real API would: in the flow's process its threads
-# would compete with the flow for the GIL and inflate the figures.
 SERVER = """
-import signal, sys
+import signal, sys, time
 from llm_erm.proposers.wire_server import WireServer
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # before the server's threads exist
-with WireServer(lambda endpoint, body: sys.argv[3], port=int(sys.argv[1]), latency_s=float(sys.argv[2])) as server:
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+first = []
+def answer(endpoint, body, text=sys.argv[3]):
+    first or first.append(time.time())
+    return text
+with WireServer(answer, port=0, latency_s=float(sys.argv[2])) as server:
     print(server.url, flush=True)
     signal.sigwait({signal.SIGTERM})
-    print(server.request_count, flush=True)
+    print(server.request_count, first[0] if first else 0, flush=True)
 """
 
 
-class ServerProcess:
-    """The wire server in a child process; `calls` is its request count, read when it stops."""
-
-    def __init__(self, latency: float, port: int = 0):
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(latency), ANSWER],
+class ModelServer:
+    def __init__(self, latency: float):
+        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, "0", str(latency), ANSWER],
                                      stdout=subprocess.PIPE, text=True)
         self.url = self.proc.stdout.readline().strip()
-        self.port = int(self.url.rsplit(":", 1)[1].split("/")[0])
-        self.calls = None
 
-    def __enter__(self) -> ServerProcess:
+    def __enter__(self) -> ModelServer:
         return self
 
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
-        self.calls = int(self.proc.stdout.readline())
+        calls, first = self.proc.stdout.readline().split()
+        self.calls, self.first_call_at = int(calls), float(first)
         self.proc.wait()
 
 
-def params(server_url: str, run_id: str, concurrency: int) -> dict:
-    return dict(proposer="openai-chat", model="gpt-5", base_url=server_url, attempts=5, trials=1,
-                concurrency=concurrency, run_id=run_id, results_dir=str(WORK / "results"),
-                datasets_dir=str(WORK / "datasets"), analyze=False, retry_delay_s=0.05)
+def prefect_server() -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{api}/health", timeout=2).read() == b"true":
+                return proc, api
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit("the Prefect server did not start")
 
 
-def sequential(server_url: str, prompts: list[str], n: int) -> float:
-    """Seconds per call for one call at a time, through the same proposer the flow uses."""
-    from llm_erm.proposers import ProposerConfig, ProposeRequest, make_proposer
+def params(url: str, run_id: str, concurrency: int, **extra) -> dict:
+    return {"proposer": {"kind": "openai-chat", "model": "gpt-5", "base_url": url}, "attempts": 5, "trials": 1,
+            "concurrency": concurrency, "run_id": run_id, "results_dir": str(WORK / "results"),
+            "datasets_dir": str(WORK / "datasets"), "analyze": False, "retry_delay_s": 0.05, **extra}
 
-    proposer = make_proposer(ProposerConfig(kind="openai-chat", model="gpt-5", base_url=server_url))
-    start = time.perf_counter()
-    for i in range(n):
-        proposer.propose(ProposeRequest(prompt=prompts[i % len(prompts)], trial=1, attempt=i))
-    return (time.perf_counter() - start) / n
+
+FLOW = """
+import json, resource, sys, time
+from llm_erm import prefect_env
+prefect_env.configure()
+mode, params = sys.argv[1], json.loads(sys.argv[2])
+started_cpu, started = time.process_time(), time.perf_counter()
+if mode == "flow":
+    from llm_erm.flows.grid import erm_grid
+    state = erm_grid(**params, return_state=True)
+    assert state.is_completed(), state.message
+else:
+    from llm_erm import GridConfig, run_grid
+    assert run_grid(GridConfig(**params)).ok
+print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - started_cpu,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def run_in_process(mode: str, p: dict, api: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", FLOW, mode, json.dumps(p)], capture_output=True, text=True,
+                          env={**os.environ, "PREFECT_API_URL": api}, cwd=WORK)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SEQUENTIAL = """
+import json, sys, time
+from pathlib import Path
+from llm_erm.datasets import DatasetSpec, build_dataset
+from llm_erm.proposers import ProposerConfig, ProposeRequest, make_proposer
+from llm_erm.proposers.prompt import build_prompt
+from llm_erm.verify import Sandbox, verify_candidate
+url, targets, work = sys.argv[1], sys.argv[2].split(","), Path(sys.argv[3])
+started = time.perf_counter()
+proposer = make_proposer(ProposerConfig(kind="openai-chat", base_url=url))
+with Sandbox(workers=1) as sandbox:
+    for target in targets:
+        dataset = build_dataset(DatasetSpec(target, 20), work / "datasets")
+        prompt = build_prompt(dataset)
+        for attempt in range(1, 6):
+            text = proposer.propose(ProposeRequest(prompt, 1, attempt)).text
+            verify_candidate(text, dataset, sandbox)
+print(time.perf_counter() - started)
+"""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--sequential-sample", type=int, default=10)
+    parser.add_argument("--skip-full", action="store_true", help="skip the 1 s-latency runs of the full grid")
     args = parser.parse_args()
 
     from llm_erm.datasets import build_all, make_specs
-    from llm_erm.flows.grid import erm_grid
-    from llm_erm.results import ledger
 
     specs = make_specs()
     t = time.perf_counter()
     build_all(specs, WORK / "datasets")
     print(f"datasets for {len(specs)} cells built in {time.perf_counter() - t:.1f} s (not part of the figures)")
+    server, api = prefect_server()
+    rows = []
+    try:
+        with ModelServer(0.0) as warm:  # migrate and warm the API once, outside the timings
+            run_in_process("flow", {**params(warm.url, "warm-up", 2), "functions": ["fn_a"], "lengths": [20],
+                                    "attempts": 1}, api)
+        if not args.skip_full:
+            for concurrency in (16, 64):
+                with ModelServer(args.latency) as model:
+                    got = run_in_process("flow", params(model.url, f"latency-{concurrency}", concurrency), api)
+                ideal = model.calls * args.latency / concurrency
+                floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
+                rows.append((f"erm-grid flow, {model.calls} calls, {args.latency:g} s latency, concurrency "
+                             f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
+                             f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s"))
+        for mode in ("flow", "engine"):
+            with ModelServer(0.0) as model:
+                got = run_in_process(mode, params(model.url, f"zero-{mode}", 16), api)
+            rows.append((f"{'erm-grid flow' if mode == 'flow' else 'run_grid, no Prefect'}: {model.calls} calls at "
+                         "zero latency", f"{model.calls / got['wall']:.1f} calls/s",
+                         f"{1000 * got['cpu'] / model.calls:.1f} ms interpreter (CPU) time per call, peak RSS "
+                         f"{got['rss_mib']:.0f} MiB"))
 
-    with ServerProcess(0.0) as warm:  # start Prefect's API once, outside the timings
-        erm_grid(**{**params(warm.url, "warm-up", 2), "functions": ["fn_a"], "lengths": [20], "attempts": 1})
-
-    with ServerProcess(args.latency) as server:
-        t = time.perf_counter()
-        erm_grid(**params(server.url, "latency", args.concurrency))
-        wall = time.perf_counter() - t
-    calls = server.calls
-    prompts = sorted({r["prompt"] for r in ledger.read_attempts(WORK / "results" / "latency").to_pylist()})
-    with ServerProcess(args.latency) as other:
-        per_call = sequential(other.url, prompts, args.sequential_sample)
-
-    # 2. resume, in fresh processes, same base URL (so the same cache keys): the CLI, and the flow itself
-    with ServerProcess(args.latency, port=server.port) as again:
-        cli = [str(Path(sys.executable).with_name("llm-erm")), "run", "--proposer", "openai-chat", "--model", "gpt-5",
-               "--base-url", again.url, "--attempts", "5", "--concurrency", str(args.concurrency),
-               "--run-id", "latency", "--results-dir", str(WORK / "results"), "--datasets-dir",
-               str(WORK / "datasets"), "--no-analyze"]
-        t = time.perf_counter()
-        done = subprocess.run(cli, capture_output=True, text=True, cwd=WORK)
-        cli_wall = time.perf_counter() - t
-        assert done.returncode == 0 and "is complete" in done.stderr, done.stderr[-2000:]
-        flow = [sys.executable, "-c", "import json, sys; from llm_erm.flows.grid import erm_grid; "
-                "erm_grid(**json.loads(sys.argv[1]))", json.dumps(params(again.url, "latency", args.concurrency))]
-        t = time.perf_counter()
-        done = subprocess.run(flow, capture_output=True, text=True, cwd=WORK)
-        flow_wall = time.perf_counter() - t
-        assert done.returncode == 0, done.stderr[-2000:]
-    resume_calls = again.calls
-
-    with ServerProcess(0.0) as fast:
-        t = time.perf_counter()
-        erm_grid(**params(fast.url, "zero-latency", args.concurrency))
-        zero_wall = time.perf_counter() - t
-    zero_calls = fast.calls
-
-    ideal = calls * args.latency / args.concurrency
-    seq = per_call * calls
-    print()
-    print(f"| grid: {len(specs)} cells x 5 attempts, latency {args.latency:g} s, concurrency {args.concurrency} | seconds | ratio |")
-    print("|---|---|---|")
-    print(f"| erm-grid flow ({calls} calls) | {wall:.1f} | {wall / ideal:.2f}x ideal |")
-    print(f"| ideal: calls x latency / concurrency | {ideal:.1f} | 1.00x |")
-    rounds = -(-len(specs) // args.concurrency)  # trials of 5 sequential calls, 16 at a time
-    print(f"| floor with sequential attempts: {rounds} rounds of 5 calls | {rounds * 5 * args.latency:.1f} | "
-          f"{rounds * 5 * args.latency / ideal:.2f}x |")
-    print(f"| one call at a time ({per_call:.3f} s/call on {args.sequential_sample} calls, projected) | {seq:.1f} | "
-          f"{seq / wall:.1f}x slower than the flow |")
-    print(f"| re-run of the finished grid: `llm-erm run` (sees it complete, starts no Prefect) | {cli_wall:.1f} | "
-          f"{resume_calls} model calls in both re-runs |")
-    print(f"| re-run of the finished grid: the erm-grid flow in a fresh process, incl. Prefect's API start | "
-          f"{flow_wall:.1f} | no task run for any trial |")
-    print(f"| zero latency: whole grid ({zero_calls} calls, verify on 10 100 rows each) | {zero_wall:.1f} | "
-          f"{1000 * zero_wall / zero_calls:.1f} ms per call, all orchestration + verification |")
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"| peak RSS of the flow process | {rss:.0f} MiB | |")
-    print(f"\nwork dir: {WORK}")
+        small = ["fn_a", "fn_b", "fn_c", "fn_d"]
+        with ModelServer(args.latency) as model:
+            started = time.time()
+            done = subprocess.run(
+                [LLM_ERM, "run", "--functions", *small, "--lengths", "20", "--proposer", "openai-chat", "--base-url",
+                 model.url, "--concurrency", "4", "--run-id", "small", "--results-dir", str(WORK / "results"),
+                 "--datasets-dir", str(WORK / "datasets"), "--no-analyze"],
+                capture_output=True, text=True, cwd=WORK, env={**os.environ, "PREFECT_API_URL": api})
+            ours = time.time() - started
+            assert done.returncode == 0, done.stderr[-3000:]
+        first = model.first_call_at - started
+        with ModelServer(args.latency) as model:
+            seq = subprocess.run([sys.executable, "-c", SEQUENTIAL, model.url, ",".join(small), str(WORK)],
+                                 capture_output=True, text=True, cwd=WORK)
+            assert seq.returncode == 0, seq.stderr[-3000:]
+            sequential = float(seq.stdout.strip())
+        rows.append(("`llm-erm run` to its first model call (a Prefect server running)", f"{first:.2f} s", ""))
+        rows.append((f"small grid ({len(small)} targets x 5 attempts, {args.latency:g} s latency): `llm-erm run`, "
+                     "concurrency 4", f"{ours:.1f} s", f"{sequential / ours:.2f}x faster than one call at a time "
+                     f"({sequential:.1f} s, verified in turn, no orchestrator)"))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print("\n| measurement | figure | against |\n|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print(f"\npeak RSS of this driver: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB; "
+          f"work dir {WORK}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,8 @@ _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
     "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
-    "proposer": {"call_timeout_s": True, "api_key_env": True},
+    "proposer": {"call_timeout_s": True, "api_key_env": True, "batch": True, "batch_poll_s": True,
+                 "service_tier": True},
 }
 
 

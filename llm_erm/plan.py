@@ -36,7 +36,8 @@ class GridPlan:
     prompts: list[PlannedPrompt] = field(default_factory=list)
     model: str | None = None  # None: a proposer that calls no model (enumerate, replay)
     output_cap: int = 0
-    price: object | None = None  # llm_erm.proposers.pricing.Price, None when unpriced
+    price: object | None = None  # llm_erm.proposers.pricing.Price (at the tier's rate), None when unpriced
+    tier: str = "standard"  # standard | batch | flex
 
     @property
     def calls(self) -> int:
@@ -61,25 +62,25 @@ class GridPlan:
         cost = self.estimate_usd()
         if cost is None:
             return f"{head}; {self.model} is not in the price table: cost unknown (set LLM_ERM_PRICES)"
-        return (f"{head}; at most ${cost:,.2f} with {self.model} (every call at the {self.output_cap:,}-token output "
-                "cap; early stopping and cached input make it less)")
+        rate = "" if self.tier == "standard" else f" at the {self.tier} rate"
+        return (f"{head}; at most ${cost:,.2f} with {self.model}{rate} (every call at the {self.output_cap:,}-token "
+                "output cap; early stopping and cached input make it less)")
 
 
 def plan_grid(config: GridConfig) -> GridPlan:
     """Build the datasets (they are needed for the prompts) and plan every call; spend nothing."""
     from llm_erm.datasets import build_dataset
-    from llm_erm.proposers.openai_api import is_openai_hosted
-    from llm_erm.proposers.pricing import price_of
+    from llm_erm.proposers import make_proposer
     from llm_erm.proposers.prompt import build_prompt
 
     config = config.resolved()
     template = config.template_text()
     plan = GridPlan()
-    kind = config.proposer.kind
-    if kind not in ("enumerate", "replay"):
-        plan.model = config.proposer.model
-        plan.price = price_of(config.proposer.model)
-        plan.output_cap = config.proposer.output_tokens(is_openai_hosted(config.proposer.base_url))
+    proposer = make_proposer(config.proposer)
+    if hasattr(proposer, "cost_basis"):  # a model proposer: its price (at the batch or flex rate) and cap
+        basis = proposer.cost_basis()
+        plan.model, plan.price, plan.output_cap = basis.model, basis.price, basis.output_cap
+        plan.tier = basis.tier or "standard"
     for spec in config.dataset_specs():
         prompt = build_prompt(build_dataset(spec, Path(config.datasets_dir)), variant=config.prompt_variant,
                               template=template)

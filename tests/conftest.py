@@ -39,3 +39,21 @@ os.environ["LLM_ERM_UCI_URL"] = "http://127.0.0.1:9/uci-disabled-in-tests"
 os.environ["LLM_ERM_OPENML_URL"] = "http://127.0.0.1:9/openml-disabled-in-tests"
 os.environ.setdefault("LLM_ERM_TABLE_CACHE", tempfile.mkdtemp(prefix="llm-erm-tables-"))
 # ---- end of datasets block -----------------------------------------------------------------------
+
+# ---- local model: a real llama.cpp server with the bundled Qwen2.5-Coder-0.5B (the local-llm extra) -----
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory):
+    """A real OpenAI-compatible server on 127.0.0.1, started once per session: llama.cpp (xllamacpp) with
+    the bundled 0.5B model, one thread (stable on a shared machine), 2048 tokens of context, /metrics on.
+
+    `local_llm.base_url` (http://127.0.0.1:<port>/v1), `.model` (the alias to send), `.url` (the server's
+    root: /props, /tokenize, /metrics), `.metrics()` (its Prometheus counters). Without the extra installed
+    the fixture fails with the install command (it is part of the dev extra)."""
+    from llm_erm.local_model import LocalServer, ServerSettings
+
+    log = tmp_path_factory.mktemp("local-llm") / "server.log"
+    with LocalServer(ServerSettings(port=0, ctx_size=2048, threads=1, metrics=True), log_path=log) as server:
+        yield server
+
+
+# ---- end of local model block -----------------------------------------------------------------------

@@ -48,7 +48,8 @@ def test_every_option_reaches_its_field():
                "reasoning_effort": ("low", "low"), "verbosity": ("medium", "medium"), "tool_choice": ("none", "none"),
                "chat_max_tokens_param": ("max_tokens", "max_tokens"), "top_p": ("0.5", 0.5),
                "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
-               "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"}),
+               "service_tier": ("flex", "flex"), "extra_body": (['{"cache_prompt": false}'], {"cache_prompt": False}),
+               "options": (['{"a": 1}', "b=2", "c=x"], {"a": 1, "b": 2, "c": "x"}),
                "methods": (["erm", "xgboost"], [MethodSpec(method="erm"), MethodSpec(method="xgboost")]),
                "sample_sizes": (["200", "1000"], [200, 1000]), "generalize_lengths": (["30"], [30])}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),

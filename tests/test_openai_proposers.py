@@ -66,6 +66,16 @@ def test_responses_request_body_with_settings_and_code_interpreter(wire_server):
     assert body["include"] == ["code_interpreter_call.outputs"]
 
 
+def test_structured_output_asks_each_api_for_the_code_schema(wire_server):
+    proposer(wire_server, structured_output=True).propose(REQUEST)
+    text = wire_server.requests[0].body["text"]
+    assert text["verbosity"] == "low" and text["format"]["type"] == "json_schema"
+    assert text["format"]["schema"]["required"] == ["code"] and text["format"]["strict"] is True
+    proposer(wire_server, "openai-chat", structured_output=True).propose(REQUEST)
+    chat = wire_server.requests[1].body["response_format"]
+    assert chat["type"] == "json_schema" and chat["json_schema"]["schema"] == text["format"]["schema"]
+
+
 def test_responses_request_omits_reasoning_and_verbosity_for_a_non_reasoning_model(wire_server):
     proposer(wire_server, model="gpt-4.1").propose(REQUEST)
     body = wire_server.requests[0].body
@@ -304,7 +314,9 @@ def test_identity_is_json_and_follows_the_request_parameters(wire_server):
         "model": "gpt-5",
         "params": {"max_output_tokens": 2048, "tool_choice": "auto", "reasoning": {"effort": "high"},
                    "text": {"verbosity": "low"}},
+        "tools": [],  # every row records whether the model could run code
     }
+    assert proposer(wire_server, code_interpreter=True).identity()["tools"] == ["code_interpreter"]
     assert proposer(wire_server, reasoning_effort="low").identity() != a
     assert proposer(wire_server, call_timeout_s=5.0).identity() == a  # the timeout does not shape the answer
     default = make_proposer(ProposerConfig(kind="openai-chat")).identity()

@@ -159,7 +159,10 @@ def _parse_mapping(option: str, values: list[str]) -> dict[str, Any]:
         key, sep, item = value.partition("=")
         if not sep or not key.strip():
             raise UsageError(f"{option} takes KEY=VALUE or a JSON object, e.g. {option} fn_o=./cdc.csv, got {value!r}")
-        mapping[key.strip()] = item.strip()
+        try:
+            mapping[key.strip()] = json.loads(item)  # numbers, booleans, null and JSON values as such
+        except ValueError:
+            mapping[key.strip()] = item.strip()
     return mapping
 
 

@@ -25,7 +25,8 @@ class Event:
 
     kind: "cell" (a cell's dataset and prompt are ready), "attempt" (an attempt has its row), "retry" (a
     call failed transiently and will be retried), "trial" (a trial finished; `data["result"]` is its
-    TrialResult), "failed" (a trial could not finish), "interrupted".
+    TrialResult), "failed" (a trial could not finish), "batch" (a Batch API job was submitted or changed
+    state), "interrupted".
     """
 
     kind: str

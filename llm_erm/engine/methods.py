@@ -145,6 +145,7 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
         latency_s=sum(a["answer"]["latency_s"] for a in answered), response_model=next(
             (a["answer"]["model"] for a in answered), None),
         truncated=any(a["answer"]["finish_reason"] == "length" for a in answered),
+        finish_reason=",".join(sorted({str(a["answer"]["finish_reason"]) for a in answered})) or None,
         method_extra=json.dumps(extra, default=str), **usage,
     )
     if failed:

@@ -15,6 +15,7 @@ those calls again.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import importlib.metadata as md
@@ -162,6 +163,9 @@ class GridRun:
     def write_manifest(self) -> None:
         previous = ledger.read_manifest(self.run_dir)
         versions = {name: md.version(name) for name in ("prefect", "openai", "pyarrow", "numpy")}
+        for name in ("anthropic", "google-genai", "xllamacpp", "scikit-learn", "xgboost", "torch", "transformers"):
+            with contextlib.suppress(md.PackageNotFoundError):
+                versions[name] = md.version(name)
         ledger.write_json(self.run_dir / ledger.MANIFEST_FILE, {
             "run_id": self.run_id,
             # what the user set; every default is in GridConfig, and what each proposer really sends is below
@@ -195,12 +199,38 @@ class GridRun:
             prompt = self.hooks.step("build prompt", f"prompt {label}",
                                      lambda: build_prompt(dataset, variant=self.config.prompt_variant,
                                                           template=self.template))
+            self.check_prompt(label, prompt)
         self.hooks.event(Event("cell", label))
         return Cell(spec, dataset, prompt)
+
+    def check_prompt(self, label: str, prompt: str) -> None:
+        """Refuse a prompt a proposer's server cannot take (too long for its context), before any call."""
+        for proposer in self.proposers.values():
+            check = getattr(proposer, "check_prompt", None)
+            if check is not None:
+                try:
+                    check(prompt)
+                except UsageError as exc:
+                    raise UsageError(f"{label}: {exc}") from None
 
     def run(self, todo: Sequence[Work]) -> GridResult:
         """Every trial in `todo`: datasets are prepared on a small pool and each one's trials start on the
         trial pool as soon as it is ready, in grid order; `concurrency` bounds the trials in flight."""
+        if self.config.proposer.batch:  # OpenAI's Batch API: erm's attempts in waves (llm_erm/engine/batch.py)
+            from llm_erm.engine.batch import run_batched
+
+            result = run_batched(self, [w for w in todo if w.method.method == ERM])
+            others = [w for w in todo if w.method.method != ERM]
+            if others and not result.interrupted:
+                rest = self._run(others)
+                result.trials += rest.trials
+                result.errors += rest.errors
+                result.interrupted = rest.interrupted
+            result.pending_before = len(todo)
+            return result
+        return self._run(todo)
+
+    def _run(self, todo: Sequence[Work]) -> GridResult:
         result = GridResult(self.run_id, self.run_dir, pending_before=len(todo))
         specs = list(dict.fromkeys(w.spec for w in todo))
         needs_prompt = {w.spec for w in todo if w.method.method == ERM}
@@ -366,6 +396,7 @@ class GridRun:
             "model": provider.get("model", work.method.method),
             "base_url": provider.get("base_url"),
             "request_params": request_params_json(provider),
+            "tools": ",".join(provider.get("tools") or []) or None,
             "prompt_variant": self.config.prompt_variant if work.method.method == ERM else None,
             "prompt": cell.prompt if work.method.method == ERM else None,
             "prompt_sha256": cell.prompt_sha256 if work.method.method == ERM else None,

@@ -67,7 +67,17 @@ class Proposal:
 
 
 class Proposer(Protocol):
-    """What the engine calls. Implementations register by name in `llm_erm.proposers.registry`."""
+    """What the engine calls. Implementations register by name in `llm_erm.proposers.registry`.
+
+    Optional, where a proposer can (the engine checks with getattr):
+    - check_prompt(prompt: str) -> None: raise UsageError when this prompt cannot be served (prompt plus
+      output cap over the server's context), before any call of the grid is made;
+    - cost_basis() -> pricing.CostBasis: the model, price (at the batch/flex rate the run pays) and output
+      cap a cost estimate before the run should use;
+    - batch_endpoint, batch_body(request), batch_client(), proposal_from_body(body, latency_s, extra): the
+      Batch API (llm_erm.engine.batch).
+    identity() carries "tools": the tools the model may use ([] when none), recorded in every row.
+    """
 
     kind: str
 

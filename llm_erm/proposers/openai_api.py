@@ -8,12 +8,14 @@ exactly one HTTP request. Every failure leaves as TransientProposerError (worth 
 
 from __future__ import annotations
 
-import email.utils
+import dataclasses
+import json
 import os
 import socket
 import threading
 import time
-from datetime import UTC, datetime
+import urllib.error
+import urllib.request
 from typing import Any
 from urllib.parse import urlparse
 
@@ -24,11 +26,13 @@ from llm_erm.proposers.base import (
     PermanentProposerError,
     Proposal,
     ProposeRequest,
+    ProposerError,
     TransientProposerError,
     Usage,
 )
 from llm_erm.proposers.config import ProposerConfig
-from llm_erm.proposers.pricing import cost_usd, price_of
+from llm_erm.proposers.http_errors import retry_after_seconds, status_error  # noqa: F401 - re-exported
+from llm_erm.proposers.pricing import CostBasis, cost_basis, cost_usd, price_of
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # Structured output: the answer must be the JSON object the paper's prompt asks for.
@@ -113,6 +117,7 @@ class _OpenAIProposer:
         self.cfg = cfg
         self._client: openai.OpenAI | None = None
         self._lock = threading.Lock()
+        self._n_ctx: int | None = -1  # the server's context size: -1 not asked yet, None not known
 
     # -- the Proposer protocol ------------------------------------------------------------
     def preflight(self) -> None:
@@ -126,14 +131,29 @@ class _OpenAIProposer:
             "base_url": (self.cfg.base_url or OPENAI_BASE_URL).rstrip("/"),
             "model": self.cfg.model,
             "params": self.request_params(),
+            "tools": self.tools(),
         }
+
+    def tools(self) -> list[str]:
+        """The tools the model may use (recorded in every row): none unless the code interpreter is on."""
+        return []
+
+    def output_cap(self) -> int:
+        return self.cfg.output_tokens(is_openai_hosted(self.cfg.base_url))
+
+    def cost_basis(self) -> CostBasis:
+        """How the dry run prices a call: list price, or half of it in batch mode and on the flex tier."""
+        tier = "batch" if self.cfg.batch else self.cfg.service_tier
+        return cost_basis(self.cfg.model, self.output_cap(), tier)
 
     def propose(self, request: ProposeRequest) -> Proposal:
         client = self._get_client()
         url = f"{client.base_url}{self._endpoint}"
+        body = self.request_body(request)
+        extra = body.pop("extra_body", None)
         started = time.monotonic()
         try:
-            response = self._call(client, request)
+            response = self._create(client)(**body, **({"extra_body": extra} if extra else {}))
         except openai.OpenAIError as exc:
             raise _classify(exc, url, self.cfg) from exc
         except ValueError as exc:  # the body was not valid JSON
@@ -146,18 +166,57 @@ class _OpenAIProposer:
                 f"malformed response from {url}: {exc.__class__.__name__}: {exc}"
             ) from exc
 
+    # -- the Batch API (llm_erm.engine.batch) -----------------------------------------------
+    @property
+    def batch_endpoint(self) -> str:
+        """The endpoint a batch's requests go to, as the Batch API names it."""
+        return f"/v1/{self._endpoint}"
+
+    def batch_body(self, request: ProposeRequest) -> dict[str, Any]:
+        """The JSON body of one batch line: exactly what propose() would send (extra_body merged in)."""
+        body = self.request_body(request)
+        return {**body.pop("extra_body", {}), **body}
+
+    def batch_client(self) -> openai.OpenAI:
+        return self._get_client()
+
+    def proposal_from_body(self, body: dict[str, Any], latency_s: float, extra: dict[str, Any]) -> Proposal:
+        """The Proposal of a batch line's response body, priced at the batch rate."""
+        # Built as the SDK builds a response it receives: leniently (construct), not validated strictly, so a
+        # field the server leaves out does not fail an answer that was paid for.
+        proposal = self._parse(self._response_type.construct(**body), latency_s, tier="batch")
+        return dataclasses.replace(proposal, extra={**proposal.extra, **extra})
+
     # -- shared machinery -----------------------------------------------------------------
     _endpoint = ""
+    _response_type: Any = None
 
     def request_params(self) -> dict[str, Any]:
         """The request fields that shape the answer, besides model and prompt."""
         raise NotImplementedError
 
-    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
+    def request_body(self, request: ProposeRequest) -> dict[str, Any]:
+        """Everything propose() sends, as keyword arguments of the SDK call (extra_body: fields the SDK
+        does not know, merged into the JSON body)."""
         raise NotImplementedError
 
-    def _parse(self, response: Any, latency_s: float) -> Proposal:
+    def _create(self, client: openai.OpenAI) -> Any:
         raise NotImplementedError
+
+    def _parse(self, response: Any, latency_s: float, tier: str | None = None) -> Proposal:
+        raise NotImplementedError
+
+    def _common_body(self) -> dict[str, Any]:
+        # The service tier changes the price and the wait, not the answer: it is sent but not part of
+        # identity(), so a flex run and a default-tier run of one grid share their answers.
+        return {} if self.cfg.service_tier is None else {"service_tier": self.cfg.service_tier}
+
+    def _served_tier(self, response: Any, tier: str | None) -> tuple[str | None, dict[str, Any]]:
+        """The tier to price by (batch, else what the server says it served, else what was asked) and the
+        extra fields to keep."""
+        reported = getattr(response, "service_tier", None)
+        extra = {"service_tier": reported} if reported else {}
+        return tier or reported or self.cfg.service_tier, extra
 
     def _get_client(self) -> openai.OpenAI:
         with self._lock:
@@ -176,11 +235,11 @@ class _OpenAIProposer:
                 )
             return self._client
 
-    def _cost(self, reported_model: str, usage: Usage) -> float | None:
+    def _cost(self, reported_model: str, usage: Usage, tier: str | None = None) -> float | None:
         # The snapshot name the server reports (gpt-5-2025-08-07) prices like its base; a server
         # that renames the model falls back to the requested name.
         model = reported_model if price_of(reported_model) is not None else self.cfg.model
-        return cost_usd(model, usage)
+        return cost_usd(model, usage, tier)
 
 
 class ResponsesProposer(_OpenAIProposer):
@@ -188,11 +247,11 @@ class ResponsesProposer(_OpenAIProposer):
 
     kind = "openai-responses"
     _endpoint = "responses"
+    _response_type = openai.types.responses.Response
 
     def request_params(self) -> dict[str, Any]:
         cfg = self.cfg
-        params: dict[str, Any] = {"max_output_tokens": cfg.output_tokens(is_openai_hosted(cfg.base_url)),
-                                  "tool_choice": cfg.tool_choice}
+        params: dict[str, Any] = {"max_output_tokens": self.output_cap(), "tool_choice": cfg.tool_choice}
         for name in ("temperature", "top_p"):
             if getattr(cfg, name) is not None:
                 params[name] = getattr(cfg, name)
@@ -200,20 +259,29 @@ class ResponsesProposer(_OpenAIProposer):
             params["reasoning"] = {"effort": cfg.reasoning_effort}
         if cfg.verbosity is not None and supports_verbosity(cfg.model):
             params["text"] = {"verbosity": cfg.verbosity}
+        if cfg.structured_output:  # the Responses API's form of CODE_SCHEMA
+            params["text"] = {**params.get("text", {}), "format": {"type": "json_schema",
+                                                                  **CODE_SCHEMA["json_schema"]}}
         if cfg.code_interpreter:
             params["tools"] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
             # Without this the tool's logs are not returned and their size cannot be recorded.
             params["include"] = ["code_interpreter_call.outputs"]
+        if cfg.extra_body:
+            params["extra_body"] = dict(cfg.extra_body)
         return params
 
-    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
-        return client.responses.create(
-            model=self.cfg.model,
-            input=[{"role": "user", "content": request.prompt}],
-            **self.request_params(),
-        )
+    def tools(self) -> list[str]:
+        return ["code_interpreter"] if self.cfg.code_interpreter else []
 
-    def _parse(self, response: Any, latency_s: float) -> Proposal:
+    def request_body(self, request: ProposeRequest) -> dict[str, Any]:
+        return {"model": self.cfg.model, "input": [{"role": "user", "content": request.prompt}],
+                **self.request_params(), **self._common_body()}
+
+    def _create(self, client: openai.OpenAI) -> Any:
+        return client.responses.create
+
+    def _parse(self, response: Any, latency_s: float, tier: str | None = None) -> Proposal:
+        tier, extra = self._served_tier(response, tier)
         usage = _responses_usage(getattr(response, "usage", None))
         tool_calls = [item for item in response.output if getattr(item, "type", None) == "code_interpreter_call"]
         tool_chars = sum(
@@ -230,12 +298,13 @@ class ResponsesProposer(_OpenAIProposer):
             usage=usage,
             latency_s=latency_s,
             model=model,
-            cost_usd=self._cost(model, usage),
+            cost_usd=self._cost(model, usage, tier),
             tool_uses=len(tool_calls),
             tool_results_chars=tool_chars,
             finish_reason=incomplete or status,
             truncated=incomplete in ("max_output_tokens", "max_tokens"),
             response_id=response.id,
+            extra=extra,
         )
 
 
@@ -244,6 +313,7 @@ class ChatProposer(_OpenAIProposer):
 
     kind = "openai-chat"
     _endpoint = "chat/completions"
+    _response_type = openai.types.chat.ChatCompletion
 
     def preflight(self) -> None:
         if self.cfg.code_interpreter:
@@ -257,9 +327,9 @@ class ChatProposer(_OpenAIProposer):
             return "max_completion_tokens"
         return "max_tokens"
 
-    def request_params(self) -> dict[str, Any]:
+    def _chat_params(self) -> dict[str, Any]:
         cfg = self.cfg
-        params: dict[str, Any] = {self.max_tokens_param(): cfg.output_tokens(is_openai_hosted(cfg.base_url))}
+        params: dict[str, Any] = {self.max_tokens_param(): self.output_cap()}
         if cfg.reasoning_effort is not None and is_reasoning_model(cfg.model):
             params["reasoning_effort"] = cfg.reasoning_effort
         for name in ("temperature", "top_p"):
@@ -269,16 +339,22 @@ class ChatProposer(_OpenAIProposer):
             params["response_format"] = CODE_SCHEMA
         return params
 
-    def _call(self, client: openai.OpenAI, request: ProposeRequest) -> Any:
+    def request_body(self, request: ProposeRequest) -> dict[str, Any]:
         seed = {"seed": request.seed} if self.cfg.send_seed and request.seed is not None else {}
-        return client.chat.completions.create(
-            model=self.cfg.model,
-            messages=[{"role": "user", "content": request.prompt}],
-            **self.request_params(),
-            **seed,
-        )
+        return {"model": self.cfg.model, "messages": [{"role": "user", "content": request.prompt}],
+                **self.request_params(), **seed, **self._common_body()}
 
-    def _parse(self, response: Any, latency_s: float) -> Proposal:
+    def request_params(self) -> dict[str, Any]:
+        params = self._chat_params()
+        if self.cfg.extra_body:
+            params["extra_body"] = dict(self.cfg.extra_body)  # it shapes the answer: part of the identity
+        return params
+
+    def _create(self, client: openai.OpenAI) -> Any:
+        return client.chat.completions.create
+
+    def _parse(self, response: Any, latency_s: float, tier: str | None = None) -> Proposal:
+        tier, extra = self._served_tier(response, tier)
         choice = response.choices[0]
         usage = _chat_usage(getattr(response, "usage", None))
         model = response.model or self.cfg.model
@@ -287,11 +363,85 @@ class ChatProposer(_OpenAIProposer):
             usage=usage,
             latency_s=latency_s,
             model=model,
-            cost_usd=self._cost(model, usage),
+            cost_usd=self._cost(model, usage, tier),
             finish_reason=choice.finish_reason,
             truncated=choice.finish_reason == "length",
             response_id=response.id,
+            extra=extra,
         )
+
+    # -- context overflow, refused before the grid starts --------------------------------------
+    def _server_root(self) -> str:
+        return (self.cfg.base_url or "").rstrip("/").removesuffix("/v1")
+
+    def check_prompt(self, prompt: str) -> None:
+        """UsageError when this prompt plus the output cap cannot fit the server's context.
+
+        Only where the server says how large its context is and tokenizes for us (llama.cpp: GET /props,
+        POST /apply-template and /tokenize, which count exactly what a request costs); elsewhere nothing is
+        checked and an overflow is the call's permanent error, which names the same fixes."""
+        n_ctx = self.server_context()
+        tokens = self.prompt_tokens(prompt) if n_ctx is not None else None
+        if n_ctx is None or tokens is None:
+            return
+        cap = self.output_cap()
+        if tokens + cap <= n_ctx:
+            return
+        room = n_ctx - tokens
+        lower = f"lower --max-output-tokens to {room} or less, " if room >= 64 else ""
+        needed = 1 << (tokens + cap - 1).bit_length()
+        raise UsageError(
+            f"a prompt of {tokens:,} tokens plus the output cap of {cap:,} exceed the {n_ctx:,}-token context of "
+            f"the server at {self.cfg.base_url}: {lower}shorten the prompt (--train-size), or restart the server "
+            f"with a context of {needed:,} (llama.cpp: --ctx-size {needed}; llm-erm local-model serve "
+            f"--ctx-size {needed})"
+        )
+
+    def prompt_tokens(self, prompt: str) -> int | None:
+        """The prompt tokens a request with this prompt costs, counted by the server; None when it does not
+        count for us (only llama.cpp does: its chat template applied, then its tokenizer)."""
+        if is_openai_hosted(self.cfg.base_url) or self.server_context() is None:
+            return None
+        return _llama_cpp_prompt_tokens(self._server_root(), prompt)
+
+    def server_context(self) -> int | None:
+        """The context of one request on the server (llama.cpp: per slot), asked once; None: not said."""
+        if is_openai_hosted(self.cfg.base_url):
+            return None
+        root = self._server_root()
+        with self._lock:
+            if self._n_ctx == -1:
+                props = _get_json(f"{root}/props")
+                settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+                n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+                self._n_ctx = n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+            return self._n_ctx
+
+
+# -- a local server's context and tokenizer (llama.cpp) -------------------------------------------
+PROBE_TIMEOUT_S = 10.0
+
+
+def _get_json(url: str, body: dict[str, Any] | None = None) -> Any:
+    """GET (or POST `body` to) a URL and parse its JSON; None when it fails in any way (then nothing is
+    known: the check is skipped, never a false refusal)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S) as response:
+            return json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
+
+
+def _llama_cpp_prompt_tokens(root: str, prompt: str) -> int | None:
+    """Tokens a chat request with this prompt costs on a llama.cpp server: the prompt in the model's chat
+    template, tokenized by the server (equal to the usage it reports)."""
+    templated = _get_json(f"{root}/apply-template", {"messages": [{"role": "user", "content": prompt}]})
+    text = templated.get("prompt") if isinstance(templated, dict) else None
+    tokens = _get_json(f"{root}/tokenize", {"content": text if isinstance(text, str) else prompt})
+    found = tokens.get("tokens") if isinstance(tokens, dict) else None
+    return len(found) if isinstance(found, list) else None
 
 
 # -- usage --------------------------------------------------------------------------------------
@@ -323,44 +473,6 @@ def _chat_usage(usage: Any) -> Usage:
 
 
 # -- errors -------------------------------------------------------------------------------------
-_REASONS = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 408: "Request Timeout",
-    409: "Conflict", 422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-}
-
-
-def retry_after_seconds(headers: Any, now: datetime | None = None) -> float | None:
-    """Retry-After (seconds or an HTTP date) or retry-after-ms, as seconds; None when absent or unreadable."""
-    if headers is None:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
-
-
-def _seconds(value: float) -> str:
-    """2.0 -> '2', 0.25 -> '0.2', 86400.0 -> '86400' (no exponent notation)."""
-    return f"{value:.1f}".removesuffix(".0")
-
-
 def _server_message(exc: openai.APIStatusError) -> str:
     body = exc.body
     if isinstance(body, dict) and body.get("message"):
@@ -368,7 +480,18 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return exc.response.text[:200].strip() if exc.response is not None else ""
 
 
-def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Exception:
+def classify_error(exc: openai.OpenAIError, url: str, cfg: ProposerConfig, what: str | None = None) -> ProposerError:
+    """An openai client error as TransientProposerError (worth retrying) or PermanentProposerError, its
+    message naming the cause (and, given `what`, the step that failed: "could not create the batch: ...")."""
+    error = _classify(exc, url, cfg)
+    if what is None:
+        return error
+    if isinstance(error, TransientProposerError):
+        return TransientProposerError(f"could not {what}: {error}", retry_after_s=error.retry_after_s)
+    return PermanentProposerError(f"could not {what}: {error}")
+
+
+def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> ProposerError:
     if isinstance(exc, openai.APITimeoutError):
         return TransientProposerError(f"timed out after {cfg.call_timeout_s:g} s waiting for {url}")
     if isinstance(exc, openai.APIConnectionError):
@@ -380,17 +503,6 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Excepti
     if not isinstance(exc, openai.APIStatusError):
         return PermanentProposerError(f"openai client error for {url}: {exc.__class__.__name__}: {exc}")
 
-    status = exc.status_code
-    head = f"{status} {_REASONS.get(status, 'HTTP error')} from {url}"
-    message = _server_message(exc)
-    said = f" (server said: {message})" if message else ""
-    if status == 429:
-        wait = retry_after_seconds(exc.response.headers)
-        when = f", retry after {_seconds(wait)} s" if wait is not None else ", no Retry-After given"
-        return TransientProposerError(f"rate limited (429) by {url}{when}{said}", retry_after_s=wait)
-    if status in (408, 409) or status >= 500:
-        wait = retry_after_seconds(exc.response.headers)
-        return TransientProposerError(f"{head}: server-side failure, worth retrying{said}", retry_after_s=wait)
     hints = {
         401: f"check {cfg.api_key_env}",
         403: f"the key in {cfg.api_key_env} has no access to model {cfg.model!r} or this endpoint",
@@ -398,13 +510,9 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Excepti
         400: "the server refused the request parameters",
         422: "the server refused the request parameters",
     }
-    hint = hints.get(status, "a client error that retrying cannot fix")
-    if status == 400 and "context" in message.lower():
-        hint = ("the prompt plus the output cap exceed the server's context window: lower --max-output-tokens, "
-                "shorten the prompt (--train-size) or give the server a larger context")
-    return PermanentProposerError(f"{head}: {hint}{said}")
+    headers = exc.response.headers if exc.response is not None else None
+    return status_error(exc.status_code, url, _server_message(exc), headers, hints)
 
 
-# For the other OpenAI-compatible callers (the icl method): the same error mapping and usage reading.
-classify_error = _classify
+# For the other OpenAI-compatible callers (the icl method): the same usage reading.
 chat_usage = _chat_usage

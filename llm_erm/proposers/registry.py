@@ -23,6 +23,8 @@ ENTRY_POINT_GROUP = "llm_erm.proposers"
 BUILTIN = {
     "openai-responses": "llm_erm.proposers.openai_api:ResponsesProposer",
     "openai-chat": "llm_erm.proposers.openai_api:ChatProposer",
+    "anthropic": "llm_erm.proposers.anthropic_api:AnthropicProposer",
+    "gemini": "llm_erm.proposers.gemini_api:GeminiProposer",
     "enumerate": "llm_erm.proposers.enumerate:from_config",
     "replay": "llm_erm.proposers.replay:from_config",
 }

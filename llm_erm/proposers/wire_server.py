@@ -1,11 +1,15 @@
 """A small OpenAI-compatible HTTP server on 127.0.0.1, for tests, benchmarks and offline replay.
 
 It speaks POST /v1/responses, POST /v1/chat/completions and GET /v1/models in the real wire format
-(ids, object types, message/output_text items, usage blocks with their details fields), so the
-official `openai` client, or any other client, talks to it as to the real API. What it says comes
-from a pluggable `answer(endpoint, body)` callback; faults can be injected for the next requests
-(latency, 429 with or without Retry-After, 5xx, a hang, a truncated or malformed body, a dropped
-connection) or at a seeded random rate. Every request is counted and its body recorded.
+(ids, object types, message/output_text items, usage blocks with their details fields), and the Files
+and Batches endpoints of the Batch API (llm_erm.proposers.wire_batches), so the official `openai`
+client, or any other client, talks to it as to the real API. What it says comes from a pluggable
+`answer(endpoint, body)` callback; faults can be injected for the next requests (latency, 429 with or
+without Retry-After, 5xx, a hang, a truncated or malformed body, a dropped connection) or at a seeded
+random rate. Every request is counted and its body recorded.
+
+Other providers' APIs (Anthropic's Messages, Gemini's generateContent) subclass WireServer with a
+handler of their own (`handler_class`): recording, faults, keys and the HTTP plumbing are shared.
 
     with WireServer(lambda endpoint, body: '{"code": "def f(x): return 0"}') as server:
         client = openai.OpenAI(base_url=server.url, api_key="test", max_retries=0)
@@ -41,7 +45,8 @@ class Reply:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     model: str | None = None  # None: echo the requested model
-    code_interpreter_calls: tuple[tuple[str, str], ...] = ()  # (code, logs) pairs, Responses API only
+    code_interpreter_calls: tuple[tuple[str, str], ...] = ()  # (code, logs) pairs: tool calls and their output
+    truncated: bool = False  # the answer hit the output cap (each API says so its own way)
 
 
 class WireError(Exception):
@@ -114,12 +119,19 @@ AnswerFn = Callable[[str, dict[str, Any]], "str | Reply"]
 
 
 def prompt_of(body: dict[str, Any]) -> str:
-    """The user text of a Responses or Chat request body (user messages joined by blank lines), or a legacy
-    Completions body's prompt."""
+    """The user text of a Responses, Chat, Anthropic Messages or Gemini request body (user messages joined
+    by blank lines)."""
     if isinstance(body.get("input"), str):
         return body["input"]
-    if isinstance(body.get("prompt"), str):
+    if isinstance(body.get("prompt"), str):  # the legacy Completions endpoint
         return body["prompt"]
+    if "contents" in body:  # Gemini: contents[].parts[].text
+        contents = body["contents"]
+        if isinstance(contents, str):
+            return contents
+        return "\n\n".join(part["text"] for content in contents or [] if isinstance(content, dict)
+                            and content.get("role", "user") == "user" for part in content.get("parts") or []
+                            if isinstance(part, dict) and isinstance(part.get("text"), str))
     messages = body.get("input") if "input" in body else body.get("messages")
     texts = []
     for message in messages or []:
@@ -163,9 +175,16 @@ class WireServer:
         self._records: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
+        self._httpd = _HTTPServer(("127.0.0.1", port), self.handler_class())
         self._httpd.wire = self
         self._thread: threading.Thread | None = None
+        from llm_erm.proposers.wire_batches import BatchStore
+
+        self.batches = BatchStore(self)  # the Files and Batches endpoints' state
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """The request handler: which API this server speaks."""
+        return _Handler
 
     @property
     def port(self) -> int:
@@ -256,8 +275,11 @@ class _HTTPServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
+class WireHandler(BaseHTTPRequestHandler):
+    """What every API's handler shares: recording, faults, keys, JSON in and out. A subclass implements
+    `handle_get` and `handle_post`, and says how its API words an error and checks a key."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK clients expect
     disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms stall
     server_version = "llm-erm-wire/1"
 
@@ -273,11 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.wire._record(RecordedRequest("GET", self.path, None, self._headers()))
         if self._apply_fault(fault) or not self._authorised():
             return
-        if self.path.rstrip("/") == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-erm"} for m in self.wire.models]
-            self._send_json(200, {"object": "list", "data": data})
-        else:
-            self._send_error(404, f"no route GET {self.path}", "not_found")
+        self.handle_get(self.path.split("?", 1)[0].rstrip("/"))
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -288,28 +306,24 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self.wire._record(RecordedRequest("POST", self.path, body, self._headers()))
         if self._apply_fault(fault) or not self._authorised():
             return
-        endpoint = self.path.split("?", 1)[0].removeprefix("/v1/").rstrip("/")
-        if endpoint not in ENDPOINTS:
-            self._send_error(404, f"no route POST {self.path}: this server speaks /v1/responses, "
-                             "/v1/chat/completions and /v1/completions", "not_found")
-            return
-        if not isinstance(body, dict):
-            self._send_error(400, "the request body is not a JSON object", "invalid_json")
-            return
-        if body.get("stream"):
-            self._send_error(400, "streaming is not supported by this server: send stream=false", "unsupported")
-            return
-        self.wire._sleep(self.wire.latency_s)
-        try:
-            reply = self.wire.answer(endpoint, body)
-        except WireError as exc:
-            self._send_error(exc.status, exc.message, exc.code)
-            return
-        if isinstance(reply, str):
-            reply = Reply(reply)
-        build = {"responses": _responses_object, "chat/completions": _chat_object,
-                 "completions": _completions_object}[endpoint]
-        self._send_json(200, build(body, reply))
+        self.handle_post(self.path.split("?", 1)[0].rstrip("/"), body, raw)
+
+    # -- what a dialect implements -----------------------------------------------------------
+    def handle_get(self, path: str) -> None:
+        self._send_error(404, f"no route GET {self.path}", "not_found")
+
+    def handle_post(self, path: str, body: Any, raw: bytes) -> None:
+        self._send_error(404, f"no route POST {self.path}", "not_found")
+
+    def error_payload(self, status: int, message: str, code: str | None) -> dict[str, Any]:
+        kind = "invalid_request_error" if status < 500 and status != 429 else (
+            "rate_limit_error" if status == 429 else "server_error")
+        return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+    def key_given(self) -> str | None:
+        """The API key the request carries."""
+        value = self.headers.get("Authorization") or ""
+        return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
 
     # -- pieces ---------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
@@ -317,10 +331,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorised(self) -> bool:
         key = self.wire.api_key
-        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+        if key is None or self.key_given() == key:
             return True
         self._send_error(401, "Incorrect API key provided.", "invalid_api_key")
         return False
+
+    def _answer(self, endpoint: str, body: dict[str, Any]) -> Reply | None:
+        """The scripted answer (after the server's latency); None when an error was sent instead."""
+        self.wire._sleep(self.wire.latency_s)
+        try:
+            reply = self.wire.answer(endpoint, body)
+        except WireError as exc:
+            self._send_error(exc.status, exc.message, exc.code)
+            return None
+        return Reply(reply) if isinstance(reply, str) else reply
 
     def _apply_fault(self, fault: Fault | None) -> bool:
         """Act out the fault; True when the request is finished with."""
@@ -350,18 +374,16 @@ class _Handler(BaseHTTPRequestHandler):
         return True
 
     def _send_error(self, status: int, message: str, code: str | None, headers: dict[str, str] | None = None):
-        kind = "invalid_request_error" if status < 500 and status != 429 else (
-            "rate_limit_error" if status == 429 else "server_error")
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-        self._send_bytes(status, json.dumps(body).encode(), headers or {})
+        self._send_bytes(status, json.dumps(self.error_payload(status, message, code)).encode(), headers or {})
 
     def _send_json(self, status: int, payload: dict[str, Any]) -> None:
         self._send_bytes(status, json.dumps(payload).encode(), {})
 
-    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str]) -> None:
+    def _send_bytes(self, status: int, payload: bytes, headers: dict[str, str],
+                    content_type: str = "application/json") -> None:
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -371,6 +393,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client gave up (its timeout); nothing to tell it
 
 
+class _Handler(WireHandler):
+    """OpenAI's API: Responses, Chat Completions, models, and the Batch API's Files and Batches."""
+
+    def handle_get(self, path: str) -> None:
+        if path == "/v1/models":
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-erm"} for m in self.wire.models]
+            self._send_json(200, {"object": "list", "data": data})
+        elif path.startswith(("/v1/files", "/v1/batches")):
+            self.wire.batches.handle(self, "GET", path, None, b"")
+        else:
+            self._send_error(404, f"no route GET {self.path}", "not_found")
+
+    def handle_post(self, path: str, body: Any, raw: bytes) -> None:
+        if path.startswith(("/v1/files", "/v1/batches")):
+            self.wire.batches.handle(self, "POST", path, body, raw)
+            return
+        endpoint = path.removeprefix("/v1/")
+        if endpoint not in ENDPOINTS:
+            self._send_error(404, f"no route POST {self.path}: this server speaks /v1/responses, "
+                             "/v1/chat/completions and /v1/completions", "not_found")
+            return
+        if not isinstance(body, dict):
+            self._send_error(400, "the request body is not a JSON object", "invalid_json")
+            return
+        if body.get("stream"):
+            self._send_error(400, "streaming is not supported by this server: send stream=false", "unsupported")
+            return
+        reply = self._answer(endpoint, body)
+        if reply is not None:
+            self._send_json(200, openai_object(endpoint, body, reply))
+
+
 # -- wire objects -------------------------------------------------------------------------------
 def _tokens(reply: Reply, prompt: str) -> tuple[int, int]:
     prompt_tokens = reply.prompt_tokens if reply.prompt_tokens is not None else max(1, len(prompt) // 4)
@@ -378,6 +432,12 @@ def _tokens(reply: Reply, prompt: str) -> tuple[int, int]:
     if completion is None:
         completion = max(1, len(reply.text) // 4) + reply.reasoning_tokens
     return prompt_tokens, completion
+
+
+def openai_object(endpoint: str, body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """The success body of an OpenAI endpoint ("responses", "chat/completions", "completions") for this reply."""
+    return {"responses": _responses_object, "chat/completions": _chat_object,
+            "completions": _completions_object}[endpoint](body, reply)
 
 
 def _responses_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
@@ -398,9 +458,10 @@ def _responses_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "id": f"resp_{uuid.uuid4().hex}",
         "object": "response",
         "created_at": int(time.time()),
-        "status": "completed",
+        "status": "incomplete" if reply.truncated else "completed",
         "error": None,
-        "incomplete_details": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if reply.truncated else None,
+        "service_tier": body.get("service_tier") if body.get("service_tier") not in (None, "auto") else "default",
         "instructions": None,
         "model": reply.model or body.get("model", ""),
         "output": output,
@@ -432,7 +493,7 @@ def _chat_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": reply.text, "refusal": None},
-            "finish_reason": "stop",
+            "finish_reason": "length" if reply.truncated else "stop",
             "logprobs": None,
         }],
         "usage": {
@@ -443,6 +504,7 @@ def _chat_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
         },
         "system_fingerprint": None,
+        "service_tier": body.get("service_tier") if body.get("service_tier") not in (None, "auto") else "default",
     }
 
 

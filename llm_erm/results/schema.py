@@ -40,6 +40,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("model", pa.string()),  # requested model
         ("base_url", pa.string()),
         ("request_params", pa.string()),  # JSON of the request parameters that shape the answer
+        ("tools", pa.string()),  # the model's tools enabled for the call (code_interpreter ...); null: none
         ("seed", pa.int64()),  # the attempt's own sampling seed (sent where the endpoint takes one)
         ("prompt_variant", pa.string()),
         ("prompt", pa.string()),

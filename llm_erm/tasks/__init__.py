@@ -87,6 +87,8 @@ class PrefectHooks(Hooks):
         logger = _logger()
         if event.kind == "attempt":
             logger.info("%s: %s", event.label, event.message)
+        elif event.kind == "batch":
+            logger.info("%s", event.message)
         elif event.kind == "retry":
             logger.warning("%s: %s", event.label, event.message)
         elif event.kind == "failed":
