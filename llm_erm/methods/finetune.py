@@ -29,6 +29,7 @@ SCHEMA: dict[str, Setting] = {
     **TRAINING,
 }
 FINETUNE_DEFAULTS = {"lr": 1e-5, "eta_min": 1e-6, "checkpointing": True}
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model")
 BLOCK_ATTRS = ("layers", "h", "blocks", "block")  # where decoders keep their blocks (Llama/Qwen, GPT-2/BLOOM, ...)
 
 
@@ -50,6 +51,11 @@ def finalize(settings: dict[str, Any]) -> dict[str, Any]:
         raise UsageError(
             f"finetune: model_path {path!r} {why}; it must be a local model directory (config.json, weights, "
             "tokenizer files); hub ids are not fetched"
+        )
+    if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+        raise UsageError(
+            f"finetune: model_path {path!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); "
+            "save the tokenizer beside the model (tokenizer.save_pretrained(DIR))"
         )
     out["model_path"] = str(directory.resolve())
     # A small local model is fine on the CPU; only a big one is refused there under device auto.
@@ -91,6 +97,8 @@ def load(settings: dict[str, Any], device: Any) -> tuple[Any, Any, int]:
             raise UsageError(f"finetune: the tokenizer in {path!r} has neither a pad nor an eos token to pad with")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
+    if not len(tokenizer(" ".join("01"))["input_ids"]):
+        raise UsageError(f"finetune: the tokenizer in {path!r} turns '0 1' into no tokens; is it the model's tokenizer?")
     for p in backbone.parameters():
         p.requires_grad = False
     blocks = _blocks(backbone)
