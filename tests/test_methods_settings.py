@@ -52,6 +52,11 @@ def test_bad_settings_are_one_clear_line(method, settings, expected):
     assert "\n" not in message
 
 
+def test_settings_must_be_a_mapping():
+    with pytest.raises(UsageError, match="svm: settings must be a mapping of setting name to value, got list"):
+        check_learner("svm", [("C", 1.0)])
+
+
 def test_numbers_from_a_command_line_are_accepted():
     resolved = resolve_settings("xgboost", {"max_depth": "3", "learning_rate": "0.1", "tune": "true"})
     assert (resolved["max_depth"], resolved["learning_rate"], resolved["tune"]) == (3, 0.1, True)

@@ -198,9 +198,9 @@ def optional_text(value: Any) -> str | None:
 
 def resolve_schema(method: str, schema: Mapping[str, Setting], settings: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defaults filled in, every given value checked; UsageError (one line) for an unknown key or bad value."""
+    if settings is not None and not isinstance(settings, Mapping):
+        raise UsageError(f"{method}: settings must be a mapping of setting name to value, got {type(settings).__name__}")
     settings = dict(settings or {})
-    if not isinstance(settings, dict):
-        raise UsageError(f"{method}: settings must be a mapping of setting name to value")
     for key in settings:
         if key not in schema:
             close = difflib.get_close_matches(str(key), list(schema), n=1)

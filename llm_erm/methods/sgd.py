@@ -78,7 +78,7 @@ TRAINING: dict[str, Setting] = {
     "weight_decay": Setting(1e-5, non_negative_float, "AdamW"),
     "grad_clip": Setting(1.0, non_negative_float, "max gradient norm; 0 = off"),
     "eval_points": Setting(5, positive_int, "epochs at which train and test are evaluated (first and last included)"),
-    "eval_batch_size": Setting(500, positive_int),
+    "eval_batch_size": Setting(100, positive_int, "small batches are fastest on one CPU thread"),
     "threads": Setting(1, positive_int, "torch CPU threads (1 is stable on a shared machine)"),
     "device": Setting("auto", _device, "auto = a GPU when torch sees one, else the CPU"),
     "precision": Setting("auto", choice("auto", "fp32", "bf16"), "auto = bf16 autocast on a GPU, fp32 on the CPU"),
