@@ -160,7 +160,7 @@ def upstream_palindrome(datasets: Path, seed: int, rows: list[dict]) -> None:
 
 def part_sgd(args: argparse.Namespace) -> None:
     datasets = Path(args.datasets)
-    settings = {"epochs": args.epochs, "threads": 1}
+    settings = {"epochs": args.epochs, "threads": 1, "eval_points": args.eval_points}
     check_learner("sgd", settings)
     rows = []
     cells = grid_cells(args.targets)
@@ -194,7 +194,7 @@ def part_sgd(args: argparse.Namespace) -> None:
         print(f"  L={length}: {statistics.mean(r['wall_s'] for r in at):.1f} s per run "
               f"(train {statistics.mean(r['train_s'] for r in at):.1f} s, "
               f"{statistics.mean(r['ms_per_step'] for r in at):.1f} ms/step), {len(at)} runs")
-    write_csv(f"sgd{'' if args.epochs == 200 else f'_e{args.epochs}'}", rows)
+    write_csv(f"sgd{'' if args.epochs == 200 else f'_e{args.epochs}'}{args.tag}", rows)
 
 
 def part_sweep(args: argparse.Namespace) -> None:
@@ -265,6 +265,8 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", default=list(SEED_TARGETS))
     parser.add_argument("--lengths", nargs="+", type=int, default=None, help="sgd: only these lengths")
     parser.add_argument("--epochs", type=int, default=200, help="sgd grid epochs (upstream: 200)")
+    parser.add_argument("--eval-points", type=int, default=5, help="sgd grid: test evaluations per run")
+    parser.add_argument("--tag", default="", help="sgd: suffix of the CSV name (runs split over invocations)")
     parser.add_argument("--target", default="fn_a", help="sweep target")
     parser.add_argument("--length", type=int, default=50, help="sweep length")
     parser.add_argument("--sizes", nargs="+", type=int, default=[200, 1_000, 10_000, 100_000])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from methods_helpers import FIRST_BIT, cell
@@ -30,6 +32,8 @@ def test_planted_first_bit_is_learned(datasets_dir, method):
     assert len(result.test_predictions) == 2000 and set(result.test_predictions) <= {0, 1}
     # the reported accuracy is the predictions' accuracy
     assert result.test_acc == np.mean(np.array(result.test_predictions) == np.array(test.labels))
+    row = json.loads(json.dumps(result.to_dict()))  # what a ledger stores: plain JSON
+    assert "test_predictions" not in row and row["seconds"] == pytest.approx(result.train_seconds + result.predict_seconds)
 
 
 @pytest.mark.parametrize("method", CLASSICAL)

@@ -6,6 +6,8 @@ The two training runs take about 15 s together on one idle core (100 + 10 epochs
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from methods_helpers import FIRST_BIT, cell
@@ -37,6 +39,7 @@ def test_memorises_parity_and_stays_at_chance(datasets_dir):
     assert result.settings["lr"] == 1e-3 and result.settings["size"] == "tiny"
     assert result.device == "cpu" and 100_000 < result.n_params < 150_000
     assert result.train_seconds > 0 and result.predict_seconds > 0
+    assert json.loads(json.dumps(result.to_dict()))["curve"][-1]["test_acc"] == result.test_acc
 
 
 def test_positive_control_first_bit_generalises(datasets_dir):

@@ -51,7 +51,7 @@ class LearnerResult:
     method: str
     train_acc: float  # on the training data it was fit on (train + val for the baselines)
     test_acc: float
-    train_seconds: float  # fitting; for sgd/finetune the optimizer steps only (curve evaluations excluded)
+    train_seconds: float  # classical: featurise + fit + predict train; sgd/finetune: optimizer steps only
     predict_seconds: float  # predicting the whole test split once with the final model
     settings: dict[str, Any]  # every setting actually used, defaults filled in
     device: str  # "cpu", "cuda:0 (NVIDIA H200)", ...
@@ -70,6 +70,7 @@ class LearnerResult:
 
     def to_dict(self, predictions: bool = False) -> dict[str, Any]:
         out = asdict(self)
+        out["seconds"] = self.seconds
         if not predictions:
             out.pop("test_predictions")
         return out
