@@ -9,7 +9,9 @@ the moment it arrives, so a killed icl trial resumes without asking again what w
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from llm_erm.engine.run import Cell, GridRun, Work
 
 MAX_ANSWER_CHARS = 500  # of each icl answer kept in the row (the journal keeps them whole)
+# torch's seed and thread count are process-wide: two torch learners in one process run one at a time, so
+# each trial is exactly reproducible from its seed.
+TORCH_LEARNERS = ("sgd", "finetune")
+_TORCH_LOCK = threading.Lock()
 
 
 @dataclass
@@ -78,8 +84,10 @@ def learner_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]
 
     prepared: Prepared = run.methods_ready[work.label]
     train, test = cell_data(cell.dataset)
-    result = run_learner(work.method.method, train, test, alphabet=cell.dataset.target.alphabet,
-                         length=work.spec.length, seed=trial_seed(run, cell, work), settings=prepared.settings)
+    one_at_a_time = _TORCH_LOCK if work.method.method in TORCH_LEARNERS else contextlib.nullcontext()
+    with one_at_a_time:
+        result = run_learner(work.method.method, train, test, alphabet=cell.dataset.target.alphabet,
+                             length=work.spec.length, seed=trial_seed(run, cell, work), settings=prepared.settings)
     extra = {"curve": result.curve, "settings": result.settings, "device": result.device,
              "n_params": result.n_params, "n_trainable": result.n_trainable, "train_seconds": result.train_seconds,
              "predict_seconds": result.predict_seconds, "eval_seconds": result.eval_seconds, "info": result.info,
