@@ -45,9 +45,9 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-from llm_erm.cli import analyze, datasets, replay, run, verify  # noqa: E402
+from llm_erm.cli import analyze, datasets, replay, run, verify, view  # noqa: E402
 
-for module in (datasets, verify, run, analyze, replay):
+for module in (datasets, verify, run, analyze, replay, view):
     module.register(app)
 
 
