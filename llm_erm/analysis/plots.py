@@ -145,7 +145,7 @@ def _legend(fig, handles, title: str | None = None) -> None:
 
 def _accuracy_axis(ax, size: float) -> None:
     ax.set_ylim(-0.02, 1.05)
-    ax.axhline(CHANCE, color="lightgrey", linewidth=0.8, zorder=0)
+    ax.axhline(CHANCE, color="lightgrey", linewidth=0.8, zorder=0, gid="chance")
     ax.yaxis.set_major_locator(MaxNLocator(5))
 
 
@@ -361,7 +361,8 @@ def draw_cost(cells: pd.DataFrame) -> Plot:
         handles.append(Patch(facecolor="#1f77b4", hatch="//", edgecolor="#d62728",
                              label=f"also had unpriced attempts ({unpriced}, not included)"))
     _legend(fig, handles)
-    caption = f"Cost per cell in USD, the sum of its priced attempts (total ${cost.sum():.2f})."
+    caption = (f"Cost per cell in USD: the sum of the prices of its attempts' model calls, one bar per cell "
+               f"(total ${cost.sum():.2f}).")
     if unpriced:
         caption += f" Hatched cells also made {unpriced} call(s) without a known price, which are not included."
     return Plot(name, caption, fig)
