@@ -8,6 +8,7 @@ its file descriptor 3 and writes replies and events the same way to descriptor 4
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,11 +39,13 @@ class Chromium:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         # Chromium expects its ends of the pipes as descriptors 3 (commands in) and 4 (replies out).
-        self.log = tempfile.NamedTemporaryFile(prefix="llm-erm-chromium-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix="llm-erm-chromium-", suffix=".log", delete=False)  # noqa: SIM115 - Chromium writes to it until close()
         self.proc = subprocess.Popen(
             [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", f"--window-size={width},{height}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            pass_fds=(3, 4), preexec_fn=_dup_to(to_chrome_r, from_chrome_w),
+            # close_fds=False: the descriptors closed after preexec_fn would include 3 and 4; everything else
+            # Python opens is non-inheritable anyway (PEP 446), so nothing else reaches Chromium.
+            close_fds=False, preexec_fn=_dup_to(to_chrome_r, from_chrome_w),
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -105,10 +108,12 @@ class Chromium:
 
     # -- page helpers -----------------------------------------------------------------------------------------
     def navigate(self, url: str, timeout: float = 30.0) -> None:
-        """Load `url` and wait for its load event (a new document: evaluating earlier can hit the old one)."""
+        """Load `url` and wait for its load event (a new document: evaluating earlier can hit the old one).
+        A change of the fragment only (same document) has no load event and returns at once."""
         with self._cond:
             seen = len(self.events)
-        self.call("Page.navigate", session=True, url=url)
+        if "loaderId" not in self.call("Page.navigate", session=True, url=url):
+            return
         deadline = time.monotonic() + timeout
         with self._cond:
             while not any(e.get("method") == "Page.loadEventFired" for e in self.events[seen:]):
@@ -153,20 +158,16 @@ class Chromium:
                       clickCount=0 if kind == "mouseMoved" else 1)
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(CDPError):
             self.call("Browser.close", timeout=5)
-        except CDPError:
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._to_chrome, self._from_chrome):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
         self.log.close()
         os.unlink(self.log.name)
@@ -181,9 +182,7 @@ class Chromium:
 def _dup_to(commands_in: int, replies_out: int):
     def setup() -> None:  # in the child, before exec: put the pipe ends at descriptors 3 and 4
         a, b = os.dup(commands_in), os.dup(replies_out)  # fresh numbers, so dup2 never clobbers the other
-        os.dup2(a, 3)
+        os.dup2(a, 3)  # dup2 makes inheritable copies
         os.dup2(b, 4)
-        os.set_inheritable(3, True)
-        os.set_inheritable(4, True)
 
     return setup

@@ -115,8 +115,10 @@ class Results:
         """A cheap fingerprint that changes whenever anything under the run (or any run) changes."""
         ids = [run_id] if run_id else self.run_ids()
         newest, count = 0, 0
+        if run_id:
+            self.run_dir(run_id)  # NotFound for a run that is not listed
         for rid in ids:
-            run_dir = self.run_dir(rid)
+            run_dir = self.root / rid
             for dirpath, _dirs, names in os.walk(run_dir):
                 for name in names:
                     try:
@@ -133,8 +135,8 @@ class Results:
         run_dir = self.run_dir(run_id)
         frame, generation = self.rows(run_id)
         manifest = ledger.read_manifest(run_dir)
-        state = self._memo(("state", run_id, generation, _markers_signature(run_dir)),
-                           lambda: run_state(run_dir, frame))
+        state = self._memo(("state", run_id, generation, _mtime_ns(run_dir / ledger.MANIFEST_FILE),
+                            _markers_signature(run_dir)), lambda: run_state(run_dir, frame))
         df = with_methods(frame)
         cost = df["cost_usd"].sum(min_count=1) if len(df) else math.nan
         created = manifest.get("created_at") or _first_time(df)
@@ -415,6 +417,13 @@ def _marker_alive(marker: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
 
 
 def _markers(run_dir: Path) -> list[Path]:
