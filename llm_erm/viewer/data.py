@@ -152,7 +152,7 @@ class Results:
             "cost_usd": cost,
             "unpriced": int(_unpriced(df).sum()) if len(df) else 0,
             "created_at": created,
-            "updated_at": manifest.get("updated_at"),
+            "updated_at": manifest.get("updated_at") or _newest_trial_iso(run_dir),
             "prefect_url": prefect_link(manifest),
             "analysed": (run_dir / ledger.REPORT_DIR / REPORT_FILE).exists(),
         })
@@ -506,6 +506,11 @@ def prefect_link(manifest: dict[str, Any]) -> str | None:
     if not re.fullmatch(r"[0-9A-Za-z-]+", str(flow_run)):
         return None
     return f"{str(ui).rstrip('/')}/runs/flow-run/{flow_run}"
+
+
+def _newest_trial_iso(run_dir: Path) -> str | None:
+    newest = _newest_trial_mtime(run_dir)
+    return datetime.fromtimestamp(newest / 1e9, UTC).isoformat(timespec="seconds") if newest else None
 
 
 def _first_time(df: pd.DataFrame) -> str | None:

@@ -3,8 +3,9 @@
 Files are found by globbing `**/trial*.parquet` under attempts/, so the reader does not depend on how deep
 the layout is (attempts/<target>/L<length>/ today, attempts/<method_label>/<target>/L<length>/ with the
 methods axis). Columns a file lacks (an older ledger) come back null; columns the schema does not know yet
-(method, method_label, n_train ...) are kept. The heavy text columns (prompt, response, code) are left out
-of the cached frame: only one attempt's page needs them, and it reads that one file.
+(method, method_label, n_train ...) are read when the pages use them. Only the columns the run, cell and
+runs pages show are cached (LIGHT_COLUMNS; decoding a column costs about as much as opening the file): the text
+columns (prompt, response, code) wait for one attempt's page, which reads every column of that one file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ import pyarrow.parquet as pq
 from llm_erm.results import ledger
 from llm_erm.results.schema import ATTEMPT_SCHEMA
 
-HEAVY_COLUMNS = frozenset({"prompt", "text", "code", "request_params", "proposal_extra", "method_extra"})
+LIGHT_COLUMNS = frozenset({
+    "run_id", "target", "target_name", "length", "trial", "attempt", "dataset_id", "proposer", "model",
+    "response_model", "status", "train_acc", "val_acc", "test_acc", "prompt_tokens", "completion_tokens",
+    "reasoning_tokens", "cached_tokens", "cost_usd", "latency_s", "signature", "truncated", "finish_reason",
+    "reused_answer", "stopped_early", "selected", "code_lines", "ast_nodes", "first_error", "propose_error",
+    "created_at", "sandbox",
+    # the methods axis (optional: an erm-only ledger has none of them)
+    "method", "method_label", "n_train", "limit_split",
+})
 FILE_COLUMN = "_file"  # the trial file a row came from, relative to the run directory
 
 
@@ -44,13 +53,13 @@ def trial_files(run_dir: Path) -> dict[str, tuple[int, int]]:
 def read_light(path: Path, relative: str) -> pa.Table:
     """One trial file without its heavy columns, with the file's name as a column."""
     parquet = pq.ParquetFile(path)
-    names = [n for n in parquet.schema_arrow.names if n not in HEAVY_COLUMNS]
+    names = [n for n in parquet.schema_arrow.names if n in LIGHT_COLUMNS]
     table = parquet.read(columns=names)
     return table.append_column(FILE_COLUMN, pa.array([relative] * table.num_rows, pa.string()))
 
 
 def _empty_light() -> pa.Table:
-    fields = [f for f in ATTEMPT_SCHEMA if f.name not in HEAVY_COLUMNS]
+    fields = [f for f in ATTEMPT_SCHEMA if f.name in LIGHT_COLUMNS]
     return pa.schema([*fields, pa.field(FILE_COLUMN, pa.string())]).empty_table()
 
 

@@ -239,7 +239,7 @@ function methodGrid(run, m) {
   const targets = run.targets.filter((tg) => m.cells.some((c) => c.target === tg));
   const rows = targets.map((tg) => h("tr", {},
     h("th", {class: "target", title: run.target_names[tg] || "", text: tg},
-      run.target_names[tg] ? h("span", {class: "muted", text: ` ${run.target_names[tg]}`}) : null),
+      run.target_names[tg] && run.target_names[tg] !== tg ? h("span", {class: "muted", text: ` ${run.target_names[tg]}`}) : null),
     lengths.map((L) => {
       const c = byKey.get(`${tg}|${L}`);
       if (!c) return h("td", {class: "none", title: "not in this run"});
