@@ -304,13 +304,12 @@ def _grid(frame: pd.DataFrame) -> dict[str, Any]:
     chosen = chosen.rename(columns={"selected_attempt": "attempt"}).astype({"attempt": "int64", "trial": "int64"})
     keyed = df.astype({"attempt": "int64", "trial": "int64", "length": "int64"})
     selected = keyed.merge(chosen.astype({"length": "int64"}), on=[*METHOD_KEYS, "trial", "attempt"], how="inner")
-    has_split = "limit_split" in selected and selected["limit_split"].notna().any()
-    if has_split:
-        limit_test = selected["limit_split"].eq("test")
-        limit_other = selected["limit_split"].notna() & ~limit_test
-    else:  # no limit_split column: a selected candidate with a limit status had its limit on test
-        limit_test = selected["status"].isin(LIMIT_STATUSES)
-        limit_other = pd.Series(False, index=selected.index)
+    # Where a limit stopped the selected candidate: limit_split says so when the ledger records it; otherwise
+    # a limit status with a test score means it ran on test and hit the limit there, without one it never got there.
+    split = selected["limit_split"] if "limit_split" in selected else pd.Series(None, index=selected.index)
+    inferred = split.isna() & selected["status"].isin(LIMIT_STATUSES)
+    limit_test = split.eq("test") | (inferred & selected["test_acc"].notna())
+    limit_other = (split.notna() & ~split.eq("test")) | (inferred & selected["test_acc"].isna())
     flags_selected = selected.assign(limit_test=limit_test, limit_other=limit_other).groupby(METHOD_KEYS).agg(
         limit_test=("limit_test", "sum"), limit_other=("limit_other", "sum"))
     flags_rows = df.assign(
