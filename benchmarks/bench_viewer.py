@@ -97,19 +97,18 @@ def read_ledger(run_dir: Path) -> int:
     return len(pa.concat_tables(tables).to_pandas())
 
 
+def fetch(port: int, path: str, encoding: str = "gzip") -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", path, headers={"Accept-Encoding": encoding})
+    body = connection.getresponse().read()
+    connection.close()
+    return body
+
+
 def page_weight(port: int, paths: list[str]) -> tuple[int, int]:
     """(bytes sent with gzip, bytes raw) of the responses to `paths`."""
-    sent = raw = 0
-    for path in paths:
-        for encoding, add in (("gzip", "sent"), ("identity", "raw")):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            connection.request("GET", path, headers={"Accept-Encoding": encoding})
-            body = connection.getresponse().read()
-            connection.close()
-            if add == "sent":
-                sent += len(body)
-            else:
-                raw += len(body)
+    sent = sum(len(fetch(port, path, "gzip")) for path in paths)
+    raw = sum(len(fetch(port, path, "identity")) for path in paths)
     return sent, raw
 
 
@@ -179,8 +178,8 @@ def main() -> None:
                 try:
                     for key in ("api cold", "api warm"):
                         t = time.perf_counter()
-                        page_weight(viewer.port, ["/api/run/bench"])
-                        figures[key].append((time.perf_counter() - t) / 2)  # two requests: gzip and raw
+                        fetch(viewer.port, "/api/run/bench")
+                        figures[key].append(time.perf_counter() - t)
                 finally:
                     viewer.close()
         viewer = Viewer(results)
@@ -202,10 +201,10 @@ def main() -> None:
           f"   (page's own fetch + draw {med['grid render'] * 1000:.0f} ms)")
     print(f"  one attempt's page                            : {med['attempt'] * 1000:7.0f} ms"
           f"   (page's own fetch + draw {med['attempt render'] * 1000:.0f} ms)")
-    print(f"  /api/run/bench alone, cold / warm             : {med['api cold'] * 1000:7.0f} / {med['api warm'] * 1000:.0f} ms")
+    print(f"  /api/run/bench alone, cold / warm server      : {med['api cold'] * 1000:7.0f} / {med['api warm'] * 1000:.0f} ms")
     print(f"  baseline: read the whole ledger (pyarrow)     : {med['ledger'] * 1000:7.0f} ms")
     print(f"  baseline: Chromium draws a trivial page       : {med['floor'] * 1000:7.0f} ms")
-    print(f"page weight, HTML + JS + CSS + JSON (sent gzip / raw):")
+    print("page weight, HTML + JS + CSS + JSON (sent gzip / raw):")
     print(f"  grid page    : {grid_sent / 1024:6.1f} KiB / {grid_raw / 1024:6.1f} KiB")
     print(f"  attempt page : {attempt_sent / 1024:6.1f} KiB / {attempt_raw / 1024:6.1f} KiB")
     print(f"  each poll while the page is open (every 1.5 s): {poll_sent} bytes")

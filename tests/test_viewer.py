@@ -292,3 +292,27 @@ def test_the_prefect_link_is_only_an_http_url(results):
     assert prefect_link({"prefect": {"ui_url": "javascript:alert(1)", "flow_run_id": "abc"}}) is None
     assert prefect_link({"prefect": {"ui_url": "http://h:4200/", "flow_run_id": "x/../y"}}) is None
     assert prefect_link({"prefect": {"ui_url": "https://h/ui/", "flow_run_id": "ab-12"}}) == "https://h/ui/runs/flow-run/ab-12"
+
+
+def test_the_cli_serves_until_interrupted(results):
+    import signal
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if k != "LLM_ERM_VIEW_TOKEN"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from llm_erm.cli import main; main()", "view", "--results-dir", str(results),
+         "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "(read-only) at http://127.0.0.1:" in line, line + proc.stderr.read()
+        url = line.split(" at ", 1)[1].split()[0]
+        with urllib.request.urlopen(url + "api/runs", timeout=30) as response:
+            assert json.load(response)["runs"][0]["run_id"] == "mm"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

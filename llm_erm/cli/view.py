@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         from llm_erm.viewer import make_server
 
         server = make_server(results_dir, host=host, port=port, token=token)
+        server.warm_up()  # read the runs in the background: by the time a page is opened they are cached
         typer.echo(f"llm-erm view: {results_dir.resolve()} (read-only) at {server.url}  - Ctrl-C stops")
         try:
             server.serve_forever()

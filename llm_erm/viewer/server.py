@@ -19,6 +19,7 @@ request must carry it: `Authorization: Bearer <token>`, the cookie the server se
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hmac
 import ipaddress
@@ -26,6 +27,7 @@ import json
 import mimetypes
 import re
 import sys
+import threading
 import traceback
 from http import HTTPStatus
 from http.cookies import SimpleCookie
@@ -92,6 +94,17 @@ class ViewerServer(ThreadingHTTPServer):
 
             self.address_family = socket.AF_INET6
         super().__init__((family_host, port), Handler)
+
+    def warm_up(self) -> threading.Thread:
+        """Read every run's ledger in a background thread, so the first page finds it cached."""
+
+        def read_all() -> None:
+            with contextlib.suppress(Exception):  # a page asking for a broken run will say what is wrong
+                self.results.runs()
+
+        thread = threading.Thread(target=read_all, name="llm-erm-view-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     @property
     def url(self) -> str:
