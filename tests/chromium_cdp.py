@@ -182,7 +182,10 @@ class Chromium:
 def _dup_to(commands_in: int, replies_out: int):
     def setup() -> None:  # in the child, before exec: put the pipe ends at descriptors 3 and 4
         a, b = os.dup(commands_in), os.dup(replies_out)  # fresh numbers, so dup2 never clobbers the other
-        os.dup2(a, 3)  # dup2 makes inheritable copies
+        os.dup2(a, 3)
         os.dup2(b, 4)
+        # dup may already have returned 3 or 4 (free in the child), and dup2 onto itself keeps close-on-exec
+        os.set_inheritable(3, True)
+        os.set_inheritable(4, True)
 
     return setup

@@ -40,7 +40,7 @@ def reports(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["60 cells", "methods", "1 attempt"])
-def test_the_report_fits_1400_px_with_the_configuration_folded(browser, reports, name):
+def test_the_report_fits_1400_px_with_the_configuration_folded(reports, browser, name):
     result = reports[name]
     browser.navigate(result.report_path.as_uri())
     layout = browser.evaluate(OVERFLOW)
@@ -60,7 +60,7 @@ def test_the_report_fits_1400_px_with_the_configuration_folded(browser, reports,
     assert sizes == [1200] * len(result.plots)
 
 
-def test_the_methods_report_leads_with_the_methods_table(browser, reports):
+def test_the_methods_report_leads_with_the_methods_table(reports, browser):
     browser.navigate(reports["methods"].report_path.as_uri())
     headers = browser.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
     assert headers[:2] == ["Methods", "Results per cell"]
