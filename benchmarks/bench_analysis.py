@@ -81,7 +81,7 @@ def synthesise_grid(root: Path, seed: int = 0) -> Path:
                     if val == 1.0:
                         rows[-1]["stopped_early"] = True
                         break
-                ledger.write_trial(run_dir, target, length, trial, rows)
+                ledger.write_trial(run_dir, "erm", target, length, trial, rows)
     ledger.write_json(run_dir / ledger.MANIFEST_FILE, {"run_id": "bench", "sandbox": "bwrap", "config": {}})
     return run_dir
 

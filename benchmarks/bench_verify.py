@@ -2,15 +2,18 @@
 
 (a) Per candidate, on 10 100 rows (validation 100 + test 10 000) of a real dataset, for a few typical
     programs: the in-process baseline (exec the code in this process, call f on every row, compare with
-    the labels: what the original code did) vs the same through the sandbox (a fresh fork of a warm
-    sandboxed worker per candidate, inputs in, marks out, scoring outside), and the full
-    verify_candidate (extraction, sanitising, sandbox, scoring). Target: sandboxed <= 1.5 x in-process
-    + 20 ms.
+    the labels: what the original code did) vs the same through the sandbox (per candidate: a fresh
+    supervisor in fresh IPC and mount namespaces, a fresh tmpfs, a candidate process with its own uid,
+    seccomp and Landlock; inputs in, marks out in chunks under the CPU allowance, scoring outside), and
+    the full verify_candidate (extraction, sanitising, sandbox, scoring). Target: sandboxed <= 1.5 x
+    in-process + 20 ms.
 (b) Throughput of 100 mixed candidates (correct, wrong, broken and hostile ones, timeouts included)
     submitted from as many threads as there are cores, with one sandbox worker per core; the baseline
     is the same 100 candidates through a single worker.
 
-    .venv/bin/python benchmarks/bench_verify.py [--repeat N] [--timeout S] [--mode bwrap|rlimit]
+The load average before and after is printed: the machine is shared, read the figures with it.
+
+    .venv/bin/python benchmarks/bench_verify.py [--repeat N] [--candidate-timeout S] [--mode bwrap|rlimit|auto]
 """
 
 from __future__ import annotations
@@ -68,13 +71,13 @@ def interleaved_medians_ms(functions: list, repeat: int) -> list[float]:
     return [statistics.median(bucket) * 1000 for bucket in times]
 
 
-def per_candidate(datasets_dir: Path, repeat: int, mode: str | None) -> None:
+def per_candidate(datasets_dir: Path, repeat: int, mode: str) -> None:
     print(f"(a) per-candidate cost on 10 100 rows (val 100 + test 10 000), median of {repeat}, interleaved")
     header = f"{'program':32} {'in-process':>11} {'sandbox run':>12} {'verify_cand.':>13} {'ratio':>6} " \
              f"{'overhead':>9} {'target':>8}"
     print(header)
     print("-" * len(header))
-    with Sandbox(workers=1, timeout_s=60, mode=mode) as sandbox:
+    with Sandbox(workers=1, mode=mode) as sandbox:
         for label, (target, length, code) in TYPICAL.items():
             data = build_dataset(DatasetSpec(target, length), datasets_dir)
             val, test, train = data.split("val"), data.split("test"), data.split("train")
@@ -95,14 +98,18 @@ def per_candidate(datasets_dir: Path, repeat: int, mode: str | None) -> None:
     print("  verify_cand.: the full verify_candidate (also train, 100 rows); target: sandbox run <= 1.5 x in-process + 20 ms")
 
 
-def mixed_candidates(count: int) -> list[str]:
+def mixed_candidates(count: int, flood: bool = True) -> list[str]:
+    """The mix of the original benchmark. flood=False replaces the output flood (8 MB written per input:
+    ~2.3 ms of CPU per input, within the allowance, so it now runs to the end, ~23 s, where the old
+    whole-candidate limit of 2 s cut it) by another hostile program."""
     good = [(PROGRAMS / "fn_a.py").read_text(), "def f(x):\n    return sum(map(int, x)) % 2\n"]
     wrong = ["def f(x):\n    return 0\n", "def f(x):\n    return x[0] == '1'\n",
              "def f(x):\n    return x.count('11') % 2\n"]
     broken = ["def f(x)\n    return 1\n", "I do not know.", "import nothing_here\ndef f(x):\n    return 1\n",
               "def f(x):\n    return int(x) / 0\n"]
     hostile = [(HOSTILE / f"{name}.py").read_text() for name in
-               ("memory_bomb", "fork_bomb", "os_exit", "kill_parent", "lying_objects", "flood_output")]
+               ("memory_bomb", "fork_bomb", "os_exit", "kill_parent", "lying_objects",
+                "flood_output" if flood else "stop_parent")]
     looping = (HOSTILE / "infinite_loop.py").read_text()
     pool = good * 4 + wrong * 2 + broken + hostile
     candidates = [pool[i % len(pool)] for i in range(count)]
@@ -111,17 +118,18 @@ def mixed_candidates(count: int) -> list[str]:
     return candidates
 
 
-def throughput(datasets_dir: Path, timeout_s: float, mode: str | None) -> None:
+def throughput(datasets_dir: Path, time_per_input_s: float, mode: str, flood: bool) -> None:
     data = build_dataset(DatasetSpec("fn_a", 100), datasets_dir)
-    candidates = mixed_candidates(100)
+    candidates = mixed_candidates(100, flood)
     cores = os.cpu_count() or 1
-    print(f"\n(b) throughput: 100 mixed candidates on fn_a L=100 (10 200 rows each), timeout {timeout_s:g} s")
+    print(f"\n(b) throughput: 100 mixed candidates on fn_a L=100 (10 200 rows each), "
+          f"{time_per_input_s:g} s of CPU per input, {'with' if flood else 'without'} the output flood")
     header = f"{'setting':28} {'wall':>8} {'candidates/s':>13}"
     print(header)
     print("-" * len(header))
     rates = {}
     for workers in sorted({1, cores}):
-        with Sandbox(workers=workers, timeout_s=timeout_s, mode=mode) as sandbox, \
+        with Sandbox(workers=workers, time_per_input_s=time_per_input_s, mode=mode) as sandbox, \
                 ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda c: verify_candidate(c, data, sandbox), candidates[:workers]))  # warm up
             started = time.perf_counter()
@@ -137,12 +145,17 @@ def throughput(datasets_dir: Path, timeout_s: float, mode: str | None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15, help="repetitions per figure in (a)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="candidate time limit in (b)")
-    parser.add_argument("--mode", choices=("bwrap", "rlimit"), default=None, help="sandbox mode (default: auto)")
+    parser.add_argument("--candidate-timeout", type=float, default=0.01, help="CPU seconds per input in (b)")
+    parser.add_argument("--with-flood", action="store_true", help="also (b) with the original mix's output flood")
+    parser.add_argument("--mode", choices=("bwrap", "rlimit", "auto"), default="bwrap", help="sandbox mode")
     args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
         per_candidate(Path(tmp), args.repeat, args.mode)
-        throughput(Path(tmp), args.timeout, args.mode)
+        throughput(Path(tmp), args.candidate_timeout, args.mode, flood=False)
+        if args.with_flood:
+            throughput(Path(tmp), args.candidate_timeout, args.mode, flood=True)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 if __name__ == "__main__":

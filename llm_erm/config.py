@@ -20,6 +20,66 @@ from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
 SandboxMode = Literal["bwrap", "rlimit", "auto"]
+ERM, ICL = "erm", "icl"
+TRAINED = ("sgd", "finetune", "xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")
+METHODS = (ERM, ICL, *TRAINED)  # what a grid compares: llm_erm.methods has the trained learners
+
+
+class MethodSpec(BaseModel):
+    """One column of the comparison: a method, with its own settings, under a label unique in the grid.
+
+    `erm` is propose-verify-select with the grid's proposer (or `proposer`'s overrides of it, e.g. another
+    model); `icl` asks that model to label test inputs from in-context examples; the others are trained
+    baselines (llm_erm.methods). Every method learns from the cell's train + val split (200 examples by
+    default, as the paper's baselines do; erm shows the model only the train split and selects on val)
+    and is scored on the cell's test split.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: str = Field(description="erm | icl | sgd | finetune | xgboost | random-forest | decision-tree | "
+                        "svm | logreg | mlp")
+    label: str | None = Field(None, description="Its name in the grid (default: the method id, with -n<N> "
+                              "for another sample size)")
+    n_train: int | None = Field(None, ge=4, description="Trained baselines and icl: examples learned from "
+                                "(default: train + val); a multiple of 4, split evenly into train and val")
+    proposer: dict[str, Any] = Field(default_factory=dict, description="erm and icl: overrides of the "
+                                     "grid's proposer settings, e.g. {\"model\": \"gpt-5-mini\"}")
+    settings: dict[str, Any] = Field(default_factory=dict, description="The method's own settings")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_shorthand(cls, data: Any) -> Any:
+        return {"method": data} if isinstance(data, str) else data
+
+    @field_validator("method")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown method {value!r}: use one of {', '.join(METHODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> MethodSpec:
+        if self.n_train is not None and (self.n_train % 4 or self.method == ERM):
+            raise ValueError(f"{self.method}: n_train must be a multiple of 4 (train = val = n/2, each exactly "
+                             "balanced), and erm learns from the grid's train/val sizes" if self.method != ERM
+                             else "erm: n_train does not apply (set --train-size/--val-size)")
+        if self.label is not None and (not self.label or any(c in self.label for c in "/\\ ")):
+            raise ValueError(f"method label {self.label!r} must be a non-empty name without slashes or spaces")
+        if self.proposer and self.method not in (ERM, ICL):
+            raise ValueError(f"{self.method} is a trained baseline: it has no proposer settings")
+        return self
+
+    @property
+    def resolved_label(self) -> str:
+        if self.label:
+            return self.label
+        return self.method if self.n_train is None else f"{self.method}-n{self.n_train}"
+
+    @property
+    def calls_a_model(self) -> bool:
+        return self.method in (ERM, ICL)
 
 # Fields that do not change what is computed, and so not the default run id: where results go, how fast
 # they are computed, how failures are retried and whether anything is spent.
@@ -51,6 +111,12 @@ class GridConfig(BaseModel):
                                                       "names, affine-transformed numbers) | raw")
     table_files: dict[str, str] = Field(default_factory=dict, description="Tabular targets: a local copy of a "
                                         "table, target id -> file (ID=PATH on the command line)")
+
+    # -- what to compare --------------------------------------------------------------------------
+    methods: list[MethodSpec] = Field(default_factory=lambda: [MethodSpec(method=ERM)],
+                                      description="The methods to run on every cell (default: erm)")
+    sample_sizes: list[int] | None = Field(None, description="Trained baselines: run each once per sample "
+                                           "size (train + val examples), e.g. 200 1000 10000 100000")
 
     # -- how candidates are drawn -----------------------------------------------------------------
     proposer: ProposerConfig = Field(default_factory=ProposerConfig, description="Where candidates come from")
@@ -103,7 +169,38 @@ class GridConfig(BaseModel):
             raise ValueError(f"unknown prompt variant {self.prompt_variant!r}: use one of {', '.join(VARIANTS)}")
         if self.selection not in RULES:
             raise ValueError(f"unknown selection rule {self.selection!r}: use one of {', '.join(RULES)}")
+        if not self.methods:
+            raise ValueError("name at least one method")
+        labels = [m.resolved_label for m in self.resolved_methods()]
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        if repeated:
+            raise ValueError(f"method label {repeated[0]!r} is used twice: give each setting its own label")
+        for size in self.sample_sizes or ():
+            if size < 4 or size % 4:
+                raise ValueError(f"sample size {size} must be a multiple of 4 (train = val = n/2, each balanced)")
         return self
+
+    def resolved_methods(self) -> list[MethodSpec]:
+        """The methods with the sample sizes expanded: a baseline without its own n_train runs once per size."""
+        if not self.sample_sizes:
+            return list(self.methods)
+        out = []
+        for spec in self.methods:
+            if spec.method in (ERM, ICL) or spec.n_train is not None:
+                out.append(spec)
+            else:
+                default = self.train_size + self.val_size
+                out += [spec if n == default else spec.model_copy(update={"n_train": n}) for n in self.sample_sizes]
+        return out
+
+    def method_proposer(self, spec: MethodSpec) -> ProposerConfig:
+        """The proposer settings of an erm or icl method: the grid's, with the method's overrides."""
+        if not spec.proposer:
+            return self.proposer.resolved()
+        try:
+            return ProposerConfig(**{**self.proposer.model_dump(exclude_unset=True), **spec.proposer}).resolved()
+        except ValidationError as exc:
+            raise UsageError(f"method {spec.resolved_label}: proposer {describe_error(exc)}") from None
 
     # -- building -----------------------------------------------------------------------------------
     @classmethod

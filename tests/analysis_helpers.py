@@ -83,7 +83,7 @@ def write_trials(run_dir: Path, rows: list[dict[str, Any]]) -> None:
         for r in group:
             r.setdefault("selected", r is best)
             r.setdefault("stopped_early", r.get("val_acc") == 1.0 and r is group[-1])
-        ledger.write_trial(run_dir, target, length, trial, group)
+        ledger.write_trial(run_dir, group[0].get("method_label") or "erm", target, length, trial, group)
 
 
 def synthetic_run(run_dir: Path, datasets_dir: Path, *, targets=("fn_a", "fn_b"), lengths=(20, 24),

@@ -25,7 +25,7 @@ def candidate_from(baseline, name, change):
     attempts = ledger.read_attempts(run_dir).to_pandas()
     for (target, length, trial), rows in attempts.groupby(["target", "length", "trial"]):
         table = pa.Table.from_pandas(change(rows.copy()), schema=ATTEMPT_SCHEMA, preserve_index=False)
-        ledger.write_table(ledger.trial_path(run_dir, target, int(length), int(trial)), table)
+        ledger.write_table(ledger.trial_path(run_dir, "erm", target, int(length), int(trial)), table)
     return run_dir
 
 
@@ -76,11 +76,11 @@ def test_a_worse_status_mix_and_a_lost_cell_are_reported(baseline):
         return rows
 
     candidate = candidate_from(baseline, "broken", only("fn_b", 20, break_all))
-    shutil.rmtree(candidate / "attempts" / "fn_b" / "L24")
+    shutil.rmtree(candidate / "attempts" / "erm" / "fn_b" / "L24")
     comparison = compare_runs(baseline, candidate)
     kinds = sorted((r.target, r.length, r.kind) for r in comparison.regressions)
     assert kinds == [("fn_b", 20, "no_result"), ("fn_b", 20, "status_mix")]
-    assert comparison.only_in_baseline == [("fn_b", 24)] and comparison.only_in_candidate == []
+    assert comparison.only_in_baseline == [("erm", "fn_b", 24)] and comparison.only_in_candidate == []
     assert "Only in the baseline: fn_b L24" in comparison.to_markdown()
 
 

@@ -59,7 +59,7 @@ def test_status_and_export_of_a_ledger(tmp_path):
     proposal = {"text": "t", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "reasoning_tokens": 0,
                                        "cached_tokens": 0}, "latency_s": 0.5, "model": "m", "cost_usd": 0.1}
     rows = [attempt_row(identity=identity, attempt=1, proposal=proposal, verdict={"status": "ok", "val_acc": 1.0})]
-    ledger.write_trial(run_dir, "fn_a", 20, 1, finish_trial(rows, 5))
+    ledger.write_trial(run_dir, "erm", "fn_a", 20, 1, finish_trial(rows, 5))
     ledger.write_json(run_dir / "manifest.json", {"trials_per_cell": 1, "cells": [
         {"target": "fn_a", "length": 20}, {"target": "fn_b", "length": 20}]})
 
@@ -85,7 +85,7 @@ def test_run_of_a_complete_grid_prints_its_summary_without_starting_prefect(tmp_
     identity = {"run_id": "r1", "target": "fn_a", "target_name": "parity_all", "length": 20, "trial": 1}
     proposal = {"text": "t", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "reasoning_tokens": 0,
                                        "cached_tokens": 0}, "latency_s": 0.5, "model": "m", "cost_usd": 0.0}
-    ledger.write_trial(run_dir, "fn_a", 20, 1, finish_trial(
+    ledger.write_trial(run_dir, "erm", "fn_a", 20, 1, finish_trial(
         [attempt_row(identity=identity, attempt=1, proposal=proposal, verdict={"status": "ok", "val_acc": 0.75})], 1))
     summary = pa.table({"target": ["fn_a"], "length": [20], "trials": [1], "test_mean": [0.75], "attempts": [1]})
     ledger.write_table(run_dir / "summary.parquet", summary)
@@ -100,35 +100,34 @@ def test_a_run_is_complete_only_with_every_trial_and_a_fresh_summary(tmp_path):
 
     import pyarrow as pa
 
-    from llm_erm.datasets import DatasetSpec
     from llm_erm.results.progress import run_is_complete
 
-    specs = [DatasetSpec("fn_a", 20), DatasetSpec("fn_a", 30)]
+    keys = [("erm", "fn_a", 20, 1), ("erm", "fn_a", 30, 1)]
     ident = {"run_id": "r", "target": "fn_a", "target_name": "parity_all", "trial": 1}
 
     def trial(length: int, **kind) -> None:
-        ledger.write_trial(tmp_path, "fn_a", length, 1, finish_trial(
+        ledger.write_trial(tmp_path, "erm", "fn_a", length, 1, finish_trial(
             [attempt_row(identity={**ident, "length": length}, attempt=1, **kind)], 1))
 
     summary = pa.table({"target": ["fn_a"]})
     trial(20, propose_error="x")
     ledger.write_table(tmp_path / "summary.parquet", summary)
-    assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # L30 missing
+    assert not run_is_complete(tmp_path, keys, with_report=False)  # L30 missing
     trial(30, skipped=True)
     ledger.write_table(tmp_path / "summary.parquet", summary)
-    assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # L30 skipped for budget
+    assert not run_is_complete(tmp_path, keys, with_report=False)  # L30 skipped for budget
     trial(30, propose_error="x")
     ledger.write_table(tmp_path / "summary.parquet", summary)
-    assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # a failed call is retried, not done
+    assert not run_is_complete(tmp_path, keys, with_report=False)  # a failed call is retried, not done
     proposal = {"text": "t", "usage": {"prompt_tokens": 1, "completion_tokens": 1, "reasoning_tokens": 0,
                                        "cached_tokens": 0}, "latency_s": 0.5, "model": "m", "cost_usd": 0.0}
     for length in (20, 30):
         trial(length, proposal=proposal, verdict={"status": "ok", "val_acc": 0.5})
-    assert not run_is_complete(tmp_path, specs, 1, with_report=False)  # summary older than a trial
+    assert not run_is_complete(tmp_path, keys, with_report=False)  # summary older than a trial
     time.sleep(0.01)
     ledger.write_table(tmp_path / "summary.parquet", summary)
-    assert run_is_complete(tmp_path, specs, 1, with_report=False)
-    assert not run_is_complete(tmp_path, specs, 1, with_report=True)  # no report yet
+    assert run_is_complete(tmp_path, keys, with_report=False)
+    assert not run_is_complete(tmp_path, keys, with_report=True)  # no report yet
 
 
 def test_dry_run_prints_each_distinct_prompt_once_with_the_cost_and_calls_nothing(tmp_path, wire_server):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_erm.config import GridConfig, option_name
+from llm_erm.config import GridConfig, MethodSpec, option_name
 from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
@@ -48,7 +48,9 @@ def test_every_option_reaches_its_field():
                "reasoning_effort": ("low", "low"), "verbosity": ("medium", "medium"), "tool_choice": ("none", "none"),
                "chat_max_tokens_param": ("max_tokens", "max_tokens"), "top_p": ("0.5", 0.5),
                "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
-               "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"})}
+               "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"}),
+               "methods": (["erm", "xgboost"], [MethodSpec(method="erm"), MethodSpec(method="xgboost")]),
+               "sample_sizes": (["200", "1000"], [200, 1000])}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
                   "PATH": ("x.jsonl", Path("x.jsonl"))}
     for opt in grid_options():

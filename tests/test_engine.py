@@ -133,7 +133,7 @@ def test_run_trial_runs_one_trial_into_the_same_ledger_and_events_reach_a_callba
         cfg = GridConfig(**config(tmp_path, server, trials=2))
         result = run_trial(cfg, "fn_a", 20, trial=2, hooks=Callback(events.append))
     assert result.label == "fn_a L20 t2" and result.complete and result.selected["test_acc"] == 1.0
-    assert ledger.finished_trials(tmp_path / "results" / "k") == {("fn_a", 20, 2)}
+    assert ledger.finished_trials(tmp_path / "results" / "k") == {("erm", "fn_a", 20, 2)}
     kinds = [e.kind for e in events]
     assert kinds == ["cell", "attempt", "trial"] and events[1].label == "fn_a L20 t2 a1"
 

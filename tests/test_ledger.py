@@ -11,7 +11,7 @@ import pytest
 from llm_erm.config import GridConfig
 from llm_erm.results import ledger
 from llm_erm.results.export import ORIGINAL_COLUMNS, write_export
-from llm_erm.results.progress import cell_statuses, pending_trials, running_marker, trial_done
+from llm_erm.results.progress import cell_statuses, pending, running_marker, trial_done
 from llm_erm.results.rows import attempt_row, finish_trial
 from llm_erm.selection import select_index
 
@@ -64,22 +64,22 @@ def _write(run_dir: Path, target: str, length: int, trial: int, statuses: list[s
             rows.append(attempt_row(identity=ident, attempt=i, skipped=True))
         else:
             rows.append(attempt_row(identity=ident, attempt=i, proposal=proposal(cost=cost), verdict=verdict(0.5, 0.5, status)))
-    return ledger.write_trial(run_dir, target, length, trial, finish_trial(rows, len(statuses)))
+    return ledger.write_trial(run_dir, "erm", target, length, trial, finish_trial(rows, len(statuses)))
 
 
 def test_ledger_round_trip_and_resume_scan(tmp_path):
     path = _write(tmp_path, "fn_a", 20, 1, ["ok", "syntax_error"])
     _write(tmp_path, "fn_a", 20, 2, ["ok", "skipped_budget"])
-    assert ledger.finished_trials(tmp_path) == {("fn_a", 20, 1), ("fn_a", 20, 2)}
-    assert trial_done(tmp_path, "fn_a", 20, 1) and not trial_done(tmp_path, "fn_a", 20, 2)
+    assert ledger.finished_trials(tmp_path) == {("erm", "fn_a", 20, 1), ("erm", "fn_a", 20, 2)}
+    assert trial_done(tmp_path, "erm", "fn_a", 20, 1) and not trial_done(tmp_path, "erm", "fn_a", 20, 2)
     table = ledger.read_attempts(tmp_path)
-    assert table.num_rows == 4 and table.schema.names[:6] == ["run_id", "target", "target_name", "length", "trial", "attempt"]
+    assert table.num_rows == 4 and table.schema.names[:8] == ["run_id", "method", "method_label", "target", "target_name", "length", "trial", "attempt"]
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp files left behind
     assert pq.read_table(path).num_rows == 2
 
 
 def test_pending_trials_and_cell_states(tmp_path):
-    class Spec:  # the shape pending_trials needs from a DatasetSpec
+    class Spec:  # a cell
         def __init__(self, target, length):
             self.target, self.length = target, length
 
@@ -89,12 +89,13 @@ def test_pending_trials_and_cell_states(tmp_path):
     _write(tmp_path, "fn_b", 20, 1, ["ok"])
     _write(tmp_path, "fn_c", 20, 1, ["propose_error", "propose_error"])
     _write(tmp_path, "fn_d", 20, 1, ["ok", "skipped_budget"])
-    pending = {(s.target, t) for s, t in pending_trials(tmp_path, specs, 2)}
+    left = {(target, t) for _, target, _, t in pending(tmp_path, [("erm", s.target, s.length, t) for s in specs
+                                                                 for t in (1, 2)])}
     # a trial whose calls failed is pending like one skipped for budget: a re-run makes those calls again
-    assert pending == {("fn_b", 2), ("fn_c", 1), ("fn_c", 2), ("fn_d", 1), ("fn_d", 2), ("fn_e", 1), ("fn_e", 2)}
+    assert left == {("fn_b", 2), ("fn_c", 1), ("fn_c", 2), ("fn_d", 1), ("fn_d", 2), ("fn_e", 1), ("fn_e", 2)}
     ledger.write_json(tmp_path / "manifest.json", {"trials_per_cell": 2, "cells": [
         {"target": s.target, "length": s.length} for s in specs]})
-    with running_marker(tmp_path, "fn_e", 20, 1):
+    with running_marker(tmp_path, "erm", "fn_e", 20, 1):
         states = {c.target: c.state for c in cell_statuses(tmp_path)}
     assert states == {"fn_a": "done", "fn_b": "partial", "fn_c": "failed", "fn_d": "skipped_budget", "fn_e": "running"}
     assert {c.target: c.failed_attempts for c in cell_statuses(tmp_path)}["fn_c"] == 2
@@ -102,7 +103,7 @@ def test_pending_trials_and_cell_states(tmp_path):
 
 
 def test_a_marker_left_by_a_dead_process_is_not_running(tmp_path):
-    marker = ledger.trial_path(tmp_path, "fn_a", 20, 1).with_suffix(".running")
+    marker = ledger.trial_path(tmp_path, "erm", "fn_a", 20, 1).with_suffix(".running")
     marker.parent.mkdir(parents=True)
     dead = os.fork()
     if dead == 0:

@@ -105,11 +105,11 @@ def ledger_row(prompt, trial, attempt, text, **extra):
 
 def test_a_runs_ledger_replays_exactly(tmp_path):
     run = tmp_path / "results" / "r1"
-    write_trial(run, "fn_a", 20, 1, [ledger_row(PROMPT_A, 1, 1, "t1a1"), ledger_row(PROMPT_A, 1, 2, "t1a2")])
-    write_trial(run, "fn_a", 20, 2, [
+    write_trial(run, "erm", "fn_a", 20, 1, [ledger_row(PROMPT_A, 1, 1, "t1a1"), ledger_row(PROMPT_A, 1, 2, "t1a2")])
+    write_trial(run, "erm", "fn_a", 20, 2, [
         ledger_row(PROMPT_A, 2, 1, None, status="propose_error", propose_error="429 x5", cost_usd=None),
     ])
-    write_trial(run, "fn_c", 50, 1, [ledger_row(PROMPT_B, 1, 1, "c50", cost_usd=None, response_model="mystery")])
+    write_trial(run, "erm", "fn_c", 50, 1, [ledger_row(PROMPT_B, 1, 1, "c50", cost_usd=None, response_model="mystery")])
     # A table without answers beside them (the run summary) is ignored.
     write_table(run / "summary.parquet", pa.table({"target": ["fn_a"], "mean_test_acc": [1.0]}))
 

@@ -2,6 +2,7 @@
 
 import ast
 import json
+import time
 
 import pytest
 
@@ -215,3 +216,102 @@ def test_pathological_json_is_refused_cleanly(text: str) -> None:
 def test_deeply_nested_json_around_the_answer() -> None:
     text = "[" * 100000 + json.dumps({"code": PARITY}) + "]" * 100000
     assert extract_code(text) == PARITY
+
+
+# ---- the program is the one the scorer calls (issue 11) ------------------------------------------------
+
+
+def test_a_usage_example_after_the_solution_does_not_replace_it() -> None:
+    text = (
+        "Here is the solution:\n```python\n" + PARITY + "```\n\n"
+        "And how to check it:\n```python\ndef check():\n    assert f('011') == 0\n    print('ok')\n```\n"
+    )
+    assert extract_code(text) == PARITY
+
+
+def test_the_last_block_that_defines_f_wins_over_later_helpers() -> None:
+    first = "def f(x):\n    return 0\n"
+    text = f"```python\n{first}```\nBetter:\n```python\n{PARITY}```\n```python\ndef helper(y):\n    return y\n```\n"
+    assert extract_code(text) == PARITY
+
+
+def test_without_f_the_last_block_with_a_def_is_taken() -> None:
+    text = "```python\nx = 1\n```\n```python\ndef solve(x):\n    return 1\n```\n```python\nprint(solve('0'))\n```\n"
+    assert extract_code(text) == "def solve(x):\n    return 1\n"
+
+
+def test_json_code_that_defines_f_wins_over_a_later_example() -> None:
+    example = "def test():\n    return f('0')\n"
+    text = f"Answer: {json.dumps({'code': PARITY})}\nExample: {json.dumps({'code': example})}"
+    assert extract_code(text) == PARITY
+    assert extract_code(json.dumps({"answer": {"code": PARITY}, "usage": {"code": example}})) == PARITY
+
+
+def test_an_unclosed_fence_at_the_end_of_a_truncated_answer() -> None:
+    text = "Sure:\n```python\n" + PARITY
+    assert extract_code(text) == PARITY
+
+
+ANSWER_BYTES = 80_000
+ADVERSARIAL = {
+    "a long run of spaces after code": "def f(x):\n    return 1\n" + "a" + " " * ANSWER_BYTES + "\nthe end",
+    "a run of spaces then an equals sign": "Text\ndef f(x):\n    return 1\n" + "a" + " " * ANSWER_BYTES + "=",
+    "spaces and commas": "def f(x):\n    return 1\nhello " + ", " * (ANSWER_BYTES // 2) + "world",
+    "thousands of unclosed think tags": "<think>" * (ANSWER_BYTES // 7),
+    "thousands of closes": "</think>x" * (ANSWER_BYTES // 9) + PARITY,
+    "thousands of fences": "```python\n" * (ANSWER_BYTES // 10),
+    "thousands of object starts": '{"a' * (ANSWER_BYTES // 3) + '"code"',
+    "prose lines that look like code": "Intro\ndef f(x):\n    return 1\n" + "a = b c\n" * (ANSWER_BYTES // 8),
+    "many broken bare defs": "def f(x)\n" * (ANSWER_BYTES // 9),
+    "a long line of spaces in a fence": "```python\n" + " " * ANSWER_BYTES + "\n" + PARITY + "```\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_extraction_and_sanitising_take_linear_time(name: str) -> None:
+    """80 KB answers built to make a regular expression or a parse loop blow up (one took 15.8 s):
+    each is handled in a small fraction of a second, and a 10x longer one costs no more than ~10x."""
+    text = ADVERSARIAL[name]
+    started = time.perf_counter()
+    code = extract_code(text)
+    if code is not None:
+        sanitize_code(code)
+        measure(code)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+
+
+def test_the_cost_per_answer_is_bounded_for_huge_answers() -> None:
+    text = "def f(x):\n    return 1\n" + "a" + " " * 5_000_000 + "\n" + "{\"a" * 1_000_000
+    started = time.perf_counter()
+    extract_code(text)
+    assert time.perf_counter() - started < 3.0
+
+
+# ---- sanitising never changes behaviour ----------------------------------------------------------------
+
+
+OBSERVING = {
+    "reads its function's docstring": 'def f(x):\n    """0110"""\n    return int(f.__doc__[len(x) % 4])\n',
+    "reads the module docstring": '"""parity"""\nKIND = __doc__\n\ndef f(x):\n    return x.count("1") % 2 if KIND else 0\n',
+    "reads a class docstring": 'class T:\n    """1"""\n\ndef f(x):\n    return int(T.__doc__)\n',
+    "uses getattr": 'def f(x):\n    """1"""\n    return int(getattr(f, "__d" + "oc__"))\n',
+    "inspects itself": 'import inspect\n\ndef f(x):\n    """1"""\n    return int(inspect.getdoc(f))\n',
+    "reads line numbers": 'import sys\n# a comment\n\ndef f(x):\n    return sys._getframe().f_lineno % 2\n',
+    "reads its code object": 'def f(x):\n    """doc"""\n    return len(f.__code__.co_consts) % 2\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVING))
+def test_a_program_that_can_observe_its_docstrings_or_lines_is_kept_as_it_is(name: str) -> None:
+    code = OBSERVING[name]
+    assert try_sanitize(code) is None
+    assert sanitize_code(code) == code
+    assert sanitize_code("```python\n" + code + "```") == code
+
+
+def test_ordinary_programs_are_still_sanitised() -> None:
+    code = ('import sys\nimport numpy as np\n\nif __name__ == "__main__":\n    pass\n\n'
+            'def f(x):\n    """Parity."""\n    # count\n    return np.stack([1]).sum() * x.count("1") % 2\n')
+    clean = try_sanitize(code)
+    assert clean is not None and "Parity" not in clean and "# count" not in clean and "__main__" in clean

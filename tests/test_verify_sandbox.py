@@ -1,20 +1,20 @@
-"""The sandbox: real worker processes (bubblewrap where it runs, else rlimit), real hostile programs.
+"""The sandbox: real worker processes in both modes (bubblewrap, and the rlimit opt-in), real hostile programs.
 
 Every hostile program must be contained with a clear status, leave the host untouched, and leave the next
-candidate on the same worker unaffected. The filesystem, network and environment isolation exists only in
-bwrap mode; the rlimit fallback (no bubblewrap) is tested for what it promises: limits and a clean
-environment for the candidate, a fresh process per candidate.
+candidate on the same worker unaffected. The issue-11 attacks (state between candidates, the result
+channel, memory pinning, the kernel surface, uids) are in test_verify_hostile.py; time limits in
+test_verify_limits.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -23,10 +23,13 @@ import pytest
 
 from llm_erm.errors import UsageError
 from llm_erm.verify import Sandbox
-from llm_erm.verify.sandbox import GRACE_S, MODES
+from llm_erm.verify.sandbox import MODES, STARTUP_S, WALL_EXTRA_S, WALL_FACTOR
 
 HOSTILE = Path(__file__).parent / "hostile"
-TIMEOUT_S = 1.0
+# A candidate that loops is stopped once its CPU time passes its reserve: about STARTUP_S of CPU, and in
+# wall-clock time well within the backstop even on a busy machine.
+STOPPED_WITHIN_CPU_S = STARTUP_S + 0.5
+STOPPED_WITHIN_S = WALL_EXTRA_S + WALL_FACTOR * STARTUP_S
 _rng = random.Random(3)
 BITS = ["".join(_rng.choice("01") for _ in range(20)) for _ in range(40)]
 PARITY = [x.count("1") % 2 for x in BITS]
@@ -56,21 +59,18 @@ def hostile(name: str, **fill: object) -> str:
     return code
 
 
-@pytest.fixture(scope="module", params=["auto", "rlimit"])
+@pytest.fixture(scope="module", params=MODES)
 def sandbox(request):
     """One worker, so the candidate after a hostile one runs on the very same worker slot."""
-    with Sandbox(workers=1, timeout_s=TIMEOUT_S, mode=None if request.param == "auto" else "rlimit") as box:
+    with Sandbox(workers=1, mode=request.param) as box:
         yield box
 
 
 @pytest.fixture(scope="module")
 def isolated():
-    """A bwrap sandbox, for the isolation that only bwrap mode provides."""
-    box = Sandbox(workers=1, timeout_s=TIMEOUT_S)
-    if box.mode != "bwrap":
-        box.close()
-        pytest.skip(f"filesystem/network/environment isolation needs bwrap mode; here: {box.fallback_reason}")
-    with box:
+    """A bwrap sandbox, for what only bubblewrap provides (a writable scratch with any uid, a pid
+    namespace); refuses (UsageError) where bubblewrap cannot run."""
+    with Sandbox(workers=1, mode="bwrap") as box:
         yield box
 
 
@@ -103,13 +103,12 @@ EXPECTED = {
     "raise_base_exception": {"runtime_errors"},
     "raise_at_load": {"runtime_errors"},
     "flood_result_pipe": {"crashed"},
-    "forge_results": {"timeout"},
+    "forge_results": {"crashed"},  # anything but the record protocol on its channel ends it
     "lying_objects": {"runtime_errors"},
     "replace_builtins": {"ok"},
-    # As root the candidate runs as `nobody` and may not signal the worker (PermissionError); as a
-    # normal user it can kill or stop its worker, which the pool then replaces.
-    "kill_parent": {"runtime_errors", "crashed"},
-    "stop_parent": {"runtime_errors", "timeout"},
+    # The seccomp filter lets a candidate signal only itself (PermissionError otherwise).
+    "kill_parent": {"runtime_errors"},
+    "stop_parent": {"runtime_errors"},
 }
 
 
@@ -119,7 +118,7 @@ def test_hostile_program_is_contained(sandbox, name: str) -> None:
     run = sandbox.run(hostile(name), BITS)
     elapsed = time.monotonic() - started
     assert run.status in EXPECTED[name], (run.status, run.first_error)
-    assert elapsed < TIMEOUT_S + GRACE_S + 5, "the time limit was not enforced from outside"
+    assert elapsed < STOPPED_WITHIN_S and run.cpu_s < STOPPED_WITHIN_CPU_S, "the limit was not enforced from outside"
     if run.status != "ok":
         assert run.first_error, "a failing candidate must say why"
     assert "1" not in run.outcomes[0].marks or name == "replace_builtins"
@@ -144,10 +143,8 @@ def test_fork_and_subprocess_are_refused(sandbox) -> None:
 
 
 def test_killing_everything_it_can_reaches_no_other_process(sandbox) -> None:
-    """kill(-1): as root the candidate has a uid no other process has; in bwrap mode it sees only its
-    own pid namespace. (As a normal user in rlimit mode it could signal our own processes: not run.)"""
-    if sandbox.mode != "bwrap" and os.geteuid() != 0:
-        pytest.skip("rlimit mode as a normal user: the candidate shares our uid")
+    """kill(-1): refused by the seccomp filter (a candidate may signal only itself); besides, as root the
+    candidate has a uid no other process has, and in bwrap mode it sees only its own pid namespace."""
     canary = subprocess.Popen(["sleep", "60"])
     nobody_canary = None
     if os.geteuid() == 0 and shutil.which("setpriv"):  # a process of `nobody`, the usual sandbox user
@@ -155,7 +152,7 @@ def test_killing_everything_it_can_reaches_no_other_process(sandbox) -> None:
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "60"])
     try:
         run = sandbox.run(hostile("kill_everything"), BITS[:3])
-        assert run.status in {"ok", "crashed"}, run.first_error
+        assert run.status == "runtime_errors" and "PermissionError" in run.first_error, run.first_error
         time.sleep(0.2)
         assert canary.poll() is None, "the candidate killed a process of ours"
         assert nobody_canary is None or nobody_canary.poll() is None, "the candidate killed a process of nobody"
@@ -191,40 +188,17 @@ def test_nothing_a_candidate_writes_survives_it(isolated) -> None:
     assert again.status == "ok" and again.outcomes[0].marks == "0", "a file survived to the next candidate"
 
 
-def test_no_network(isolated) -> None:
+def test_no_network(sandbox) -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
     try:
-        run = isolated.run(hostile("open_socket", port=server.getsockname()[1]), BITS[:2])
+        run = sandbox.run(hostile("open_socket", port=server.getsockname()[1]), BITS[:2])
         assert run.status == "ok", run.first_error
         assert run.outcomes[0].marks == "00"
         assert not select.select([server], [], [], 0.2)[0], "the server got a connection"
     finally:
         server.close()
-
-
-def test_the_api_key_of_the_orchestrator_is_invisible(tmp_path) -> None:
-    """An orchestrator started with OPENAI_API_KEY in its environment (a real process, not a patched
-    os.environ), whose candidate searches every environment it can see."""
-    secret = "sk-test-" + "".join(random.choice("abcdef0123456789") for _ in range(24))
-    script = tmp_path / "orchestrator.py"
-    script.write_text(
-        "import sys\nfrom llm_erm.verify import Sandbox\n"
-        "with Sandbox(workers=1, timeout_s=5) as box:\n"
-        "    run = box.run(open(sys.argv[1]).read(), ['x', 'y'])\n"
-        "    print(box.mode, run.status, run.outcomes[0].marks, run.first_error)\n"
-    )
-    program = tmp_path / "candidate.py"
-    program.write_text(hostile("read_secret", secret=secret))
-    env = {**os.environ, "OPENAI_API_KEY": secret}
-    done = subprocess.run([sys.executable, str(script), str(program)], env=env, capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 0, done.stderr
-    mode, status, marks = done.stdout.split()[:3]
-    if mode != "bwrap":
-        pytest.skip("in rlimit mode a same-user candidate could read /proc/<orchestrator>/environ")
-    assert (status, marks) == ("ok", "00"), done.stdout
 
 
 # ---- behaviour of runs --------------------------------------------------------------------------------
@@ -233,18 +207,20 @@ def test_the_api_key_of_the_orchestrator_is_invisible(tmp_path) -> None:
 def test_rows_answered_before_a_timeout_still_count(sandbox) -> None:
     code = "def f(x):\n    if x == 'stall':\n        while True:\n            pass\n    return 1\n"
     val, test = ["a"] * 50, ["a"] * 1500 + ["stall"] + ["a"] * 100
-    run = sandbox.run_batches(code, [val, test])
-    assert run.status == "timeout"
+    # A small allowance per input, so that the chunk of 1000 inputs with the stall is stopped soon.
+    with Sandbox(workers=1, time_per_input_s=0.001, mode=sandbox.mode) as box:
+        run = box.run_batches(code, [val, test])
+    assert (run.status, run.limit_batch) == ("timeout", 1)
     assert run.outcomes[0].marks == "1" * 50
-    assert run.outcomes[1].marks.startswith("1" * 1000) and run.outcomes[1].marks.endswith("-" * 101)
-    assert len(run.outcomes[1].marks) == len(test)
+    # Rows are reported in chunks of 1, 10, 100, then 1000: the stall is in the chunk of rows 1111-2110.
+    assert run.outcomes[1].marks == "1" * 1111 + "-" * (len(test) - 1111)
 
 
 def test_a_timeout_on_the_first_batch_means_later_batches_never_run(sandbox) -> None:
     code = "def f(x):\n    while x == 'stall':\n        pass\n    return 1\n"
     run = sandbox.run_batches(code, [["ok", "stall"], ["ok"] * 30])
-    assert run.status == "timeout"
-    assert run.outcomes[0].marks == "--" and run.outcomes[1].marks == "-" * 30
+    assert (run.status, run.limit_batch) == ("timeout", 0)
+    assert run.outcomes[0].marks == "1-" and run.outcomes[1].marks == "-" * 30
 
 
 def test_syntax_error_and_missing_function(sandbox) -> None:
@@ -253,6 +229,9 @@ def test_syntax_error_and_missing_function(sandbox) -> None:
     assert broken.outcomes[0].marks == "--"
     empty = sandbox.run("import math\nX = 1\n", BITS[:2])
     assert empty.status == "no_function" and empty.function is None
+    # Decided before the candidate runs: a module that would loop forever at load is not even started.
+    looping = sandbox.run("while True:\n    pass\n", BITS[:2])
+    assert looping.status == "no_function" and looping.seconds < 1.0
 
 
 def test_f_is_preferred_else_the_first_top_level_def(sandbox) -> None:
@@ -308,7 +287,7 @@ def test_parallel_callers_share_a_bounded_pool() -> None:
     loop = hostile("infinite_loop")
     good = "def f(x):\n    return x.count('1') % 2\n"
     results: dict[int, object] = {}
-    with Sandbox(workers=2, timeout_s=TIMEOUT_S) as box:
+    with Sandbox(workers=2) as box:
 
         def work(i: int) -> None:
             results[i] = box.run(loop if i % 3 == 0 else good, BITS)
@@ -334,7 +313,7 @@ def test_a_worker_that_died_between_candidates_is_replaced(sandbox) -> None:
 
 
 def test_close_stops_every_worker() -> None:
-    box = Sandbox(workers=2, timeout_s=TIMEOUT_S)
+    box = Sandbox(workers=2)
     threads = [threading.Thread(target=box.run, args=("def f(x):\n    return 1\n", ["a"])) for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -351,29 +330,46 @@ def test_close_stops_every_worker() -> None:
 # ---- modes and refusals --------------------------------------------------------------------------------
 
 
-def test_mode_is_recorded_and_bwrap_is_used_where_it_runs() -> None:
+def test_mode_is_recorded_and_bwrap_is_the_default() -> None:
     with Sandbox(workers=1, mode="rlimit") as box:
         assert box.mode == "rlimit" and box.run("def f(x):\n    return 1\n", ["a"]).sandbox == "rlimit"
+        assert box.fallback_reason == "the rlimit sandbox mode was requested"
+        assert box.bounds["mode"] == "rlimit" and box.bounds["landlock_abi"] >= 1
     with Sandbox(workers=1) as box:
-        assert box.mode in MODES
-        if shutil.which("bwrap"):
-            assert box.mode == "bwrap" or box.fallback_reason.startswith("bubblewrap cannot run here")
+        assert (box.mode, box.fallback_reason, box.bounds["mode"]) == ("bwrap", None, "bwrap")
+    with Sandbox(workers=1, mode="auto") as box:
+        assert box.mode == "bwrap"
 
 
-def test_without_bubblewrap_the_fallback_says_why(monkeypatch) -> None:
+def test_the_bounds_in_force_are_described(sandbox) -> None:
+    bounds = json.loads(json.dumps(sandbox.bounds))  # JSON-able, for the run's manifest
+    assert bounds == sandbox.bounds and bounds["mode"] == sandbox.mode
+    assert bounds["time"]["cpu_per_input_s"] == sandbox.time_per_input_s
+    assert bounds["memory"]["limit_mb"] == sandbox.memory_mb
+    assert bounds["memory"]["address_space_mb"] < sandbox.memory_mb
+    assert bounds["seccomp"]["allowed_syscalls"] > 50 and bounds["rlimits"]["nproc"] == 0
+    assert set(bounds["namespaces"]["per_candidate"]) == ({"ipc", "mount"} if os.geteuid() == 0 else
+                                                          set(bounds["namespaces"]["per_candidate"]))
+
+
+def test_without_bubblewrap_bwrap_mode_refuses_and_auto_says_why(monkeypatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")  # no bwrap on PATH
-    with Sandbox(workers=1) as box:
+    with pytest.raises(UsageError) as refused:
+        Sandbox(workers=1)  # the default mode
+    message = str(refused.value)
+    assert "bubblewrap (bwrap) is not installed" in message and "apt-get install bubblewrap" in message
+    assert "--sandbox rlimit" in message and "\n" not in message
+    with Sandbox(workers=1, mode="auto") as box:
         assert box.mode == "rlimit"
         assert box.fallback_reason == "bubblewrap (bwrap) is not installed"
+        assert box.bounds["fallback_reason"] == box.fallback_reason
         assert box.run("def f(x):\n    return 1\n", ["a"]).status == "ok"
-    with pytest.raises(UsageError, match="bubblewrap"):
-        Sandbox(workers=1, mode="bwrap")
 
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"workers": 0}, "workers"), ({"timeout_s": 0}, "timeout"), ({"memory_mb": 1}, "memory"),
-     ({"mode": "docker"}, "mode")],
+    [({"workers": 0}, "workers"), ({"time_per_input_s": 0}, "timeout"), ({"time_per_input_s": -1}, "timeout"),
+     ({"memory_mb": 1}, "memory"), ({"mode": "docker"}, "mode"), ({"mode": None}, "mode")],
 )
 def test_bad_settings_are_refused(kwargs, message) -> None:
     with pytest.raises(UsageError, match=message):

@@ -20,7 +20,7 @@ LENGTH = 24  # every target has it: dyck2 needs L % 4 == 0, the graph target L >
 LLM_ERM = str(Path(sys.executable).parent / "llm-erm")
 VERIFY_COLUMNS = {
     "code", "sanitized", "status", "train_acc", "val_acc", "test_acc", "val_errors", "test_errors",
-    "first_error", "code_lines", "ast_nodes", "branches", "signature", "sandbox",
+    "first_error", "limit_split", "code_lines", "ast_nodes", "branches", "signature", "sandbox",
 }
 
 
@@ -31,7 +31,7 @@ def datasets_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(workers=2, timeout_s=20) as box:
+    with Sandbox(workers=2) as box:
         yield box
 
 
@@ -53,6 +53,37 @@ def test_reference_programs_score_perfectly(datasets_dir, sandbox, target: str) 
     assert result.sanitized and "#" not in result.code  # the comments of the fixture are gone
     assert result.code_lines >= 2 and result.ast_nodes > 5 and result.branches >= 0
     assert len(result.signature) == 64 and result.sandbox == sandbox.mode
+
+
+SCIENTIFIC = """
+import collections
+import functools
+import itertools
+import math
+import re
+
+import numpy as np
+import sympy
+
+
+@functools.lru_cache(maxsize=None)
+def ones(x):
+    return collections.Counter(x)["1"] + 0 * len(list(itertools.islice(x, 2))) + 0 * math.floor(0.5)
+
+
+def f(x):
+    bits = np.array([int(c) for c in re.findall("[01]", x)])
+    assert int(bits.sum()) == ones(x) and sympy.isprime(7)
+    return int(bits.sum() % 2)
+"""
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "rlimit"])
+def test_programs_with_the_usual_imports_run_in_every_mode(datasets_dir, mode) -> None:
+    with Sandbox(workers=1, mode=mode) as box:
+        result = verify_candidate(SCIENTIFIC, dataset(datasets_dir, "fn_a"), box, is_code=True)
+    assert result.status == "ok", result.first_error
+    assert (result.val_acc, result.test_acc, result.sandbox) == (1.0, 1.0, mode)
 
 
 def test_the_answer_forms_score_alike_and_signatures_group_behaviour(datasets_dir, sandbox) -> None:
@@ -121,9 +152,9 @@ def test_a_timeout_on_validation_never_runs_test(datasets_dir) -> None:
     val_inputs = set(data.split("val").inputs)
     # Stalls on the first validation input; the test split would be answered instantly.
     code = f"VAL = {sorted(val_inputs)!r}\n\ndef f(x):\n    while x == VAL[0]:\n        pass\n    return 0\n"
-    with Sandbox(workers=1, timeout_s=1.0) as box:
+    with Sandbox(workers=1) as box:
         result = verify_candidate(code, data, box)
-    assert result.status == "timeout"
+    assert (result.status, result.limit_split) == ("timeout", "val")
     assert result.test_acc == 0.0 and result.test_errors == len(data.split("test").inputs)
     assert result.val_errors >= 1
 
@@ -134,15 +165,30 @@ def test_sanitising_can_be_turned_off(datasets_dir, sandbox) -> None:
     assert result.status == "ok" and result.sanitized is False and "# parity" in result.code
 
 
+def test_sanitising_never_changes_what_a_program_does(datasets_dir, sandbox) -> None:
+    """A program that reads its own docstring: stripping it would break the program (it once scored 0.5
+    instead of 1.0); it is kept as it is."""
+    code = 'def f(x):\n    """2"""\n    # parity, the modulus is in the docstring\n    return x.count("1") % int(f.__doc__)\n'
+    result = verify_candidate(code, dataset(datasets_dir, "fn_a"), sandbox)
+    assert (result.status, result.sanitized, result.code) == ("ok", False, code)
+    assert (result.val_acc, result.test_acc) == (1.0, 1.0)
+
+
+def test_the_program_the_scorer_calls_is_the_one_extracted(datasets_dir, sandbox) -> None:
+    answer = ("Solution:\n```python\ndef f(x):\n    return x.count('1') % 2\n```\nUsage:\n"
+              "```python\ndef check():\n    return f('1') == 1\n```\n")
+    result = verify_candidate(answer, dataset(datasets_dir, "fn_a"), sandbox)
+    assert (result.status, result.val_acc, result.test_acc) == ("ok", 1.0, 1.0)
+
+
 def test_the_dataset_files_are_out_of_reach(datasets_dir) -> None:
     data = dataset(datasets_dir, "fn_l")
     code = (HOSTILE / "read_labels.py").read_text().replace("__DATASET_DIR__", str(data.path))
-    with Sandbox(workers=1, timeout_s=5) as box:
-        if box.mode != "bwrap":
-            pytest.skip(f"the filesystem is isolated in bwrap mode only; here: {box.fallback_reason}")
-        result = verify_candidate(code, data, box)
-    assert result.status == "runtime_errors"
-    assert result.test_acc == 0.0 and "FileNotFoundError" in result.first_error
+    for mode, error in (("bwrap", "FileNotFoundError"), ("rlimit", "PermissionError")):
+        with Sandbox(workers=1, mode=mode) as box:
+            result = verify_candidate(code, data, box)
+        assert result.status == "runtime_errors"
+        assert result.test_acc == 0.0 and error in result.first_error
 
 
 def test_to_row_fills_the_ledger_columns(datasets_dir, sandbox) -> None:
@@ -195,6 +241,36 @@ def test_cli_takes_a_raw_model_answer_and_reuses_the_dataset(tmp_path, monkeypat
     assert json.loads(out)["dataset_id"] == first["dataset_id"]
 
 
+def test_cli_exits_non_zero_when_the_program_did_not_run_cleanly(tmp_path, monkeypatch, capsys) -> None:
+    common = ["--function", "fn_a", "--length", "20", "--test-size", "200", "--datasets-dir", str(tmp_path / "ds")]
+    for text, status in (("def f(x)\n    return 1\n", "syntax_error"), ("def f(x):\n    while True:\n        pass\n",
+                         "timeout"), ("def f(x):\n    return int(x[0]) / 0\n", "runtime_errors")):
+        program = tmp_path / f"{status}.py"
+        program.write_text(text)
+        code, out, err = run_cli(monkeypatch, capsys, "verify", str(program), *common, "--json")
+        assert code == 1, err
+        assert json.loads(out)["status"] == status  # the verdict is printed all the same
+    code, out, _ = run_cli(monkeypatch, capsys, "verify", str(tmp_path / "timeout.py"), *common, "--json")
+    assert (code, json.loads(out)["limit_split"]) == (1, "val")
+
+
+def test_cli_candidate_timeout_and_sandbox_mode(tmp_path, monkeypatch, capsys) -> None:
+    """--candidate-timeout is CPU seconds per input: 0.02 s per input fails at 0.001 and passes at 0.5;
+    --sandbox rlimit runs (with a warning on every run) and is recorded in the verdict."""
+    program = tmp_path / "slow.py"
+    program.write_text("import time\n\ndef f(x):\n    end = time.process_time() + 0.02\n"
+                       "    while time.process_time() < end:\n        pass\n    return x.count('1') % 2\n")
+    common = ["--function", "fn_a", "--length", "20", "--test-size", "20", "--train-size", "20", "--val-size", "100",
+              "--datasets-dir", str(tmp_path / "ds"), "--json"]
+    code, out, err = run_cli(monkeypatch, capsys, "verify", str(program), *common, "--candidate-timeout", "0.001")
+    assert (code, json.loads(out)["status"]) == (1, "timeout")
+    code, out, err = run_cli(monkeypatch, capsys, "verify", str(program), *common, "--candidate-timeout", "0.5",
+                             "--sandbox", "rlimit")
+    verdict = json.loads(out)
+    assert (code, verdict["status"], verdict["test_acc"], verdict["sandbox"]) == (0, "ok", 1.0, "rlimit")
+    assert "warning" in err and "rlimit" in err
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -202,7 +278,8 @@ def test_cli_takes_a_raw_model_answer_and_reuses_the_dataset(tmp_path, monkeypat
         (["PROGRAM", "--function", "fn_zz", "--length", "20"], "unknown target 'fn_zz'"),
         (["PROGRAM", "--function", "fn_h", "--length", "30"], "divisible by 4"),
         (["PROGRAM", "--function", "fn_a", "--length", "20", "--test-size", "7"], "--test-size"),
-        (["PROGRAM", "--function", "fn_a", "--length", "20", "--timeout", "0"], "timeout"),
+        (["PROGRAM", "--function", "fn_a", "--length", "20", "--candidate-timeout", "0"], "--candidate-timeout"),
+        (["PROGRAM", "--function", "fn_a", "--length", "20", "--sandbox", "docker"], "--sandbox"),
     ],
 )
 def test_cli_refuses_bad_input_before_writing_anything(tmp_path, monkeypatch, capsys, args, message) -> None:

@@ -37,6 +37,7 @@ from llm_erm.analysis.stats import (
     select_attempts,
     summarize_cells,
     summarize_trials,
+    with_methods,
 )
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
@@ -76,6 +77,7 @@ def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> Path:
 
 
 def _selection_mismatches(attempts: pd.DataFrame) -> int:
+    attempts = with_methods(attempts)
     recorded = attempts["selected"].eq(True)
     recomputed = select_attempts(attempts)["selected"]
     differs = attempts.loc[recorded != recomputed, CELL_KEYS + ["trial"]]

@@ -1,6 +1,6 @@
 """Compare a candidate run with a baseline run, cell by cell, and name the regressions.
 
-A cell (target, length) present in both runs regresses when
+A cell (method label, target, length) present in both runs regresses when
 - `test_accuracy`: its selected test accuracy mean dropped by more than its noise, i.e.
       baseline_mean - candidate_mean > max(2 * sqrt(se_b^2 + se_c^2), TEST_DROP_FLOOR)
   with se = sample std / sqrt(n) of the selected test accuracy over the scored trials (0 when n < 2: one
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from llm_erm.analysis.report import markdown_table
-from llm_erm.analysis.stats import CELL_KEYS, summarize_trials
+from llm_erm.analysis.stats import CELL_KEYS, summarize_trials, with_methods
 from llm_erm.errors import UsageError
 from llm_erm.results.schema import SKIPPED_BUDGET
 
@@ -36,6 +36,16 @@ class Regression:
     length: int
     kind: str  # test_accuracy | status_mix | no_result
     detail: str
+    method_label: str = "erm"
+
+    @property
+    def cell(self) -> str:
+        return cell_name(self.method_label, self.target, self.length)
+
+
+def cell_name(label: str, target: str, length: int) -> str:
+    """`fn_a L20` for erm, `sgd fn_a L20` for another method."""
+    return f"{target} L{length}" if label == "erm" else f"{label} {target} L{length}"
 
 
 @dataclass
@@ -44,8 +54,8 @@ class Comparison:
     candidate: str
     table: pd.DataFrame  # one row per cell present in both runs
     regressions: list[Regression] = field(default_factory=list)
-    only_in_baseline: list[tuple[str, int]] = field(default_factory=list)
-    only_in_candidate: list[tuple[str, int]] = field(default_factory=list)
+    only_in_baseline: list[tuple[str, str, int]] = field(default_factory=list)  # (label, target, length)
+    only_in_candidate: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -62,10 +72,10 @@ class Comparison:
             lines += [markdown_table(pd.DataFrame([r.__dict__ for r in self.regressions])), ""]
         for name, cells in (("baseline", self.only_in_baseline), ("candidate", self.only_in_candidate)):
             if cells:
-                lines.append(f"Only in the {name}: " + ", ".join(f"{t} L{length}" for t, length in cells))
+                lines.append(f"Only in the {name}: " + ", ".join(cell_name(*cell) for cell in cells))
         if len(self.table):
             shown = self.table[
-                ["target", "length", "baseline_test_mean", "candidate_test_mean", "test_delta", "test_threshold",
+                ["method_label", "target", "length", "baseline_test_mean", "candidate_test_mean", "test_delta", "test_threshold",
                  "baseline_ok_share", "candidate_ok_share", "regression"]
             ].round(3)
             lines += ["", markdown_table(shown)]
@@ -78,7 +88,7 @@ def _read_run(run_dir: Path) -> pd.DataFrame:
     attempts = read_attempts(run_dir).to_pandas()
     if attempts.empty:
         raise UsageError(f"no attempts under {run_dir}: pass the directory of a run that has finished trials")
-    return attempts
+    return with_methods(attempts)
 
 
 def _cell_figures(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -118,7 +128,7 @@ def compare_attempts(baseline: str, baseline_attempts: pd.DataFrame,
     rows, regressions = [], []
     for key in common:
         b, c = base.loc[key], cand.loc[key]
-        target, length = key[0], int(key[1])
+        label, target, length = key[0], key[1], int(key[2])
         test_delta = c["test_mean"] - b["test_mean"]
         test_threshold = max(NOISE_SE * math.hypot(b["test_se"], c["test_se"]), TEST_DROP_FLOOR)
         ok_delta = c["ok_share"] - b["ok_share"]
@@ -140,9 +150,10 @@ def compare_attempts(baseline: str, baseline_attempts: pd.DataFrame,
                 ("status_mix", f"share of ok attempts {b['ok_share']:.2f} -> {c['ok_share']:.2f} "
                                f"(drop {-ok_delta:.2f} > threshold {ok_threshold:.2f})")
             )
-        regressions += [Regression(target, length, kind, detail) for kind, detail in found]
+        regressions += [Regression(target, length, kind, detail, label) for kind, detail in found]
         rows.append(
             {
+                "method_label": label,
                 "target": target,
                 "length": length,
                 "same_dataset": b["dataset_id"] == c["dataset_id"],
@@ -165,8 +176,8 @@ def compare_attempts(baseline: str, baseline_attempts: pd.DataFrame,
         candidate=candidate,
         table=pd.DataFrame(rows),
         regressions=regressions,
-        only_in_baseline=[(t, int(length)) for t, length in base.index.difference(cand.index)],
-        only_in_candidate=[(t, int(length)) for t, length in cand.index.difference(base.index)],
+        only_in_baseline=[(m, t, int(length)) for m, t, length in base.index.difference(cand.index)],
+        only_in_candidate=[(m, t, int(length)) for m, t, length in cand.index.difference(base.index)],
     )
 
 

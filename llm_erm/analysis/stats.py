@@ -2,9 +2,12 @@
 
 Definitions used throughout (SPEC section 8):
 
-- selection: in each trial, the attempt with the strictly highest validation accuracy; ties keep the
-  earlier attempt; an attempt without a validation score is never selected. Test accuracy plays no part.
-- a trial is *scored* when at least one attempt has a validation score. Cell statistics of the selected
+- a cell is (method label, target, length); rows without a method are erm's (a run from before methods).
+- selection: in each erm trial, the trial's selection rule (llm_erm.selection; the ERM default: the strictly
+  highest validation accuracy, ties keep the earlier attempt; an attempt without a validation score is never
+  selected). Test accuracy plays no part. A trained baseline's or icl's trial is one row, its own result.
+- an erm trial is *scored* when at least one attempt has a validation score; another method's when its row
+  has a test score. Cell statistics of the selected
   accuracies are taken over scored trials only. A selected attempt without a test score (it was not run
   on test, e.g. it timed out) counts as test accuracy 0: a timeout counts as wrong.
 - mean and *population* std (ddof=0) over the scored trials; the 95% confidence interval of the mean is
@@ -28,9 +31,18 @@ import numpy as np
 import pandas as pd
 
 from llm_erm.results.schema import SKIPPED_BUDGET, STATUSES, VERIFY_STATUSES
+from llm_erm.selection import get_rule
 
-CELL_KEYS = ["target", "length"]
-TRIAL_KEYS = ["target", "length", "trial"]
+CELL_KEYS = ["method_label", "target", "length"]
+TRIAL_KEYS = [*CELL_KEYS, "trial"]
+
+
+def with_methods(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows with `method` and `method_label` filled (erm where a ledger predates methods)."""
+    out = df.copy()
+    for column in ("method", "method_label"):
+        out[column] = out[column].fillna("erm") if column in out else "erm"
+    return out
 TEST_PASS = 0.99  # test accuracy that counts as "learned" for test_pass_at_k
 TOKEN_COLUMNS = ["prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens"]
 
@@ -71,14 +83,24 @@ def mean_std_ci(values) -> tuple[float, float, float, float]:
     return mean, std, mean - half, mean + half
 
 
-def select_attempts(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of `df` with `selected` recomputed by the selection rule (module doc), original row order."""
+def select_attempts(df: pd.DataFrame, rule: str | None = None) -> pd.DataFrame:
+    """A copy of `df` with `selected` recomputed: each erm trial by its rule (`rule`, else the one the ledger
+    records, else ERM's), each other method's trial keeping its one scored row. Original row order."""
+    df = with_methods(df)
     keys = (["run_id"] if "run_id" in df else []) + TRIAL_KEYS
     out = df.copy()
-    scored = out[out["val_acc"].notna()]
-    best = scored.sort_values(["val_acc", "attempt"], ascending=[False, True], kind="stable")
-    winners = best.groupby(keys, sort=False, dropna=False).head(1).index
-    out["selected"] = out.index.isin(winners)
+    chosen: list = []
+    for _, group in out.groupby(keys, sort=False, dropna=False):
+        if (group["method"] != "erm").all():
+            chosen += list(group.index[group["test_acc"].notna() & (group["status"] == "ok")][:1])
+            continue
+        ordered = group.sort_values("attempt", kind="stable")
+        recorded = ordered["selection_rule"].dropna() if "selection_rule" in ordered else ordered["attempt"][:0]
+        name = rule or (recorded.iloc[0] if len(recorded) else "erm")
+        index = get_rule(name).select(ordered.to_dict("records"))
+        if index is not None:
+            chosen.append(ordered.index[index])
+    out["selected"] = out.index.isin(chosen)
     return out
 
 
@@ -86,6 +108,7 @@ def summarize_trials(attempts: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, length, trial): attempts made, the selected attempt and its scores, successes."""
     df = select_attempts(attempts)
     df["made"] = df["status"] != SKIPPED_BUDGET
+    df["scorable"] = df["val_acc"].notna() | ((df["method"] != "erm") & df["test_acc"].notna())
     df["val_success"] = df["made"] & (df["val_acc"] == 1.0)
     df["test_success"] = df["made"] & (df["test_acc"] >= TEST_PASS)
     df["stopped_early"] = df["stopped_early"].eq(True)  # a nullable ledger column: null -> False
@@ -93,10 +116,11 @@ def summarize_trials(attempts: pd.DataFrame) -> pd.DataFrame:
 
     grouped = df.groupby(TRIAL_KEYS, sort=True)
     trials = grouped.agg(
+        method=("method", "first"),
         target_name=("target_name", "first"),
         attempts=("attempt", "size"),
         attempts_made=("made", "sum"),
-        scored=("val_acc", lambda v: bool(v.notna().any())),
+        scored=("scorable", "any"),
         stopped_early=("stopped_early", "any"),
         val_successes=("val_success", "sum"),
         test_successes=("test_success", "sum"),
@@ -117,13 +141,14 @@ def _mean_pass_at_k(made, successes, k: int) -> float:
 def pass_at_k_table(trials: pd.DataFrame, max_k: int) -> pd.DataFrame:
     """Long table (target, length, k, val_pass_at_k, test_pass_at_k), each averaged over the cell's trials."""
     rows = []
-    for (target, length), cell in trials.groupby(CELL_KEYS, sort=True):
+    for (label, target, length), cell in trials.groupby(CELL_KEYS, sort=True):
         made = cell["attempts_made"].astype(int).tolist()
         val_successes = cell["val_successes"].astype(int).tolist()
         test_successes = cell["test_successes"].astype(int).tolist()
         for k in range(1, max_k + 1):
             rows.append(
                 {
+                    "method_label": label,
                     "target": target,
                     "length": length,
                     "k": k,
@@ -131,7 +156,7 @@ def pass_at_k_table(trials: pd.DataFrame, max_k: int) -> pd.DataFrame:
                     "test_pass_at_k": _mean_pass_at_k(made, test_successes, k),
                 }
             )
-    return pd.DataFrame(rows, columns=["target", "length", "k", "val_pass_at_k", "test_pass_at_k"])
+    return pd.DataFrame(rows, columns=[*CELL_KEYS, "k", "val_pass_at_k", "test_pass_at_k"])
 
 
 def _selected_accuracy(trials: pd.DataFrame) -> pd.DataFrame:
@@ -150,17 +175,29 @@ def _selected_accuracy(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell (target, length): counts, status shares, selected accuracies, tokens, cost, pass@k."""
+    """One row per cell (method label, target, length): counts, status shares, selected accuracies, tokens,
+    cost, pass@k (erm), truncated answers, and whether a selected program hit a limit on test."""
     if attempts.empty:
         return pd.DataFrame()
+    attempts = with_methods(attempts)
     trials = summarize_trials(attempts)
     df = attempts.assign(
         answered_unpriced=attempts["status"].isin(VERIFY_STATUSES) & attempts["cost_usd"].isna(),
         **{column: attempts[column].fillna(0).astype("int64") for column in TOKEN_COLUMNS},
     )
+    for column in ("truncated", "n_train", "limit_split"):
+        if column not in df:
+            df[column] = None
+    df["truncated"] = df["truncated"].eq(True)
+    selected = select_attempts(attempts)["selected"]
+    df["selected_limit_on_test"] = selected & df["limit_split"].eq("test")
     usage = df.groupby(CELL_KEYS, sort=True).agg(
+        method=("method", "first"),
         target_name=("target_name", "first"),
+        n_train=("n_train", "max"),
         attempts=("attempt", "size"),
+        truncated_answers=("truncated", "sum"),
+        selected_limit_on_test=("selected_limit_on_test", "sum"),
         **{column: (column, "sum") for column in TOKEN_COLUMNS},
         cost_usd=("cost_usd", lambda cost: cost.sum(min_count=1)),  # NaN when nothing is priced
         unpriced_attempts=("answered_unpriced", "sum"),
@@ -172,14 +209,15 @@ def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
         early_stops=("stopped_early", "sum"),
     )
     statuses = (
-        pd.crosstab([df["target"], df["length"]], df["status"]).reindex(columns=list(STATUSES), fill_value=0)
+        pd.crosstab([df[k] for k in CELL_KEYS], df["status"]).reindex(columns=list(STATUSES), fill_value=0)
     )
     shares = statuses.div(statuses.sum(axis=1), axis=0)
+    head = ["method", "target_name", "n_train", "attempts"]
     cells = (
-        usage[["target_name", "attempts"]]
+        usage[head]
         .join(counts)
         .join(_selected_accuracy(trials))
-        .join(usage.drop(columns=["target_name", "attempts"]))
+        .join(usage.drop(columns=head))
         .join(statuses.add_prefix("n_"))
         .join(shares.add_prefix("share_"))
     )
@@ -188,7 +226,8 @@ def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
         wide = curves.pivot(index=CELL_KEYS, columns="k", values=f"{metric}_pass_at_k")
         cells = cells.join(wide.rename(columns=lambda k, m=metric: f"{m}_pass_at_{k}"))
     cells = cells.reset_index()
-    return cells[["target", "target_name", "length", *cells.columns.drop(["target", "target_name", "length"])]]
+    first = ["method_label", "method", "target", "target_name", "length"]
+    return cells[[*first, *cells.columns.drop(first)]]
 
 
 def progression(attempts: pd.DataFrame) -> pd.DataFrame:
@@ -197,10 +236,11 @@ def progression(attempts: pd.DataFrame) -> pd.DataFrame:
     This is what a budget of a attempts would have returned. A trial that ended before K (early stop,
     budget) carries its final selection forward, as a bigger budget would have stopped there too.
     """
+    attempts = with_methods(attempts)
     max_k = int(attempts["attempt"].max()) if len(attempts) else 0
     rows = []
     ordered = attempts.sort_values([*TRIAL_KEYS, "attempt"], kind="stable")
-    for (target, length, trial), group in ordered.groupby(TRIAL_KEYS, sort=True):
+    for (label, target, length, trial), group in ordered.groupby(TRIAL_KEYS, sort=True):
         best_val, best_test = math.nan, math.nan
         by_attempt = dict(zip(group["attempt"], zip(group["val_acc"], group["test_acc"], strict=True), strict=True))
         for a in range(1, max_k + 1):
@@ -208,9 +248,9 @@ def progression(attempts: pd.DataFrame) -> pd.DataFrame:
             if not math.isnan(val) and (math.isnan(best_val) or val > best_val):
                 best_val, best_test = val, (0.0 if math.isnan(test) else test)
             rows.append(
-                {"target": target, "length": length, "trial": trial, "attempt": a,
+                {"method_label": label, "target": target, "length": length, "trial": trial, "attempt": a,
                  "best_val_acc": best_val, "best_test_acc": best_test}
             )
     return pd.DataFrame(
-        rows, columns=["target", "length", "trial", "attempt", "best_val_acc", "best_test_acc"]
+        rows, columns=[*TRIAL_KEYS, "attempt", "best_val_acc", "best_test_acc"]
     )

@@ -86,20 +86,20 @@ def register(app: typer.Typer) -> None:
         Example: llm-erm compare nightly-2026-01-01 nightly-2026-01-02
         """
         baseline_dir, candidate_dir = _run_dir(results_dir, baseline), _run_dir(results_dir, candidate)
-        from llm_erm.analysis.compare import compare_runs
+        from llm_erm.analysis.compare import cell_name, compare_runs
 
         comparison = compare_runs(baseline_dir, candidate_dir)
         if len(comparison.table):
             shown = comparison.table[
-                ["target", "length", "baseline_test_mean", "candidate_test_mean", "test_delta", "test_threshold",
+                ["method_label", "target", "length", "baseline_test_mean", "candidate_test_mean", "test_delta", "test_threshold",
                  "baseline_ok_share", "candidate_ok_share", "reasons"]
             ].round(3)
             _print_table(shown, f"{candidate} vs baseline {baseline}")
         for name, cells in (("baseline", comparison.only_in_baseline), ("candidate", comparison.only_in_candidate)):
             if cells:
-                typer.echo(f"only in the {name}: " + ", ".join(f"{t} L{length}" for t, length in cells))
+                typer.echo(f"only in the {name}: " + ", ".join(cell_name(*cell) for cell in cells))
         for regression in comparison.regressions:
-            typer.echo(f"REGRESSION {regression.target} L{regression.length} {regression.kind}: {regression.detail}")
+            typer.echo(f"REGRESSION {regression.cell} {regression.kind}: {regression.detail}")
         typer.echo(f"{len(comparison.table)} cell(s) compared, {len(comparison.regressions)} regression(s)")
         if comparison.regressions:
             raise typer.Exit(1)

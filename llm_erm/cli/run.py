@@ -181,12 +181,20 @@ def check_before_work(config: GridConfig) -> None:
     """Everything that can refuse the run, before any dataset, call or file (and before Prefect starts)."""
     import shutil
 
+    from llm_erm.config import ERM
+    from llm_erm.engine import methods
+    from llm_erm.engine.run import work_items
     from llm_erm.proposers import make_proposer
 
-    config.dataset_specs()
+    work_items(config, config.dataset_specs())  # every cell and sample size is possible
     config.template_text()
-    make_proposer(config.proposer).preflight()
-    if config.sandbox == "bwrap" and not shutil.which("bwrap"):
+    for method in config.resolved_methods():
+        if method.method == ERM:
+            make_proposer(config.method_proposer(method)).preflight()
+        else:
+            methods.prepare(config, method)
+    uses_sandbox = any(m.method == ERM for m in config.methods)
+    if uses_sandbox and config.sandbox == "bwrap" and not shutil.which("bwrap"):
         raise UsageError("bubblewrap (bwrap) is not installed, and candidates run only in its sandbox by default: "
                          "install it (apt-get install bubblewrap) or pass --sandbox rlimit to accept the weaker "
                          "resource-limit sandbox")
@@ -205,17 +213,18 @@ def run(**given: Any) -> None:
         _print_plan(config)
         return
 
+    from llm_erm.engine.run import work_items
     from llm_erm.results.progress import run_is_complete
 
     run_dir = config.run_dir()
-    specs = config.dataset_specs()
-    if run_is_complete(run_dir, specs, config.trials, with_report=config.analyze):
+    work = work_items(config, config.dataset_specs())
+    if run_is_complete(run_dir, [w.key for w in work], with_report=config.analyze):
         # Nothing to propose, verify or aggregate: no need to start Prefect to learn that.
         typer.echo(f"run {run_dir.name} is complete: nothing to do (another --run-id starts a new run)", err=True)
         _print_summary(_read_summary(run_dir))
         _print_paths(run_dir)
         return
-    code = _run_interruptibly(config, no_prefect, len(specs) * config.trials)
+    code = _run_interruptibly(config, no_prefect, len(work))
     _print_paths(run_dir)
     if code:
         _exit_now(code)

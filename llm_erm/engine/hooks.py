@@ -49,6 +49,10 @@ class Hooks:
     def event(self, event: Event) -> None:
         """Told of every event, from whichever thread it happened in; must be cheap."""
 
+    def prefect(self) -> dict[str, Any] | None:
+        """Where this run can be watched ({"api_url", "ui_url", "flow_run_id"}), for the manifest; None here."""
+        return None
+
 
 class Callback(Hooks):
     """Hooks that hand every event to a plain function (progress bars, notebooks, tests)."""

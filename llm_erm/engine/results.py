@@ -17,10 +17,12 @@ class TrialResult:
     length: int
     trial: int
     rows: list[dict[str, Any]]
+    method_label: str = "erm"
 
     @property
     def label(self) -> str:
-        return f"{self.target} L{self.length} t{self.trial}"
+        prefix = "" if self.method_label == "erm" else f"{self.method_label} "
+        return f"{prefix}{self.target} L{self.length} t{self.trial}"
 
     @property
     def failed_calls(self) -> int:

@@ -1,14 +1,16 @@
-"""The experiment engine: dataset -> prompt -> propose (retries) -> verify -> select, per trial and per grid.
+"""The experiment engine: per cell and method, dataset -> (prompt -> propose -> verify -> select | a baseline).
 
-Plain Python, no Prefect. `GridRun` opens everything a run shares (proposer, sandbox pool, answer journal,
+Plain Python, no Prefect. `GridRun` opens everything a run shares (proposers, sandbox pool, answer journal,
 budget, call slots) once; `run_grid` runs every pending trial of a grid on a thread pool and writes the
 ledger; `run_trial` runs one. The Prefect layer passes Hooks that turn steps into task runs.
 
-A trial's attempts run one after another (or in waves) until the selection rule calls one solved. Each
-model answer goes to the journal the moment it arrives, before it is verified, so a trial interrupted
-half-way (SIGKILL included) reuses on resume every answer it paid for. A trial is written to the ledger
-atomically when it ends; one whose calls failed is written too (its rows say why) but stays pending,
-and a re-run makes exactly those calls again.
+A grid is targets x lengths x methods x trials. An erm trial's attempts run one after another (or in waves)
+until the selection rule calls one solved; each model answer goes to the journal the moment it arrives,
+before it is verified, so a trial interrupted half-way (SIGKILL included) reuses on resume every answer it
+paid for. An icl trial journals each of its answers the same way (engine/methods.py); a trained baseline is
+free and deterministic, so it is simply run again. A trial is written to the ledger atomically when it
+ends; one whose calls failed is written too (its rows say why) but stays pending, and a re-run makes exactly
+those calls again.
 """
 
 from __future__ import annotations
@@ -21,22 +23,23 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import llm_erm
 from llm_erm.budget import Budget
-from llm_erm.config import GridConfig
+from llm_erm.config import ERM, GridConfig, MethodSpec
 from llm_erm.datasets import Dataset, DatasetSpec, build_dataset
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
+from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError, make_proposer
 from llm_erm.results import ledger
 from llm_erm.results.journal import Journal, request_key, sha256_text
-from llm_erm.results.progress import pending_trials, running_marker
+from llm_erm.results.progress import pending, running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET
 from llm_erm.selection import get_rule
@@ -55,12 +58,29 @@ def cell_label(spec: DatasetSpec) -> str:
 
 
 @dataclass(frozen=True)
+class Work:
+    """One trial of one method on one cell."""
+
+    method: MethodSpec
+    spec: DatasetSpec  # the dataset it learns from (the cell's, or a sample-size sweep point's)
+    trial: int
+
+    @property
+    def label(self) -> str:
+        return self.method.resolved_label
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.label, self.spec.target, self.spec.length, self.trial)
+
+
+@dataclass(frozen=True)
 class Cell:
-    """A cell ready for its trials: its dataset and the prompt every attempt is shown."""
+    """A dataset ready for its trials, and the erm prompt when an erm method needs one."""
 
     spec: DatasetSpec
     dataset: Dataset
-    prompt: str
+    prompt: str | None
 
     @property
     def label(self) -> str:
@@ -68,7 +88,7 @@ class Cell:
 
     @property
     def prompt_sha256(self) -> str:
-        return sha256_text(self.prompt)
+        return sha256_text(self.prompt or "")
 
 
 def open_sandbox(config: GridConfig):
@@ -88,24 +108,37 @@ class GridRun:
     before any dataset, call or file; use it as a context manager (it owns worker processes)."""
 
     def __init__(self, config: GridConfig, hooks: Hooks | None = None):
+        from llm_erm.engine import methods
+
         self.config = config = config.resolved()
         self.hooks = hooks or Hooks()
         self.run_id = config.resolved_run_id()
         self.run_dir = config.run_dir()
         self.specs = config.dataset_specs()
+        self.methods = config.resolved_methods()
+        self.several = len(self.methods) > 1  # labels appear in task-run names only when they tell apart
         self.template = config.template_text()
         self.rule = get_rule(config.selection)
-        self.proposer = make_proposer(config.proposer)
-        self.proposer.preflight()
-        self.provider = self.proposer.identity()
         self.policy = RetryPolicy(retries=config.retries, first_delay_s=config.retry_delay_s,
                                   max_retry_after_s=config.max_retry_after_s)
+        self.proposers: dict[str, Any] = {}
+        self.providers: dict[str, dict[str, Any]] = {}
+        self.methods_ready: dict[str, Any] = {}  # label -> what a non-erm method prepared (settings, askers)
+        for method in self.methods:
+            if method.method == ERM:
+                proposer = make_proposer(config.method_proposer(method))
+                proposer.preflight()
+                self.proposers[method.resolved_label] = proposer
+                self.providers[method.resolved_label] = proposer.identity()
+            else:
+                self.methods_ready[method.resolved_label] = methods.prepare(config, method)
         self.stop = threading.Event()
-        self.sandbox = open_sandbox(config)
+        self.sandbox = open_sandbox(config) if self.proposers else None
         self.journal = Journal(self.run_dir)
         self.budget = Budget(config.budget_usd, self.journal)
         self._slots = threading.BoundedSemaphore(config.concurrency)
         self._wave_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def __enter__(self) -> GridRun:
         return self
@@ -117,69 +150,80 @@ class GridRun:
         self.stop.set()
         if self._wave_pool is not None:
             self._wave_pool.shutdown(wait=False, cancel_futures=True)
-        self.sandbox.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
         self.journal.close()
 
-    # -- the run ------------------------------------------------------------------------------------
-    def pending(self, specs: Sequence[DatasetSpec] | None = None) -> list[tuple[DatasetSpec, int]]:
-        """(cell, trial) of every trial not done yet, in grid order."""
-        return pending_trials(self.run_dir, list(specs or self.specs), self.config.trials)
+    # -- the plan -----------------------------------------------------------------------------------
+    def work(self, specs: Sequence[DatasetSpec] | None = None) -> list[Work]:
+        return work_items(self.config, specs or self.specs)
+
+    def pending(self, specs: Sequence[DatasetSpec] | None = None) -> list[Work]:
+        """The trials not done yet, in grid order."""
+        items = self.work(specs)
+        todo = set(pending(self.run_dir, [w.key for w in items]))
+        return [w for w in items if w.key in todo]
 
     def write_manifest(self) -> None:
         previous = ledger.read_manifest(self.run_dir)
         versions = {name: md.version(name) for name in ("prefect", "openai", "pyarrow", "numpy")}
         ledger.write_json(self.run_dir / ledger.MANIFEST_FILE, {
             "run_id": self.run_id,
-            "config": self.config.model_dump(mode="json"),
-            "proposer": self.proposer.kind,
-            "proposer_identity": self.provider,
+            # what the user set; every default is in GridConfig, and what each proposer really sends is below
+            "config": self.config.model_dump(mode="json", exclude_defaults=True),
+            "methods": [{"label": m.resolved_label, "method": m.method, "n_train": m.n_train} for m in self.methods],
+            "proposers": self.providers,
             "selection_rule": self.rule.name,
-            "sandbox": self.sandbox.mode,
-            "sandbox_fallback_reason": self.sandbox.fallback_reason,
+            "sandbox": self.sandbox.mode if self.sandbox else None,
+            "sandbox_fallback_reason": self.sandbox.fallback_reason if self.sandbox else None,
             "sandbox_bounds": getattr(self.sandbox, "bounds", None),
-            "cells": _union_cells(previous.get("cells", []), self.specs),
+            "cells": _union_cells(previous.get("cells", []), self.work()),
             "trials_per_cell": self.config.trials,
             "versions": {"llm_erm": llm_erm.__version__, "python": platform.python_version(), **versions},
             "argv": sys.argv,
             "host": platform.node(),
+            "prefect": previous.get("prefect") if self.hooks.prefect() is None else self.hooks.prefect(),
             "created_at": previous.get("created_at", datetime.now(UTC).isoformat()),
             "updated_at": datetime.now(UTC).isoformat(),
         })
 
-    def prepare(self, spec: DatasetSpec) -> Cell:
-        """The cell's dataset (built, or verified and reused) and its prompt."""
+    # -- the run ------------------------------------------------------------------------------------
+    def prepare(self, spec: DatasetSpec, with_prompt: bool = True) -> Cell:
+        """A dataset (built, or verified and reused) and, for erm, its prompt."""
         from llm_erm.proposers.prompt import build_prompt
 
         label = cell_label(spec)
-        dataset = self.hooks.step("generate dataset", f"dataset {label}",
+        dataset = self.hooks.step("generate dataset", f"dataset {label}{_size_suffix(spec, self.config)}",
                                   lambda: build_dataset(spec, Path(self.config.datasets_dir)))
-        prompt = self.hooks.step("build prompt", f"prompt {label}",
-                                 lambda: build_prompt(dataset, variant=self.config.prompt_variant,
-                                                      template=self.template))
+        prompt = None
+        if with_prompt:
+            prompt = self.hooks.step("build prompt", f"prompt {label}",
+                                     lambda: build_prompt(dataset, variant=self.config.prompt_variant,
+                                                          template=self.template))
         self.hooks.event(Event("cell", label))
         return Cell(spec, dataset, prompt)
 
-    def run(self, todo: Sequence[tuple[DatasetSpec, int]]) -> GridResult:
-        """Every (cell, trial) in `todo`: cells are prepared on a small pool and each cell's trials start on
-        the trial pool as soon as its prompt is ready, in grid order; `concurrency` bounds trials in flight."""
+    def run(self, todo: Sequence[Work]) -> GridResult:
+        """Every trial in `todo`: datasets are prepared on a small pool and each one's trials start on the
+        trial pool as soon as it is ready, in grid order; `concurrency` bounds the trials in flight."""
         result = GridResult(self.run_id, self.run_dir, pending_before=len(todo))
-        cells = list(dict.fromkeys(spec for spec, _ in todo))
-        trials_of = {spec: [t for s, t in todo if s == spec] for spec in cells}
+        specs = list(dict.fromkeys(w.spec for w in todo))
+        needs_prompt = {w.spec for w in todo if w.method.method == ERM}
         prep = ThreadPoolExecutor(PREP_WORKERS, thread_name_prefix="llm-erm-prep")
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="llm-erm-trial")
-        prepared = [_submit(prep, self.prepare, spec) for spec in cells]
+        prepared = [_submit(prep, self.prepare, spec, spec in needs_prompt) for spec in specs]
         running: dict[Future, str] = {}
         interrupted = True
         try:
-            for spec, ready in zip(cells, prepared, strict=True):
+            for spec, ready in zip(specs, prepared, strict=True):
                 try:
                     cell = ready.result()
                 except Exception as exc:  # noqa: BLE001 - one broken cell must not sink the grid
                     result.errors.append(f"{cell_label(spec)}: {type(exc).__name__}: {exc}")
                     self.hooks.event(Event("failed", cell_label(spec), result.errors[-1]))
                     continue
-                for t in trials_of[spec]:
-                    running[_submit(pool, self.trial, cell, t)] = f"{cell.label} t{t}"
+                for work in (w for w in todo if w.spec == spec):
+                    running[_submit(pool, self.trial, cell, work)] = self.trial_label(work)
             for future in _as_completed(running):
                 try:
                     result.trials.append(future.result())
@@ -201,76 +245,72 @@ class GridRun:
         return self.hooks.step("aggregate", "aggregate", lambda: aggregate(self.run_dir))
 
     # -- one trial ----------------------------------------------------------------------------------
-    def trial(self, cell: Cell, trial: int) -> TrialResult:
-        label = f"{cell.label} t{trial}"
-        result = self.hooks.step("trial", f"trial {label}", lambda: self._trial(cell, trial))
+    def trial_label(self, work: Work) -> str:
+        prefix = f"{work.label} " if self.several else ""
+        return f"{prefix}{cell_label(work.spec)} t{work.trial}"
+
+    def trial(self, cell: Cell, work: Work) -> TrialResult:
+        from llm_erm.engine import methods
+
+        label = self.trial_label(work)
+        body = self._erm_trial if work.method.method == ERM else methods.trial_of(work.method.method)
+        result = self.hooks.step("trial", f"trial {label}", lambda: self._write(cell, work, body))
         self.hooks.event(Event("trial", label, result.failure or "", {"result": result}))
         return result
 
-    def _trial(self, cell: Cell, trial: int) -> TrialResult:
-        cfg = self.config
-        identity = self._identity(cell, trial)
-        rows: list[dict[str, Any]] = []
-        with running_marker(self.run_dir, cell.spec.target, cell.spec.length, trial):
-            attempt = 1
-            while attempt <= cfg.attempts:
-                wave = range(attempt, min(attempt + cfg.wave_size, cfg.attempts + 1))
-                if len(wave) == 1:
-                    rows.append(self.attempt(cell, trial, attempt, identity))
-                else:
-                    futures = [_submit(self._waves(), self.attempt, cell, trial, a, identity) for a in wave]
-                    rows += [f.result() for f in futures]
-                attempt = wave.stop
-                if any(row["status"] == SKIPPED_BUDGET for row in rows):
-                    rows += [attempt_row(identity=identity, attempt=a, skipped=True)
-                             for a in range(attempt, cfg.attempts + 1)]
-                    break
-                if any(self.rule.solved(row) for row in rows):
-                    break
-            rows = finish_trial(rows, cfg.attempts, self.rule)
-            ledger.write_trial(self.run_dir, cell.spec.target, cell.spec.length, trial, rows)
-        return TrialResult(cell.spec.target, cell.spec.length, trial, rows)
+    def _write(self, cell: Cell, work: Work, body: Callable[[GridRun, Cell, Work, dict], list[dict]]) -> TrialResult:
+        """Run a trial's body under its running marker and write its rows as one ledger file."""
+        identity = self.identity(cell, work)
+        with running_marker(self.run_dir, *work.key):
+            rows = body(self, cell, work, identity)
+            ledger.write_trial(self.run_dir, *work.key, rows)
+        return TrialResult(work.spec.target, work.spec.length, work.trial, rows, work.label)
 
-    def attempt(self, cell: Cell, trial: int, attempt: int, identity: dict[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _erm_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+        cfg = run.config
+        rows: list[dict[str, Any]] = []
+        attempt = 1
+        while attempt <= cfg.attempts:
+            wave = range(attempt, min(attempt + cfg.wave_size, cfg.attempts + 1))
+            if len(wave) == 1:
+                rows.append(run.attempt(cell, work, attempt, identity))
+            else:
+                futures = [_submit(run.waves(), run.attempt, cell, work, a, identity) for a in wave]
+                rows += [f.result() for f in futures]
+            attempt = wave.stop
+            if any(row["status"] == SKIPPED_BUDGET for row in rows):
+                rows += [attempt_row(identity=identity, attempt=a, skipped=True)
+                         for a in range(attempt, cfg.attempts + 1)]
+                break
+            if any(run.rule.solved(row) for row in rows):
+                break
+        return finish_trial(rows, cfg.attempts, run.rule)
+
+    def attempt(self, cell: Cell, work: Work, attempt: int, identity: dict[str, Any]) -> dict[str, Any]:
         """Propose (or find the answer in the journal), verify, and return the attempt's row."""
         from llm_erm.verify import verify_candidate
 
-        label = f"{cell.label} t{trial} a{attempt}"
-        seed = attempt_seed(self.run_id, cell.prompt_sha256, trial, attempt)
-        key = request_key(run_id=self.run_id, proposer=self.provider, prompt_sha256=cell.prompt_sha256,
-                          trial=trial, attempt=attempt)
-        answer = self.journal.lookup(key)
-        reused = answer is not None
+        label = f"{self.trial_label(work)} a{attempt}"
+        seed = attempt_seed(self.run_id, cell.prompt_sha256, work.trial, attempt)
+        proposer, provider = self.proposers[work.label], self.providers[work.label]
+        key = request_key(run_id=self.run_id, method=work.label, proposer=provider,
+                          prompt_sha256=cell.prompt_sha256, trial=work.trial, attempt=attempt)
+        answer, reused = self.journal.lookup(key), True
         if answer is None:
-            if self.stop.is_set():
-                raise Interrupted("the run is stopping")
-            # The budget is checked while holding a call slot, so a call that waited for a slot sees the
-            # spend of the calls before it: once the budget is reached no new call starts.
-            with self._slots, self.hooks.call_slot():
-                if self.budget.exhausted():
-                    return attempt_row(identity=identity, attempt=attempt, skipped=True)
-                request = ProposeRequest(prompt=cell.prompt, trial=trial, attempt=attempt, seed=seed)
-                try:
-                    proposal = call_with_retries(
-                        lambda: self.proposer.propose(request), self.policy, self.stop,
-                        on_retry=lambda n, delay, exc: self.hooks.event(Event(
-                            "retry", label, f"retry {n}/{self.policy.retries} in {delay:.1f} s: {exc}")),
-                    )
-                except ProposerError as exc:
-                    row = attempt_row(identity=identity, attempt=attempt, propose_error=f"{type(exc).__name__}: {exc}")
-                    self.hooks.event(Event("attempt", label, f"call failed: {row['propose_error']}", {"row": row}))
-                    return {**row, "seed": seed}
-                except (Interrupted, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a proposer's own bug fails its attempt, not the grid
-                    error = f"{type(exc).__name__} in proposer {self.proposer.kind}: {exc}"
-                    row = attempt_row(identity=identity, attempt=attempt, propose_error=error)
-                    self.hooks.event(Event("attempt", label, f"call failed: {error}", {"row": row}))
-                    return {**row, "seed": seed}
+            reused = False
+            request = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
+            outcome = self.call(label, lambda: proposer.propose(request))
+            if isinstance(outcome, str):  # skipped for budget, or the call failed: the row says which
+                row = attempt_row(identity=identity, attempt=attempt, skipped=outcome == SKIPPED_BUDGET,
+                                  propose_error=None if outcome == SKIPPED_BUDGET else outcome)
+                self.hooks.event(Event("attempt", label, row.get("propose_error") or "skipped: budget spent",
+                                       {"row": row}))
+                return {**row, "seed": seed}
             answer = self.journal.append(key, {
-                "kind": "answer", "run_id": self.run_id, "target": cell.spec.target, "length": cell.spec.length,
-                "trial": trial, "attempt": attempt, "seed": seed, "prompt_sha256": cell.prompt_sha256,
-                "provider": self.provider, **proposal.to_dict(),
+                "kind": "answer", "run_id": self.run_id, "method": work.label, "target": work.spec.target,
+                "length": work.spec.length, "trial": work.trial, "attempt": attempt, "seed": seed,
+                "prompt_sha256": cell.prompt_sha256, "provider": provider, **outcome.to_dict(),
             })
         verdict = verify_candidate(answer["text"], cell.dataset, self.sandbox, sanitize=self.config.sanitize)
         row = attempt_row(identity=identity, attempt=attempt, proposal=answer, verdict=verdict.to_row(),
@@ -279,32 +319,76 @@ class GridRun:
         self.hooks.event(Event("attempt", label, _describe(row), {"row": row}))
         return row
 
-    def _identity(self, cell: Cell, trial: int) -> dict[str, Any]:
-        """The columns every attempt row of the trial shares."""
-        cfg = self.config
+    def call(self, label: str, make_call: Callable[[], Any]) -> Any:
+        """One model call under a call slot, the budget and the retry policy.
+
+        Returns what the call returned, SKIPPED_BUDGET when the budget was spent before it could start, or
+        the error (one line) when it failed after its retries. The budget is checked while holding the slot,
+        so a call that waited for a slot sees the spend of the calls before it."""
+        if self.stop.is_set():
+            raise Interrupted("the run is stopping")
+        with self._slots, self.hooks.call_slot():
+            if self.budget.exhausted():
+                return SKIPPED_BUDGET
+            try:
+                return call_with_retries(
+                    make_call, self.policy, self.stop,
+                    on_retry=lambda n, delay, exc: self.hooks.event(Event(
+                        "retry", label, f"retry {n}/{self.policy.retries} in {delay:.1f} s: {exc}")),
+                )
+            except ProposerError as exc:
+                return f"{type(exc).__name__}: {exc}"
+            except (Interrupted, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a client's own bug fails its call, not the grid
+                return f"{type(exc).__name__} in the model client: {exc}"
+
+    def identity(self, cell: Cell, work: Work) -> dict[str, Any]:
+        """The columns every row of the trial shares."""
+        provider = self.providers.get(work.label) or self.methods_ready[work.label].identity()
         return {
             "run_id": self.run_id,
-            "target": cell.spec.target,
+            "method": work.method.method,
+            "method_label": work.label,
+            "target": work.spec.target,
             "target_name": cell.dataset.target.name,
-            "length": cell.spec.length,
-            "trial": trial,
+            "length": work.spec.length,
+            "trial": work.trial,
+            "n_train": work.spec.train_size + (0 if work.method.method == ERM else work.spec.val_size),
             "dataset_id": cell.dataset.dataset_id,
             "dataset_path": str(cell.dataset.path),
             "protocol": cell.spec.protocol if cell.dataset.target.table else None,
-            "proposer": self.proposer.kind,
-            "model": self.provider.get("model", self.proposer.kind),
-            "base_url": self.provider.get("base_url"),
-            "request_params": request_params_json(self.provider),
-            "prompt_variant": cfg.prompt_variant,
-            "prompt": cell.prompt,
-            "prompt_sha256": cell.prompt_sha256,
+            "proposer": provider.get("provider", work.method.method),
+            "model": provider.get("model", work.method.method),
+            "base_url": provider.get("base_url"),
+            "request_params": request_params_json(provider),
+            "prompt_variant": self.config.prompt_variant if work.method.method == ERM else None,
+            "prompt": cell.prompt if work.method.method == ERM else None,
+            "prompt_sha256": cell.prompt_sha256 if work.method.method == ERM else None,
         }
 
-    def _waves(self) -> ThreadPoolExecutor:
-        if self._wave_pool is None:
-            workers = self.config.concurrency * self.config.wave_size
-            self._wave_pool = ThreadPoolExecutor(workers, thread_name_prefix="llm-erm-wave")
-        return self._wave_pool
+    def waves(self) -> ThreadPoolExecutor:
+        """A shared pool for the calls a trial makes at once (erm waves, icl's test prompts)."""
+        with self._pool_lock:
+            if self._wave_pool is None:
+                workers = self.config.concurrency * max(self.config.wave_size, 2)
+                self._wave_pool = ThreadPoolExecutor(workers, thread_name_prefix="llm-erm-calls")
+            return self._wave_pool
+
+
+def method_spec(method: MethodSpec, spec: DatasetSpec) -> DatasetSpec:
+    """The dataset a method learns from: the cell's, or a sample-size point's (train = val = n/2)."""
+    if method.n_train is None:
+        return spec
+    sized = replace(spec, train_size=method.n_train // 2, val_size=method.n_train // 2)
+    sized.validate()
+    return sized
+
+
+def work_items(config: GridConfig, specs: Sequence[DatasetSpec]) -> list[Work]:
+    """Every trial of the grid's cells, in grid order: cell, then method, then trial."""
+    return [Work(method, method_spec(method, spec), t) for spec in specs for method in config.resolved_methods()
+            for t in range(1, config.trials + 1)]
 
 
 def aggregate(run_dir: Path) -> list[dict[str, Any]]:
@@ -337,22 +421,34 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
     return result
 
 
-def run_trial(config: GridConfig, target: str, length: int, trial: int = 1,
+def run_trial(config: GridConfig, target: str, length: int, trial: int = 1, method: str | None = None,
               hooks: Hooks | None = None) -> TrialResult:
-    """One trial of one cell, written to the run's ledger like any other (a finished one is run again)."""
+    """One trial of one cell (and method: the grid's first by default), written to the run's ledger like any
+    other; a finished one is run again."""
     config = config.model_copy(update={"functions": [target], "lengths": [length]})
     with GridRun(config, hooks) as run:
         run.write_manifest()
-        return run.trial(run.prepare(run.specs[0]), trial)
+        chosen = next((m for m in run.methods if method in (None, m.resolved_label)), None)
+        if chosen is None:
+            raise UsageError(f"no method {method!r} in this grid: use one of "
+                                            f"{', '.join(m.resolved_label for m in run.methods)}")
+        work = Work(chosen, method_spec(chosen, run.specs[0]), trial)
+        return run.trial(run.prepare(work.spec, chosen.method == ERM), work)
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def _union_cells(previous: list[dict], specs: Sequence[DatasetSpec]) -> list[dict]:
-    """The cells of this run so far: an erm-cell flow run adds its cell, never drops the grid's others."""
-    cells = {(c["target"], c["length"]): c for c in previous}
-    cells.update({(s.target, s.length): {"target": s.target, "length": s.length, "dataset_id": s.dataset_id}
-                  for s in specs})
-    return sorted(cells.values(), key=lambda c: (c["target"], c["length"]))
+def _union_cells(previous: list[dict], work: Sequence[Work]) -> list[dict]:
+    """The cells of this run so far: an erm-cell flow run adds its own, never drops the grid's others."""
+    cells = {(c.get("method_label", ERM), c["target"], c["length"]): c for c in previous}
+    cells.update({(w.label, w.spec.target, w.spec.length): {
+        "method_label": w.label, "method": w.method.method, "target": w.spec.target, "length": w.spec.length,
+        "dataset_id": w.spec.dataset_id} for w in work})
+    return sorted(cells.values(), key=lambda c: (c["method_label"], c["target"], c["length"]))
+
+
+def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:
+    same = (spec.train_size, spec.val_size) == (config.train_size, config.val_size)
+    return "" if same else f" n{spec.train_size + spec.val_size}"
 
 
 def _submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
@@ -361,9 +457,9 @@ def _submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Fut
 
 
 def _as_completed(futures: dict[Future, str]):
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+    pending_futures = set(futures)
+    while pending_futures:
+        done, pending_futures = wait(pending_futures, return_when=FIRST_COMPLETED)
         yield from done
 
 
@@ -375,3 +471,4 @@ def _describe(row: dict[str, Any]) -> str:
     reused = " (answer from the journal)" if row.get("reused_answer") else ""
     return (f"{row['status']}: val {num(row.get('val_acc'))} test {num(row.get('test_acc'))}, "
             f"{row.get('latency_s') or 0:.1f} s{cost}{reused}")
+

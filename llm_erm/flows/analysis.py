@@ -72,6 +72,6 @@ def erm_nightly(
     create_markdown_artifact(comparison.to_markdown(), key=artifact_key("nightly", run_id),
                              description=f"{run_id} vs {baseline}")
     if comparison.regressions:
-        cells = ", ".join(f"{r.target} L{r.length} ({r.kind})" for r in comparison.regressions)
+        cells = ", ".join(f"{r.cell} ({r.kind})" for r in comparison.regressions)
         return Failed(message=f"{len(comparison.regressions)} regression(s) vs {baseline}: {cells}")
     return {"run_id": run_id, "baseline": baseline, "regressions": 0}

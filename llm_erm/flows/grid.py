@@ -59,11 +59,12 @@ def erm_grid_fn(**params: Any):
         hooks = PrefectHooks(run_id, len(todo), config.call_limit)
         run.hooks = hooks
         run.write_manifest()
-        logger.info("run %s: %d of %d trials to do (%s, sandbox %s)", run_id, len(todo),
-                    len(run.specs) * config.trials, run.proposer.kind, run.sandbox.mode)
+        logger.info("run %s: %d of %d trials to do (methods %s, sandbox %s)", run_id, len(todo), len(run.work()),
+                    ", ".join(m.resolved_label for m in run.methods), run.sandbox.mode if run.sandbox else "unused")
         if config.fan_out and todo:
             result = GridResult(run_id, run.run_dir, pending_before=len(todo))
-            result.errors = _fan_out(config, sorted({spec for spec, _ in todo}, key=lambda s: (s.target, s.length)))
+            cells = {(w.spec.target, w.spec.length) for w in todo}
+            result.errors = _fan_out(config, [s for s in run.specs if (s.target, s.length) in cells])
         else:
             hooks.start_artifacts()
             result = run.run(todo)

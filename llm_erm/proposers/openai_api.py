@@ -403,3 +403,8 @@ def _classify(exc: openai.OpenAIError, url: str, cfg: ProposerConfig) -> Excepti
         hint = ("the prompt plus the output cap exceed the server's context window: lower --max-output-tokens, "
                 "shorten the prompt (--train-size) or give the server a larger context")
     return PermanentProposerError(f"{head}: {hint}{said}")
+
+
+# For the other OpenAI-compatible callers (the icl method): the same error mapping and usage reading.
+classify_error = _classify
+chat_usage = _chat_usage

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import time
 import uuid
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-ENDPOINTS = ("responses", "chat/completions")
+ENDPOINTS = ("responses", "chat/completions", "completions")
 FAULT_KINDS = ("status", "hang", "truncate", "malformed", "reset", "delay")
 DEFAULT_ANSWER = '{"code": "def f(x):\\n    return 0"}'
 
@@ -113,9 +114,12 @@ AnswerFn = Callable[[str, dict[str, Any]], "str | Reply"]
 
 
 def prompt_of(body: dict[str, Any]) -> str:
-    """The user text of a Responses or Chat request body (user messages joined by blank lines)."""
+    """The user text of a Responses or Chat request body (user messages joined by blank lines), or a legacy
+    Completions body's prompt."""
     if isinstance(body.get("input"), str):
         return body["input"]
+    if isinstance(body.get("prompt"), str):
+        return body["prompt"]
     messages = body.get("input") if "input" in body else body.get("messages")
     texts = []
     for message in messages or []:
@@ -247,6 +251,10 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # bursts of concurrent grid calls queue instead of being refused
     wire: WireServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that went away (killed) is no news
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai client expects
@@ -282,8 +290,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         endpoint = self.path.split("?", 1)[0].removeprefix("/v1/").rstrip("/")
         if endpoint not in ENDPOINTS:
-            self._send_error(404, f"no route POST {self.path}: this server speaks /v1/responses and "
-                             "/v1/chat/completions", "not_found")
+            self._send_error(404, f"no route POST {self.path}: this server speaks /v1/responses, "
+                             "/v1/chat/completions and /v1/completions", "not_found")
             return
         if not isinstance(body, dict):
             self._send_error(400, "the request body is not a JSON object", "invalid_json")
@@ -299,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(reply, str):
             reply = Reply(reply)
-        build = _responses_object if endpoint == "responses" else _chat_object
+        build = {"responses": _responses_object, "chat/completions": _chat_object,
+                 "completions": _completions_object}[endpoint]
         self._send_json(200, build(body, reply))
 
     # -- pieces ---------------------------------------------------------------------------
@@ -434,4 +443,18 @@ def _chat_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": reply.reasoning_tokens},
         },
         "system_fingerprint": None,
+    }
+
+
+def _completions_object(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
+    """The legacy Completions endpoint's answer (vLLM and llama.cpp serve it: no chat template)."""
+    prompt_tokens, completion = _tokens(reply, prompt_of(body))
+    return {
+        "id": f"cmpl-{uuid.uuid4().hex}",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": reply.model or body.get("model", ""),
+        "choices": [{"index": 0, "text": reply.text, "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion,
+                  "total_tokens": prompt_tokens + completion},
     }

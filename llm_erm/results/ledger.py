@@ -2,9 +2,9 @@
 
 Layout of results/<run_id>/ (see schema.py for the columns):
     manifest.json
-    attempts/<target>/L<length>/trial<t>.parquet
+    attempts/<method label>/<target>/L<length>/trial<t>.parquet
     summary.parquet
-    propose-cache/               every proposal, cached by its explicit key (see tasks/steps.py)
+    journal/                     every model answer, the moment it arrived (see journal.py)
     report/                      written by the analysis
 """
 
@@ -27,15 +27,15 @@ ATTEMPTS_DIR = "attempts"
 SUMMARY_FILE = "summary.parquet"
 MANIFEST_FILE = "manifest.json"
 REPORT_DIR = "report"
-PROPOSE_CACHE_DIR = "propose-cache"  # Prefect's result files of the propose task: every answer as JSON
+TRIAL_GLOB = "*/*/L*/trial*.parquet"  # under attempts/: label / target / length / trial
 
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def trial_path(run_dir: Path, target: str, length: int, trial: int) -> Path:
-    return run_dir / ATTEMPTS_DIR / target / f"L{length}" / f"trial{trial}.parquet"
+def trial_path(run_dir: Path, label: str, target: str, length: int, trial: int) -> Path:
+    return run_dir / ATTEMPTS_DIR / label / target / f"L{length}" / f"trial{trial}.parquet"
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -75,23 +75,26 @@ def attempts_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     return pa.table(columns, schema=ATTEMPT_SCHEMA)
 
 
-def write_trial(run_dir: Path, target: str, length: int, trial: int, rows: Iterable[dict[str, Any]]) -> Path:
-    path = trial_path(run_dir, target, length, trial)
+def write_trial(run_dir: Path, label: str, target: str, length: int, trial: int,
+                rows: Iterable[dict[str, Any]]) -> Path:
+    path = trial_path(run_dir, label, target, length, trial)
     write_table(path, attempts_table(rows))
     return path
 
 
-def finished_trials(run_dir: Path) -> set[tuple[str, int, int]]:
-    """(target, length, trial) of every trial whose file is in the ledger: the resume scan."""
-    done = set()
-    for path in (run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"):
-        done.add((path.parent.parent.name, int(path.parent.name[1:]), int(path.stem[len("trial"):])))
-    return done
+def trial_files(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / ATTEMPTS_DIR).glob(TRIAL_GLOB))
+
+
+def finished_trials(run_dir: Path) -> set[tuple[str, str, int, int]]:
+    """(method label, target, length, trial) of every trial whose file is in the ledger: the resume scan."""
+    return {(p.parent.parent.parent.name, p.parent.parent.name, int(p.parent.name[1:]), int(p.stem[len("trial"):]))
+            for p in trial_files(run_dir)}
 
 
 def read_attempts(run_dir: Path) -> pa.Table:
     """Every attempt row of a run (an empty table of the schema when none)."""
-    files = sorted(str(p) for p in (run_dir / ATTEMPTS_DIR).glob("*/L*/trial*.parquet"))
+    files = [str(p) for p in trial_files(run_dir)]
     if not files:
         return ATTEMPT_SCHEMA.empty_table()
     return ds.dataset(files, format="parquet", schema=ATTEMPT_SCHEMA).to_table()

@@ -1,10 +1,13 @@
-"""Where a run stands, read from its ledger alone: finished, partial, skipped and missing trials."""
+"""Where a run stands, read from its ledger alone: finished, partial, skipped, failed and missing trials.
+
+A cell of the status table is (method label, target, length); the manifest lists them.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,41 +17,37 @@ import pyarrow.parquet as pq
 from llm_erm.results import ledger
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
 
+UNFINISHED = frozenset((SKIPPED_BUDGET, PROPOSE_ERROR))  # a re-run makes these calls again
+
 
 def _trial_statuses(path: Path) -> list[str]:
     return pq.read_table(path, columns=["status"]).column("status").to_pylist()
 
 
-UNFINISHED = frozenset((SKIPPED_BUDGET, PROPOSE_ERROR))  # a re-run makes these calls again
-
-
-def trial_done(run_dir: Path, target: str, length: int, trial: int) -> bool:
+def trial_done(run_dir: Path, label: str, target: str, length: int, trial: int) -> bool:
     """A trial is done when its file exists and every attempt got its answer: an attempt skipped for budget
     (a bigger budget resumes it) or whose call failed after its retries is made again by a re-run."""
-    path = ledger.trial_path(run_dir, target, length, trial)
+    path = ledger.trial_path(run_dir, label, target, length, trial)
     return path.exists() and not UNFINISHED.intersection(_trial_statuses(path))
 
 
-def pending_trials(run_dir: Path, specs: list, trials: int) -> list[tuple]:
-    return [
-        (spec, t)
-        for spec in specs
-        for t in range(1, trials + 1)
-        if not trial_done(run_dir, spec.target, spec.length, t)
-    ]
+def pending(run_dir: Path, keys: Iterable[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
+    """The (label, target, length, trial) keys among `keys` that are not done."""
+    return [key for key in keys if not trial_done(run_dir, *key)]
 
 
-def run_is_complete(run_dir: Path, specs: list, trials: int, with_report: bool) -> bool:
+def run_is_complete(run_dir: Path, keys: Iterable[tuple[str, str, int, int]], with_report: bool) -> bool:
     """Every trial is done, and the summary (and the report, when asked for) is newer than all of them."""
-    if pending_trials(run_dir, specs, trials):
+    if pending(run_dir, keys):
         return False
-    newest = max((p.stat().st_mtime for p in (run_dir / ledger.ATTEMPTS_DIR).glob("*/L*/trial*.parquet")), default=0)
+    newest = max((p.stat().st_mtime for p in ledger.trial_files(run_dir)), default=0)
     outputs = [run_dir / ledger.SUMMARY_FILE] + ([run_dir / ledger.REPORT_DIR / "report.html"] if with_report else [])
     return all(p.exists() and p.stat().st_mtime >= newest for p in outputs)
 
 
 @dataclass(frozen=True)
 class CellStatus:
+    method_label: str
     target: str
     length: int
     state: str  # done | partial | running | failed | skipped_budget | missing
@@ -64,8 +63,8 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
     trials = int(manifest.get("trials_per_cell", 1))
     out = []
     for cell in manifest.get("cells", []):
-        target, length = cell["target"], int(cell["length"])
-        paths = [ledger.trial_path(run_dir, target, length, t) for t in range(1, trials + 1)]
+        label, target, length = cell.get("method_label", "erm"), cell["target"], int(cell["length"])
+        paths = [ledger.trial_path(run_dir, label, target, length, t) for t in range(1, trials + 1)]
         statuses = [_trial_statuses(p) if p.exists() else None for p in paths]
         done = sum(1 for s in statuses if s is not None and not UNFINISHED.intersection(s))
         failed = sum(s.count(PROPOSE_ERROR) for s in statuses if s is not None)
@@ -81,7 +80,7 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
             state = "partial"
         else:
             state = "missing"
-        out.append(CellStatus(target, length, state, done, trials, failed))
+        out.append(CellStatus(label, target, length, state, done, trials, failed))
     return out
 
 
@@ -90,9 +89,9 @@ def _marker(trial_file: Path) -> Path:
 
 
 @contextmanager
-def running_marker(run_dir: Path, target: str, length: int, trial: int) -> Iterator[None]:
+def running_marker(run_dir: Path, label: str, target: str, length: int, trial: int) -> Iterator[None]:
     """Mark a trial as in flight (host and pid) while its body runs, for `llm-erm status`."""
-    marker = _marker(ledger.trial_path(run_dir, target, length, trial))
+    marker = _marker(ledger.trial_path(run_dir, label, target, length, trial))
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"{platform.node()} {os.getpid()}", encoding="utf-8")
     try:

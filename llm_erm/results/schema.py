@@ -1,10 +1,12 @@
 """Column sets of the Parquet ledger under results/<run_id>/.
 
-attempts/<target>/L<length>/trial<t>.parquet   one row per attempt of one finished trial
+attempts/<method label>/<target>/L<length>/trial<t>.parquet
+                                               one row per attempt of one finished trial (a trained
+                                               baseline's or icl's trial is one row)
 summary.parquet                                one row per cell (target, length)
 manifest.json                                  config, versions, argv, sandbox mode, row counts
 
-Key columns (run_id, target, length, trial, attempt) live inside the rows, so a file read on its
+Key columns (run_id, method_label, target, length, trial, attempt) live inside the rows, so a file read on its
 own still says what it is.
 """
 
@@ -22,12 +24,15 @@ ATTEMPT_SCHEMA = pa.schema(
     [
         # identity
         ("run_id", pa.string()),
+        ("method", pa.string()),  # erm | icl | sgd | xgboost ... (llm_erm.config.METHODS)
+        ("method_label", pa.string()),  # the method's name in the grid: erm, erm-gpt-5-mini, sgd-n1000 ...
         ("target", pa.string()),  # fn_a ...
         ("target_name", pa.string()),  # parity_all ...
         ("length", pa.int32()),
         ("trial", pa.int32()),
         ("attempt", pa.int32()),  # 1-based
         # what was asked
+        ("n_train", pa.int64()),  # examples the method learned from (erm: train split shown, val selects)
         ("dataset_id", pa.string()),
         ("dataset_path", pa.string()),
         ("protocol", pa.string()),  # tabular targets: clean | raw (how rows were rendered); null otherwise
@@ -56,6 +61,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("response_id", pa.string()),  # the server's id of the response
         ("proposal_extra", pa.string()),  # JSON: anything else the proposer reported (enumerator counts ...)
         ("reused_answer", pa.bool_()),  # the answer came from the journal (paid for before a resume)
+        ("method_extra", pa.string()),  # JSON: icl's prompts and parses, a trained baseline's curve and settings
         # verification
         ("code", pa.string()),
         ("sanitized", pa.bool_()),
@@ -66,6 +72,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("val_errors", pa.int32()),
         ("test_errors", pa.int32()),
         ("first_error", pa.string()),
+        ("limit_split", pa.string()),  # val | train | test: the split in which a time or memory limit stopped it
         ("code_lines", pa.int32()),
         ("ast_nodes", pa.int32()),
         ("branches", pa.int32()),
@@ -79,4 +86,4 @@ ATTEMPT_SCHEMA = pa.schema(
     ]
 )
 
-KEY_COLUMNS = ("run_id", "target", "length", "trial", "attempt")
+KEY_COLUMNS = ("run_id", "method_label", "target", "length", "trial", "attempt")

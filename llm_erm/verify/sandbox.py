@@ -1,19 +1,30 @@
-"""Run untrusted candidate programs in a pool of warm, sandboxed worker processes.
+"""Run untrusted candidate programs in a pool of warm, sandboxed workers, one candidate at a time per worker.
 
-Each worker is a small "zygote" (`worker.py`, run by a bare `python -S`) started once; every candidate runs
-in a fresh fork of it, with limits set from outside the candidate:
+Each worker (`worker.py`, under a bare `python -S`) is a small zygote that never touches a request: for
+every candidate it forks a fresh supervisor, which reads the request, compiles the program, forks the
+candidate into a state no earlier candidate touched, and watches it from outside (see worker.py):
 
-- wall clock: the zygote kills the fork at the deadline; CPU: RLIMIT_CPU; memory: RLIMIT_AS/RLIMIT_DATA;
-  no child processes: RLIMIT_NPROC = 0 (and, when we are root, the fork drops to an unused uid of its
-  own worker, because the kernel exempts uid 0 from that limit; being alone with that uid, it cannot
-  signal any other process either);
-- `bwrap` mode (bubblewrap): new pid/net/ipc/uts namespaces (no network at all, no other process in
-  sight), an empty environment, a read-only filesystem made of /usr, the interpreter's prefix and the
-  installed libraries only (not the home directory, not the checkout, not the datasets), and one
-  writable place: a small private tmpfs as scratch, wiped between candidates;
-- `rlimit` mode, the fallback where bubblewrap is missing or cannot create namespaces: the same limits and
-  empty environment in plain processes, without the filesystem and network isolation. The mode is
-  recorded in every result.
+- isolation between candidates: a fresh IPC namespace and a fresh bounded tmpfs (bytes and inodes) per
+  candidate, dropped with its namespace (no cleanup to defeat); a uid of its own (when we are root) from a
+  block of uids this Sandbox holds with a lock file, so no two orchestrators on the host share one; no
+  keyring, no SysV/POSIX IPC, no memfd (seccomp); nothing of earlier candidates in its memory.
+- time: a CPU allowance per input (`time_per_input_s`), read from the kernel by the supervisor as the
+  candidate answers its inputs in chunks of 1, 10, 100, then 1000 rows: a chunk of n inputs may use
+  n x the allowance plus a reserve of at most STARTUP_S (which also pays for loading the module), with a
+  wall-clock backstop of WALL_EXTRA_S + WALL_FACTOR x that for candidates that sleep or block. A busy
+  machine slows a candidate's wall clock, not its CPU time: it never causes a timeout. A loop on the
+  first input is stopped after about STARTUP_S of CPU, one on a later input within 1000 x the allowance
+  + STARTUP_S.
+- memory: RLIMIT_AS for everything mapped, plus a bounded tmpfs, bounded descriptors and no locked
+  memory; every mechanism that could pin memory outside the address space (SysV/POSIX shared memory,
+  memfd, new namespaces, io_uring, sockets, pipe resizing, ...) is refused by the seccomp filter.
+- kernel surface: a seccomp allowlist (jail.py), Landlock where the kernel has it, no new privileges.
+- `bwrap` mode (bubblewrap, the default): new pid/net/ipc/uts namespaces around the worker, an empty
+  environment, a read-only filesystem of /usr, the interpreter and the installed libraries only.
+- `rlimit` mode (opt-in, where bubblewrap is missing or cannot run): the same supervisor, limits and
+  seccomp filter in plain processes; Landlock gives the same read-only view (no home, no checkout, no
+  datasets, no /proc of other processes, so no orchestrator environment) and no network; Landlock is
+  required for this mode.
 
 The orchestrator sends code and inputs, never labels, and gets back one mark per input (a 0/1 prediction
 or an error) that `score.py` compares with the labels. The pool is thread-safe; `workers` bounds how many
@@ -23,6 +34,7 @@ candidates run at once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import os
@@ -30,6 +42,7 @@ import queue
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -45,16 +58,34 @@ from pathlib import Path
 from llm_erm.errors import UsageError
 
 MODES = ("bwrap", "rlimit")
-WORKER = Path(__file__).with_name("worker.py")
-# When we are root, each worker's candidates run as a uid of their own from this range (no account
-# needs to exist): no other process on the host has it, so kill(-1) or ptrace reach nothing.
-CANDIDATE_UIDS = range(2_000_000_000, 2_100_000_000)
-_worker_numbers = itertools.count()
-GRACE_S = 5.0  # beyond the candidate's limit, for transfers; a zygote silent this long is killed
-SCRATCH_BYTES = 64 << 20
+MODE_CHOICES = (*MODES, "auto")
+HERE = Path(__file__).resolve().parent
+WORKER, JAIL = HERE / "worker.py", HERE / "jail.py"
+
+# Time: the per-input allowance is the caller's; these shape what surrounds it. A candidate has a reserve of
+# STARTUP_S of CPU for loading (imports: sympy ~0.4 s, numpy ~0.2 s here) and one-off costs (a lazy
+# `import sympy` inside f, a garbage collection); a chunk of n inputs may use n x the allowance plus what is
+# left of the reserve, and what it leaves of its allowance refills the reserve up to STARTUP_S.
+STARTUP_S = 1.0
+CHUNK_SIZES = (1, 10, 100, 1000)  # inputs per chunk in each batch: 1, 10, 100, then 1000 at a time
+WALL_FACTOR = 10.0  # wall-clock backstop of a chunk = WALL_EXTRA_S + WALL_FACTOR x its CPU allowance
+WALL_EXTRA_S = 2.0
+GRACE_S = 5.0  # beyond the supervisor's own backstop, for transfers; a worker silent this long is killed
+# Memory: the candidate's share of memory_mb; the rest covers its scratch tmpfs and kernel objects.
+SCRATCH_MB = 16
+SCRATCH_INODES = 1024
+KERNEL_RESERVE_MB = 8  # pipes (<= NOFILE/2 x 64 KiB), page tables, descriptors
+NOFILE = 64
+# Candidate uids (when we are root): blocks of UID_BLOCK uids from UID_BASE; a Sandbox holds one block
+# with an exclusive flock for its whole life (its workers inherit the lock), so two live orchestrators
+# never hand out the same uid. No account needs to exist.
+UID_BASE = 2_000_000_000
+UID_BLOCK = 100_000
+UID_BLOCKS = 1_000
+UID_LOCK_DIRS = ("/run/llm-erm-uids", "/var/lock/llm-erm-uids", "/tmp/llm-erm-uids")
 # What candidates see as their environment: nothing from ours. Threads of numeric libraries are pinned
-# to one (they would be refused by the no-child-processes limit anyway); the hash seed is fixed so a
-# candidate that iterates over a set behaves the same in every run.
+# to one (threads are refused anyway); the hash seed is fixed so a candidate that iterates over a set
+# behaves the same in every run.
 CANDIDATE_ENV = {
     "LC_ALL": "C.UTF-8",
     "PATH": "/usr/bin:/bin",
@@ -63,7 +94,11 @@ CANDIDATE_ENV = {
     "OMP_NUM_THREADS": "1",
     "MKL_NUM_THREADS": "1",
 }
-MARKS = frozenset("01EI")  # a prediction, raised, invalid return; "-" (never ran) is added here, not sent
+MARKS = frozenset("01EI-")
+OUTCOMES = ("finished", "load_error", "syntax_error", "no_function", "timeout", "memory", "crashed",
+            "sandbox_failure")
+PROBE = "import math, re, json\n\ndef f(x):\n    with open('/proc/self/status') as s:\n" \
+        "        return int('Seccomp:\\t2' in s.read())\n"
 
 
 class SandboxError(RuntimeError):
@@ -97,6 +132,7 @@ class Execution:
 
     status: "ok" (every input answered validly), "runtime_errors" (some call raised or returned an invalid
     value, or the module failed at load), "syntax_error", "no_function", "timeout", "memory", "crashed".
+    limit_batch: the index of the batch in which a time or memory limit stopped it (None otherwise).
     """
 
     status: str
@@ -105,6 +141,8 @@ class Execution:
     function: str | None  # the name of the function that was called
     seconds: float
     sandbox: str
+    limit_batch: int | None = None
+    cpu_s: float = 0.0
 
     @property
     def first_error(self) -> str | None:
@@ -116,41 +154,49 @@ class Execution:
 class Sandbox:
     """A pool of sandboxed workers. Use as a context manager, or call close().
 
-    Sandbox(workers=None, timeout_s=10.0, memory_mb=1024, mode=None)
-      workers    candidates running at once (default: os.cpu_count())
-      timeout_s  wall-clock limit of one candidate over all its batches
-      memory_mb  address-space limit of one candidate
-      mode       "bwrap", "rlimit" or None (bwrap where it works, else rlimit; see `fallback_reason`)
+    Sandbox(workers=None, *, time_per_input_s=0.01, memory_mb=1024, mode="bwrap")
+      workers           candidates running at once (default: os.cpu_count())
+      time_per_input_s  CPU seconds a candidate may use per input, on top of a start-up allowance
+      memory_mb         memory of one candidate: address space, scratch tmpfs and kernel objects together
+      mode              "bwrap" (refuses to run without bubblewrap), "rlimit" (the weaker opt-in), or
+                        "auto" (bwrap where it works, else rlimit; see `fallback_reason`)
+    `bounds` says which bounds are in force (JSON-able, for the run's manifest).
     """
 
     def __init__(
         self,
         workers: int | None = None,
-        timeout_s: float = 10.0,
-        memory_mb: int = 1024,
         *,
-        mode: str | None = None,
+        time_per_input_s: float = 0.01,
+        memory_mb: int = 1024,
+        mode: str = "bwrap",
     ) -> None:
         workers = (os.cpu_count() or 1) if workers is None else workers
         if workers < 1:
             raise UsageError(f"sandbox workers must be at least 1, got {workers}")
-        if not timeout_s > 0:
-            raise UsageError(f"sandbox timeout must be positive, got {timeout_s}")
-        if memory_mb < 64:
-            raise UsageError(f"sandbox memory limit must be at least 64 MB, got {memory_mb}")
-        if mode not in (None, *MODES):
-            raise UsageError(f"unknown sandbox mode {mode!r}: use one of {', '.join(MODES)} (or none for auto)")
+        if not 0 < time_per_input_s <= 60:
+            raise UsageError(f"the candidate timeout must be a positive number of CPU seconds per input "
+                             f"(at most 60), got {time_per_input_s}")
+        if memory_mb < 128:
+            raise UsageError(f"the sandbox memory limit must be at least 128 MB, got {memory_mb}")
+        if mode not in MODE_CHOICES:
+            raise UsageError(f"unknown sandbox mode {mode!r}: use one of {', '.join(MODE_CHOICES)}")
         self.workers = workers
-        self.timeout_s = float(timeout_s)
+        self.time_per_input_s = float(time_per_input_s)
         self.memory_mb = int(memory_mb)
         self.fallback_reason: str | None = None  # why bwrap is not used, when it is not
+        self.bounds: dict = {}
         # Zygotes are started from this one long-lived thread: bwrap --die-with-parent (and the zygote's
         # own parent-death signal) fire when the *thread* that started them ends, and the calling threads
         # of a task runner come and go.
         self._spawner = ThreadPoolExecutor(1, thread_name_prefix="llm-erm-sandbox-spawner")
         self._live: set[_Zygote] = set()
         self._live_lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _shut_down, self._live, self._live_lock, self._spawner)
+        self._uids = _UidBlock.claim() if os.geteuid() == 0 else None
+        self._scratch = tempfile.mkdtemp(prefix="llm-erm-scratch-")  # rlimit mode's (empty) mount point
+        os.chmod(self._scratch, 0o755)
+        self._finalizer = weakref.finalize(
+            self, _shut_down, self._live, self._live_lock, self._spawner, self._uids, self._scratch)
         self._idle: queue.LifoQueue[_Zygote | None] = queue.LifoQueue()
         self._closed = False
         try:
@@ -166,20 +212,25 @@ class Sandbox:
     def mode(self) -> str:
         return self._launch.mode
 
-    def run(self, code: str, inputs: Sequence[str]) -> Execution:
+    def run(self, code: str, inputs: Sequence) -> Execution:
         """Run `code`'s function on every input; the result has one Outcome."""
         return self.run_batches(code, [inputs])
 
-    def run_batches(self, code: str, batches: Sequence[Sequence[str]]) -> Execution:
-        """Run `code`'s function on each batch in order, in one fresh process, under one time limit.
-        Batches after the one where the candidate stopped (timeout, memory, crash) are marked "-"."""
+    def run_batches(self, code: str, batches: Sequence[Sequence]) -> Execution:
+        """Run `code`'s function on each batch in order, in one fresh candidate process. Inputs are strings
+        or JSON-able values (tabular rows as dicts). Batches after the one where the candidate stopped
+        (timeout, memory, crash) are marked "-"."""
         sizes = [len(batch) for batch in batches]
-        frame, max_output = encode_request(code, batches, self.timeout_s, self.memory_mb)
-        reply_cap = 2 * max_output + (1 << 16)  # JSON escaping of the output at most doubles it
         zygote = self._acquire()
-        started = time.monotonic()
         try:
-            reply = zygote.exchange(frame, self.timeout_s + GRACE_S, reply_cap)
+            frames = encode_request(code, batches, self._limits(sizes, zygote))
+        except BaseException:
+            self._idle.put(zygote)
+            raise
+        started = time.monotonic()
+        deadline = started + self._wall_backstop(sizes) + GRACE_S
+        try:
+            reply = zygote.exchange(frames, deadline, reply_cap(sizes))
         except _WorkerLost as lost:
             self._discard(zygote)
             zygote = None
@@ -188,6 +239,9 @@ class Sandbox:
             status = "timeout" if lost.timed_out else "crashed"
             return Execution(status, dashes, str(lost), None, seconds, self.mode)
         finally:
+            if zygote is not None and zygote.broken:
+                self._discard(zygote)
+                zygote = None
             self._idle.put(zygote)
         return interpret(reply, sizes, self.mode)
 
@@ -202,13 +256,42 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- limits ------------------------------------------------------------------------------------------
+
+    def _cpu_allowance(self, sizes: list[int]) -> float:
+        """The most CPU a candidate may use on these batches: the reserve is refilled only by what the
+        chunks leave of their per-input allowance, so all in all STARTUP_S + the allowance of every input."""
+        return STARTUP_S + self.time_per_input_s * sum(sizes)
+
+    def _wall_backstop(self, sizes: list[int]) -> float:
+        """The longest the supervisor lets a candidate run: every phase (loading, each chunk) at its own
+        wall-clock backstop, each with the whole reserve."""
+        phases = 1 + sum(chunk_count(size) for size in sizes)
+        return phases * (WALL_EXTRA_S + WALL_FACTOR * STARTUP_S) + WALL_FACTOR * self.time_per_input_s * sum(sizes)
+
+    def _limits(self, sizes: list[int], zygote: _Zygote) -> dict:
+        scratch = SCRATCH_MB << 20 if zygote.capabilities.get("namespaces") else 0
+        return {
+            "time_per_input_s": self.time_per_input_s,
+            "startup_s": STARTUP_S,
+            "chunk_sizes": list(CHUNK_SIZES),
+            "wall_factor": WALL_FACTOR,
+            "wall_extra_s": WALL_EXTRA_S,
+            "cpu_backstop_s": self._cpu_allowance(sizes) + 1.0,
+            "address_space_bytes": (self.memory_mb - SCRATCH_MB - KERNEL_RESERVE_MB) << 20,
+            "scratch_bytes": scratch,
+            "scratch_inodes": SCRATCH_INODES,
+            "nofile": NOFILE,
+            "uid": self._uids.next_uid() if self._uids is not None else None,
+        }
+
     # -- the pool ------------------------------------------------------------------------------------
 
     def _acquire(self) -> _Zygote:
         if self._closed:
             raise SandboxError("the sandbox is closed")
         zygote = self._idle.get()
-        if zygote is not None and zygote.alive():
+        if zygote is not None and zygote.ready():
             return zygote
         if zygote is not None:
             self._discard(zygote)
@@ -227,7 +310,7 @@ class Sandbox:
     def _spawn(self, launch: _Launch) -> _Zygote:
         if self._closed:
             raise SandboxError("the sandbox is closed")
-        zygote = self._spawner.submit(_Zygote, launch).result()
+        zygote = self._spawner.submit(_Zygote, launch, self._uids).result()
         with self._live_lock:
             self._live.add(zygote)
         return zygote
@@ -237,52 +320,133 @@ class Sandbox:
             self._live.discard(zygote)
         zygote.kill()
 
-    def _start_first(self, mode: str | None) -> _Zygote:
-        """Start the first worker in the requested mode, or the best one that passes a probe run."""
-        problem = None
-        for candidate in [mode] if mode else list(MODES):
+    def _start_first(self, mode: str) -> _Zygote:
+        """Start the first worker in the requested mode (auto: the best that passes its probe)."""
+        problems = {}
+        for candidate in (MODES if mode == "auto" else (mode,)):
             if candidate == "bwrap" and not shutil.which("bwrap"):
-                problem = "bubblewrap (bwrap) is not installed"
-            else:
-                launch = _launch_for(candidate)
-                problem, zygote = self._probe(launch)
-                if problem is None:
-                    self._launch = launch
-                    return zygote
-                if candidate == "bwrap":
-                    problem = f"bubblewrap cannot run here: {problem}"
-            if candidate == "bwrap":
-                self.fallback_reason = problem
+                problems[candidate] = "bubblewrap (bwrap) is not installed"
+                continue
+            launch = _launch_for(candidate, self._scratch)
+            problem, zygote = self._probe(launch)
+            if problem is None:
+                self._launch = launch
+                if candidate != "bwrap":
+                    self.fallback_reason = problems.get("bwrap", "the rlimit sandbox mode was requested")
+                self.bounds = self._describe_bounds(zygote)
+                return zygote
+            problems[candidate] = f"{'bubblewrap' if candidate == 'bwrap' else 'the rlimit sandbox'} " \
+                                  f"cannot run here: {problem}"
+        bwrap_fix = "install bubblewrap (apt-get install bubblewrap) on a kernel that allows namespaces"
         if mode == "bwrap":
-            raise UsageError(
-                f"{problem}; install the Debian package bubblewrap on a kernel that allows namespaces, "
-                "or use the rlimit sandbox mode"
-            )
-        raise SandboxError(f"cannot start a sandbox worker: {problem}")
+            raise UsageError(f"{problems['bwrap']}: {bwrap_fix}, or opt in to the weaker sandbox with "
+                             "--sandbox rlimit")
+        if mode == "rlimit":
+            raise UsageError(f"{problems['rlimit']}: it needs Linux with Landlock and seccomp (5.13 or newer); "
+                             f"or {bwrap_fix} and use --sandbox bwrap")
+        raise UsageError(f"no sandbox can run here ({problems['bwrap']}; {problems['rlimit']}): {bwrap_fix}")
 
     def _probe(self, launch: _Launch) -> tuple[str | None, _Zygote | None]:
-        """Start a zygote and run a trivial candidate; (None, zygote) when that works."""
+        """Start a zygote, check what it can lock a candidate into, run a probe candidate; (None, zygote)
+        when all of that works."""
         try:
             zygote = self._spawn(launch)
-        except OSError as exc:
+        except (OSError, _WorkerLost) as exc:
             return f"{type(exc).__name__}: {exc}", None
-        frame, _ = encode_request("def f(x):\n    return 1\n", [["0"]], 10.0, self.memory_mb)
-        try:
-            reply = zygote.exchange(frame, 10.0 + GRACE_S, 1 << 20)
-            execution = interpret(reply, [1], launch.mode)
-            problem = None if execution.outcomes[0].marks == "1" else f"probe run {execution.first_error}"
-        except _WorkerLost as lost:
-            problem = zygote.stderr_tail() or str(lost)
-        if problem is not None:
+        problem = _missing_layers(launch.mode, zygote.capabilities)
+        if problem is None:
+            frames = encode_request(PROBE, [["0"]], {**self._limits([1], zygote), "time_per_input_s": 10.0})
+            try:
+                execution = interpret(zygote.exchange(frames, time.monotonic() + 60, 1 << 20), [1], launch.mode)
+                if execution.outcomes[0].marks != "1":
+                    problem = f"probe run: {execution.status} {execution.first_error or ''}".strip()
+            except SandboxError as exc:
+                problem = str(exc)
+            except _WorkerLost as lost:
+                problem = zygote.stderr_tail() or str(lost)
+        if problem is not None or zygote.broken:
             self._discard(zygote)
-            return problem, None
+            return problem or "the worker failed after its probe run", None
         return None, zygote
 
+    def _describe_bounds(self, zygote: _Zygote) -> dict:
+        caps = zygote.capabilities
+        per_candidate = ["ipc", "mount"] if caps["namespaces"] else []
+        if self._launch.mode == "bwrap":
+            filesystem = "bubblewrap: read-only /usr, interpreter and libraries; nothing else"
+            network = "none: network namespace; sockets refused by seccomp"
+            around = ["pid", "net", "ipc", "uts"] + (["user"] if not caps["root"] else [])
+        else:
+            filesystem = "Landlock: read-only " + ", ".join(self._launch.readable)
+            network = "none: sockets refused by seccomp" + ("; TCP refused by Landlock" if caps["landlock"] >= 4 else "")
+            around = []
+        scratch = {"kind": "fresh tmpfs per candidate", "mb": SCRATCH_MB, "inodes": SCRATCH_INODES} \
+            if caps["namespaces"] else {"kind": "none: nothing is writable"}
+        if self._uids is not None:
+            uids = {"kind": "a fresh uid per candidate", "range": [self._uids.first, self._uids.last],
+                    "lock": self._uids.path}
+        else:
+            uids = {"kind": "the orchestrator's own uid (not root); signals limited to itself by seccomp"}
+        return {
+            "mode": self._launch.mode,
+            "fallback_reason": self.fallback_reason,
+            "time": {
+                "cpu_per_input_s": self.time_per_input_s, "startup_cpu_s": STARTUP_S,
+                "chunk_sizes": list(CHUNK_SIZES),
+                "rule": f"a chunk of n inputs may use n x {self.time_per_input_s:g} s of CPU plus a reserve of at "
+                        f"most {STARTUP_S:g} s (which pays for loading too, and is refilled by what chunks leave); "
+                        "the candidate's process CPU clock, read by its supervisor",
+                "wall_backstop": f"{WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance of each chunk",
+            },
+            "memory": {
+                "limit_mb": self.memory_mb,
+                "address_space_mb": self.memory_mb - SCRATCH_MB - KERNEL_RESERVE_MB,
+                "scratch": scratch,
+                "kernel_reserve_mb": KERNEL_RESERVE_MB,
+                "cgroup": "not used: memory that RLIMIT_AS does not cover is refused instead (SysV/POSIX "
+                          "shm, memfd, namespaces, io_uring, sockets, pipe resizing, locked memory)",
+            },
+            "rlimits": {"nofile": NOFILE, "nproc": 0, "memlock": 0, "msgqueue": 0, "core": 0, "sigpending": 64},
+            "seccomp": {"arch": caps["seccomp"], "allowed_syscalls": caps["seccomp_syscalls"],
+                        "otherwise": "EPERM"},
+            "landlock_abi": caps["landlock"] or None,
+            "namespaces": {"around_worker": around, "per_candidate": per_candidate},
+            "candidate_uid": uids,
+            "filesystem": filesystem,
+            "network": network,
+            "environment": sorted(CANDIDATE_ENV),
+        }
 
-def encode_request(
-    code: str, batches: Sequence[Sequence[str]], timeout_s: float, memory_mb: int
-) -> tuple[bytes, int]:
-    """The two frames of a request (see worker.py) and the most result bytes the candidate may write."""
+
+def chunk_count(size: int) -> int:
+    """How many chunks a batch of `size` inputs is answered in."""
+    count = 0
+    for rows in CHUNK_SIZES[:-1]:
+        if size <= 0:
+            return count
+        size -= rows
+        count += 1
+    return count + max(0, -(-size // CHUNK_SIZES[-1]))
+
+
+def _missing_layers(mode: str, caps: dict) -> str | None:
+    """Why a worker with these capabilities cannot give `mode`'s promises, or None when it can."""
+    if not caps.get("seccomp"):
+        return "no seccomp filter for this machine (x86_64 and aarch64 only)"
+    if mode == "bwrap" and not caps.get("namespaces"):
+        return "the worker cannot create per-candidate mount and IPC namespaces"
+    if mode == "rlimit" and not caps.get("landlock"):
+        return "Landlock is not available (it keeps candidates out of the host's files without bubblewrap)"
+    return None
+
+
+def reply_cap(sizes: list[int]) -> int:
+    """The largest reply a supervisor can legitimately send for these batches."""
+    return 2 * sum(sizes) + 2048 * (len(sizes) + 4) + (1 << 16)
+
+
+def encode_request(code: str, batches: Sequence[Sequence], limits: dict) -> bytes:
+    """The two frames of a request (see worker.py)."""
     inputs = [x for batch in batches for x in batch]
     # Newline-joined strings cost a memcpy; a JSON list (dicts of tabular rows, odd strings) ~10x more.
     try:
@@ -291,22 +455,75 @@ def encode_request(
     except TypeError:  # not all strings
         plain = False
     blob = joined.encode() if plain else json.dumps(inputs).encode()
-    sizes = [len(batch) for batch in batches]
-    max_output = 2 * len(inputs) + 16384 * (len(sizes) + 1)
-    header = json.dumps({
-        "code": code, "sizes": sizes, "encoding": "lines" if plain else "json",
-        "timeout_s": timeout_s, "memory_mb": memory_mb, "max_output": max_output,
-    }).encode()
-    return b"".join((len(header).to_bytes(8, "big"), header, len(blob).to_bytes(8, "big"), blob)), max_output
+    header = json.dumps({"code": code, "sizes": [len(batch) for batch in batches],
+                         "encoding": "lines" if plain else "json", **limits}).encode()
+    return _frame(b"Q", header) + _frame(b"I", blob)
 
 
-def _shut_down(live: set, lock: threading.Lock, spawner: ThreadPoolExecutor) -> None:
+def _frame(tag: bytes, body: bytes) -> bytes:
+    return tag + len(body).to_bytes(8, "big") + body
+
+
+def _shut_down(live: set, lock: threading.Lock, spawner: ThreadPoolExecutor, uids: _UidBlock | None,
+               scratch: str) -> None:
     with lock:
         zygotes = list(live)
         live.clear()
     for zygote in zygotes:
         zygote.kill()
     spawner.shutdown(wait=False)
+    if uids is not None:
+        uids.release()
+    with contextlib.suppress(OSError):
+        os.rmdir(scratch)  # empty: candidates wrote only into tmpfs mounted over it, or nothing
+
+
+# -- candidate uids ----------------------------------------------------------------------------------------
+
+
+class _UidBlock:
+    """An exclusively locked block of candidate uids (root only)."""
+
+    def __init__(self, index: int, fd: int, path: str) -> None:
+        self.fd, self.path = fd, path
+        self.first = UID_BASE + index * UID_BLOCK
+        self.last = self.first + UID_BLOCK - 1
+        self._next = itertools.count()
+
+    @classmethod
+    def claim(cls) -> _UidBlock:
+        directory = _uid_lock_dir()
+        for index in range(UID_BLOCKS):
+            path = os.path.join(directory, f"{index}.lock")
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            return cls(index, fd, path)
+        raise SandboxError(f"all {UID_BLOCKS} candidate uid blocks in {directory} are in use")
+
+    def next_uid(self) -> int:
+        return self.first + next(self._next) % UID_BLOCK
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+def _uid_lock_dir() -> str:
+    """A root-owned directory that every orchestrator on the host agrees on."""
+    for directory in UID_LOCK_DIRS:
+        parent = os.path.dirname(directory)
+        if not os.path.isdir(parent):
+            continue
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
+        info = os.lstat(directory)
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & 0o022:
+            return directory
+    raise SandboxError(f"no safe directory for the candidate uid locks (tried {', '.join(UID_LOCK_DIRS)})")
 
 
 # -- launching -------------------------------------------------------------------------------------
@@ -315,7 +532,8 @@ def _shut_down(live: set, lock: threading.Lock, spawner: ThreadPoolExecutor) -> 
 @dataclass(frozen=True)
 class _Launch:
     mode: str
-    argv: tuple[str, ...]  # without the per-worker flags (--drop-to UID, and --scratch DIR in rlimit mode)
+    argv: tuple[str, ...]
+    readable: tuple[str, ...] = ()
 
 
 def _interpreter() -> tuple[str, list[str]]:
@@ -329,27 +547,38 @@ def _interpreter() -> tuple[str, list[str]]:
     return python, libraries
 
 
-def _launch_for(mode: str) -> _Launch:
+def _launch_for(mode: str, scratch: str) -> _Launch:
     python, libraries = _interpreter()
     if mode == "rlimit":
-        paths = [arg for path in libraries for arg in ("--path", path)]
-        return _Launch(mode, (python, "-S", "-s", "-P", str(WORKER), *paths))
-    return _Launch(mode, (*_bwrap_argv(python, libraries), "--scratch", "/tmp"))
+        prefix = os.path.realpath(sys.base_prefix)
+        readable = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/dev/null", "/dev/zero",
+                    "/dev/urandom", "/sys/devices/system/cpu", prefix, os.path.dirname(python), *libraries]
+        readable = list(dict.fromkeys(path for path in readable if os.path.exists(path)))
+        argv = [python, "-S", "-s", "-P", str(WORKER), "--scratch", scratch]
+        argv += [arg for path in libraries for arg in ("--path", path)]
+        argv += [arg for path in readable for arg in ("--read", path)]
+        # As root, candidates run as other uids, which may not be able to reach the interpreter (a pyenv
+        # under /root): the worker makes the readable paths reachable in its own mount namespace.
+        argv += ["--expose", "yes" if os.geteuid() == 0 else "no"]
+        return _Launch(mode, tuple(argv), tuple(readable))
+    return _Launch(mode, tuple(_bwrap_argv(python, libraries)))
 
 
 def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
-    """bwrap ... python -S -s -P /opt/llm-erm/worker.py --path ...: everything but the worker's flags."""
+    """bwrap ... python -S -s -P /opt/llm-erm/worker.py --scratch /tmp --path ... --read /."""
     argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--clearenv"]
     if os.geteuid() == 0:
         # As root, bwrap needs no user namespace; we skip it so the candidate can change to an
-        # unprivileged uid (inside a user namespace only root is mapped). The zygote keeps just what it
-        # needs for that: changing uid, killing and cleaning up after a candidate that is not root.
+        # unprivileged uid (inside a user namespace only root is mapped). The zygote keeps just what its
+        # supervisors need: new namespaces and a tmpfs per candidate, changing uid, killing a candidate.
         argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         argv += ["--cap-drop", "ALL"]
-        for cap in ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
+        for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"):
             argv += ["--cap-add", cap]
     else:
-        argv += ["--unshare-all"]
+        # CAP_SYS_ADMIN of bubblewrap's own user namespace, for the supervisors' per-candidate mount and
+        # IPC namespaces; candidates drop every capability before their code runs.
+        argv += ["--unshare-all", "--cap-add", "CAP_SYS_ADMIN"]
     for name, value in {**CANDIDATE_ENV, "HOME": "/tmp", "TMPDIR": "/tmp"}.items():
         argv += ["--setenv", name, value]
     argv += ["--ro-bind", "/usr", "/usr"]
@@ -371,11 +600,12 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
         for parent in reversed([p for p in parents if str(p) != "/"]):
             argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", source, target]
-    argv += ["--ro-bind", str(WORKER), "/opt/llm-erm/worker.py"]
+    argv += ["--perms", "0755", "--dir", "/opt/llm-erm"]
+    argv += ["--ro-bind", str(WORKER), "/opt/llm-erm/worker.py", "--ro-bind", str(JAIL), "/opt/llm-erm/jail.py"]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
-    argv += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", "/tmp"]
-    argv += ["--remount-ro", "/", "--chdir", "/tmp"]
-    argv += [python, "-S", "-s", "-P", "/opt/llm-erm/worker.py"]
+    argv += ["--perms", "0755", "--dir", "/tmp"]  # each candidate gets its own tmpfs mounted here
+    argv += ["--remount-ro", "/", "--chdir", "/"]
+    argv += [python, "-S", "-s", "-P", "/opt/llm-erm/worker.py", "--scratch", "/tmp", "--read", "/"]
     for i in range(len(libraries)):
         argv += ["--path", f"/opt/llm-erm/lib{i}"]
     return argv
@@ -393,42 +623,61 @@ class _WorkerLost(Exception):
 class _Zygote:
     """One warm worker process and its two pipes. Used by one thread at a time (the pool's queue)."""
 
-    def __init__(self, launch: _Launch) -> None:
-        self.scratch: str | None = None
-        argv = list(launch.argv)
-        if os.geteuid() == 0:
-            number = (os.getpid() % 10_000) * 10_000 + next(_worker_numbers) % 10_000
-            argv += ["--drop-to", str(CANDIDATE_UIDS[number % len(CANDIDATE_UIDS)])]
-        cwd = "/"
-        if launch.mode == "rlimit":
-            # A private scratch directory per worker, writable by the candidates' uid.
-            self.scratch = cwd = tempfile.mkdtemp(prefix="llm-erm-scratch-")
-            os.chmod(self.scratch, 0o777)
-            argv += ["--scratch", self.scratch]
-        env = {**CANDIDATE_ENV, "HOME": cwd, "TMPDIR": cwd}
+    def __init__(self, launch: _Launch, uids: _UidBlock | None) -> None:
+        self.broken = False  # set when it must not serve another candidate
+        env = {**CANDIDATE_ENV, "HOME": "/", "TMPDIR": "/"}
+        # The uid block's lock travels with the worker: it stays held while any of its processes lives.
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=env, cwd=cwd, start_new_session=True, close_fds=True,
+            list(launch.argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=env, cwd="/", start_new_session=True, close_fds=True,
+            pass_fds=(uids.fd,) if uids is not None else (),
         )
         for stream in (self.process.stdin, self.process.stdout):
             os.set_blocking(stream.fileno(), False)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def exchange(self, frame: bytes, timeout_s: float, reply_cap: int) -> dict:
-        deadline = time.monotonic() + timeout_s
         try:
-            self._send(frame, deadline)
-            size = int.from_bytes(self._receive(8, deadline), "big")
-            if size > reply_cap:
-                raise _WorkerLost(f"the sandbox worker sent an oversized reply ({size} bytes)")
-            reply = json.loads(self._receive(size, deadline))
-        except (OSError, ValueError) as exc:
-            raise _WorkerLost(f"the sandbox worker failed: {type(exc).__name__}: {exc}") from exc
+            tag, body = self._read_frame(time.monotonic() + 60, 1 << 16)
+            if tag != b"H":
+                raise _WorkerLost(f"the sandbox worker said {tag!r} instead of hello")
+            self.capabilities = _parse_hello(body)
+        except _WorkerLost as lost:
+            raise _WorkerLost(self.stderr_tail() or str(lost)) from None
+
+    def ready(self) -> bool:
+        """Alive, and silent: a worker never speaks unasked (a stray frame means its supervisor died)."""
+        if self.process.poll() is not None or self.broken:
+            return False
+        return not select.select([self.process.stdout.fileno()], [], [], 0)[0]
+
+    def exchange(self, frames: bytes, deadline: float, reply_cap: int) -> dict:
+        """Send a request; the supervisor's reply. Raises _WorkerLost when there is none."""
+        self._send(frames, deadline)
+        tag, body = self._read_frame(deadline, reply_cap)
+        if tag == b"Z":
+            self.broken = True
+            raise _WorkerLost(f"the sandbox supervisor ended without a reply ({_wait_status(body)})")
+        if tag != b"R":
+            raise _WorkerLost(f"the sandbox worker sent an unexpected {tag!r} frame")
+        try:
+            reply = json.loads(body)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse is a lost worker, never a raise
+            raise _WorkerLost(f"the sandbox worker sent an unreadable reply ({type(exc).__name__})") from None
         if not isinstance(reply, dict):
             raise _WorkerLost("the sandbox worker sent a malformed reply")
+        # The zygote then reports how the supervisor ended; anything but a clean exit retires the worker.
+        try:
+            tag, body = self._read_frame(time.monotonic() + GRACE_S, 16)
+            if tag != b"Z" or _wait_status(body) != "exit 0":
+                self.broken = True
+        except _WorkerLost:
+            self.broken = True
         return reply
+
+    def _read_frame(self, deadline: float, cap: int) -> tuple[bytes, bytes]:
+        head = self._receive(9, deadline)
+        size = int.from_bytes(head[1:], "big")
+        if size > cap:
+            raise _WorkerLost(f"the sandbox worker sent an oversized frame ({size} bytes)")
+        return head[:1], self._receive(size, deadline)
 
     def _send(self, data: bytes, deadline: float) -> None:
         fd = self.process.stdin.fileno()
@@ -457,8 +706,8 @@ class _Zygote:
         return bytes(data)
 
     def _wait(self, fd: int, deadline: float, write: bool) -> None:
-        left = deadline - time.monotonic()
-        ready = select.select([], [fd], [], max(left, 0))[1] if write else select.select([fd], [], [], max(left, 0))[0]
+        left = max(deadline - time.monotonic(), 0)
+        ready = select.select([], [fd], [], left)[1] if write else select.select([fd], [], [], left)[0]
         if not ready:
             raise _WorkerLost("the candidate ran past its time limit and the worker stopped answering", True)
 
@@ -468,7 +717,7 @@ class _Zygote:
         except subprocess.TimeoutExpired:
             return "the sandbox worker closed its channel"
         if code < 0:
-            return f"the sandbox worker was killed by {_signal_name(-code)} (did the candidate kill its parent?)"
+            return f"the sandbox worker was killed by {_signal_name(-code)}"
         return f"the sandbox worker exited with code {code}"
 
     def stderr_tail(self) -> str:
@@ -485,8 +734,30 @@ class _Zygote:
         for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
             with contextlib.suppress(OSError):
                 stream.close()
-        if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _parse_hello(body: bytes) -> dict:
+    try:
+        hello = json.loads(body)
+        caps = {
+            "seccomp": hello["seccomp"] if isinstance(hello["seccomp"], str) else None,
+            "seccomp_syscalls": int(hello["seccomp_syscalls"]),
+            "landlock": int(hello["landlock"]),
+            "namespaces": hello["namespaces"] is True,
+            "root": hello["root"] is True,
+        }
+    except Exception as exc:  # noqa: BLE001
+        raise _WorkerLost(f"the sandbox worker sent an unreadable hello ({type(exc).__name__})") from None
+    return caps
+
+
+def _wait_status(body: bytes) -> str:
+    status = int.from_bytes(body[:4], "big", signed=True)
+    if os.WIFEXITED(status):
+        return f"exit {os.WEXITSTATUS(status)}"
+    if os.WIFSIGNALED(status):
+        return f"killed by {_signal_name(os.WTERMSIG(status))}"
+    return f"status {status}"
 
 
 def _signal_name(number: int) -> str:
@@ -499,71 +770,67 @@ def _signal_name(number: int) -> str:
 # -- reading a reply -------------------------------------------------------------------------------
 
 
-def interpret(reply: dict, sizes: list[int], mode: str) -> Execution:
-    """Turn a zygote's reply (the candidate's untrusted result lines plus how its process ended) into an
-    Execution. Anything malformed makes the candidate `crashed`; nothing it wrote is trusted further."""
-    marks: list[list[str]] = [[] for _ in sizes]
-    errors: list[str | None] = [None for _ in sizes]
-    function = stop = stop_error = None
-    done = False
-    malformed = None
-    seconds = reply.get("seconds") if isinstance(reply.get("seconds"), int | float) else 0.0
-    output = reply.get("output") if isinstance(reply.get("output"), str) else ""
-    for line in output.splitlines():
-        try:
-            event = json.loads(line)
-            kind = event["event"]
-            if kind == "marks":
-                batch, chunk = event["batch"], event["marks"]
-                if not (type(batch) is int and 0 <= batch < len(sizes) and type(chunk) is str):
-                    raise ValueError("bad marks event")
-                if not set(chunk) <= MARKS or sum(map(len, marks[batch])) + len(chunk) > sizes[batch]:
-                    raise ValueError("bad marks")
-                marks[batch].append(chunk)
-            elif kind == "error":
-                batch, text = event["batch"], event["error"]
-                if not (type(batch) is int and 0 <= batch < len(sizes) and type(text) is str):
-                    raise ValueError("bad error event")
-                errors[batch] = errors[batch] or text[:300]
-            elif kind == "function":
-                function = str(event["name"])[:200]
-            elif kind in ("syntax_error", "load_error", "memory", "no_function"):
-                if stop is None:
-                    stop, stop_error = kind, str(event.get("error", ""))[:300] or None
-            elif kind == "done":
-                done = True
-            else:
-                raise ValueError(f"unknown event {kind!r}")
-        except (ValueError, KeyError, TypeError) as exc:
-            malformed = f"the candidate's process wrote a malformed result ({exc})"
-            break
-    joined = ["".join(parts) for parts in marks]
-    complete = all(len(j) == size for j, size in zip(joined, sizes, strict=True))
+def interpret(reply: object, sizes: list[int], mode: str) -> Execution:
+    """Turn a supervisor's reply into an Execution. The supervisor is trusted code, but this never raises
+    whatever it is given (a malformed reply makes the candidate `crashed`), except SandboxError when the
+    candidate process could not be locked down (before any candidate code ran)."""
+    try:
+        return _interpret(reply, sizes, mode)
+    except SandboxError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never raise into the orchestrator
+        dashes = tuple(Outcome("-" * size) for size in sizes)
+        return Execution("crashed", dashes, f"the sandbox sent an unreadable reply ({type(exc).__name__})",
+                         None, 0.0, mode)
 
-    def finish(status: str, error: str | None, fill: str = "-") -> Execution:
+
+def _text(value: object, limit: int = 300) -> str | None:
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _interpret(reply: object, sizes: list[int], mode: str) -> Execution:
+    if not isinstance(reply, dict):
+        raise ValueError("not a dict")
+    outcome = reply.get("outcome")
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}")
+    if outcome == "sandbox_failure":
+        raise SandboxError(f"a candidate process could not be locked down: {_text(reply.get('detail'))}")
+    marks, errors = reply.get("marks"), reply.get("errors")
+    if not (isinstance(marks, list) and isinstance(errors, list) and len(marks) == len(errors) == len(sizes)):
+        raise ValueError("marks or errors of the wrong shape")
+    for batch, size in zip(marks, sizes, strict=True):
+        if not (isinstance(batch, str) and len(batch) == size and set(batch) <= MARKS):
+            raise ValueError("bad marks")
+    detail, function = _text(reply.get("detail")), _text(reply.get("function"), 200)
+    seconds = reply.get("seconds") if type(reply.get("seconds")) in (int, float) else 0.0
+    cpu = reply.get("cpu_s") if type(reply.get("cpu_s")) in (int, float) else 0.0
+    stop_batch = reply.get("stop_batch")
+    stop_batch = stop_batch if type(stop_batch) is int and 0 <= stop_batch < len(sizes) else None
+
+    def finish(status: str, error: str | None, *, fill: str | None = None, limit: bool = False) -> Execution:
         outcomes = tuple(
-            Outcome(j + fill * (size - len(j)), errors[i]) for i, (j, size) in enumerate(zip(joined, sizes, strict=True))
-        )
-        return Execution(status, outcomes, error, function, float(seconds), mode)
+            Outcome(m.replace("-", fill) if fill else m, _text(e)) for m, e in zip(marks, errors, strict=True))
+        return Execution(status, outcomes, error, function, float(seconds), mode,
+                         stop_batch if limit else None, float(cpu))
 
-    signal_number = reply.get("signal")
-    if reply.get("overflow"):
-        return finish("crashed", "the candidate wrote more result data than its inputs allow")
-    if malformed:
-        return finish("crashed", malformed)
-    if stop == "syntax_error":
-        return finish("syntax_error", stop_error)
-    if stop == "no_function":
-        return finish("no_function", "no function: define f(x), or at least one top-level def")
-    if stop == "load_error":
-        return finish("runtime_errors", stop_error, fill="E")
-    if stop == "memory":
-        return finish("memory", "the candidate ran out of memory (MemoryError under the memory limit)")
-    if reply.get("timed_out") or signal_number == signal.SIGXCPU:
-        return finish("timeout", "the candidate ran past its time limit")
-    if done and complete:
-        clean = all(set(j) <= {"0", "1"} for j in joined)
+    if outcome == "finished":
+        clean = all(set(m) <= {"0", "1"} for m in marks)
         return finish("ok" if clean else "runtime_errors", None)
-    if type(signal_number) is int:
-        return finish("crashed", f"the candidate's process was killed by {_signal_name(signal_number)}")
-    return finish("crashed", f"the candidate's process exited (code {reply.get('exit')}) before finishing")
+    if outcome == "load_error":
+        return finish("runtime_errors", detail, fill="E")
+    if outcome == "syntax_error":
+        return finish("syntax_error", detail or "SyntaxError")
+    if outcome == "no_function":
+        return finish("no_function", "no function: define f(x), or at least one top-level def")
+    if outcome in ("timeout", "memory"):
+        default = "the candidate ran past its time limit" if outcome == "timeout" else "out of memory"
+        return finish(outcome, detail or default, limit=True)
+    # crashed: say how the process ended
+    signal_number, exit_code = reply.get("signal"), reply.get("exit")
+    if detail is None:
+        if type(signal_number) is int:
+            detail = f"the candidate's process was killed by {_signal_name(signal_number)}"
+        else:
+            detail = f"the candidate's process exited (code {exit_code}) before finishing"
+    return finish("crashed", detail)

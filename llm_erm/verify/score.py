@@ -1,8 +1,9 @@
 """Verify one candidate: extract, sanitise, run in the sandbox, score against the labels (SPEC section 7).
 
 The labels stay here, in the orchestrator; the sandbox only ever sees inputs. Validation runs first,
-then train, then test, in one sandboxed process under one time limit, so a candidate that times out
-on validation never runs on test.
+then train, then test, in one sandboxed process under a CPU allowance per input, so a candidate that
+times out on validation never runs on test; `limit_split` says in which split a time or memory limit
+stopped it (a stop while the module loads counts as the first split, validation).
 
 Accuracy = correct / all rows of the split. A row without a valid prediction (the call raised, returned
 something that is not a 0/1 label, or never ran because the candidate timed out, ran out of memory or
@@ -19,12 +20,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from llm_erm.verify.extract import extract_code
 from llm_erm.verify.sandbox import Outcome, Sandbox
-from llm_erm.verify.sanitize import PARSE_ERRORS, strip_outer_fence, try_sanitize
+from llm_erm.verify.sanitize import MAX_PARSE_CHARS, PARSE_ERRORS, strip_outer_fence, try_sanitize
 
 if TYPE_CHECKING:
     from llm_erm.datasets import Dataset
 
 NO_PROGRAM = ("no_code", "syntax_error", "no_function")  # statuses without any accuracy
+SPLITS = ("val", "train", "test")  # the order they run in
 # Decision points (McCabe style): each adds one to `branches`; `and`/`or` add one per extra operand.
 BRANCH_NODES = (
     ast.If, ast.IfExp, ast.For, ast.AsyncFor, ast.While, ast.ExceptHandler, ast.match_case,
@@ -50,6 +52,7 @@ class CandidateResult:
     val_errors: int  # rows without a valid prediction (raised, invalid, never ran)
     test_errors: int
     first_error: str | None
+    limit_split: str | None  # val | train | test: where a time or memory limit stopped it
     code_lines: int | None  # non-blank lines of `code`
     ast_nodes: int | None
     branches: int | None
@@ -85,7 +88,7 @@ def verify_splits(
     code = text if is_code else extract_code(text)
     if code is None:
         return CandidateResult(
-            "no_code", None, False, None, None, None, 0, 0, "no code found in the answer",
+            "no_code", None, False, None, None, None, 0, 0, "no code found in the answer", None,
             None, None, None, None, sandbox.mode,
         )
     clean = try_sanitize(code) if sanitize else None
@@ -105,6 +108,7 @@ def verify_splits(
         val_errors=val_outcome.errors if loaded else 0,
         test_errors=test_outcome.errors if loaded else 0,
         first_error=run.first_error,
+        limit_split=SPLITS[run.limit_batch] if run.limit_batch is not None else None,
         code_lines=lines,
         ast_nodes=nodes,
         branches=branches,
@@ -130,6 +134,8 @@ def signature(outcome: Outcome) -> str:
 def measure(code: str) -> tuple[int | None, int | None, int | None]:
     """(non-blank lines, AST nodes, branches) of the code; sizes are None when it does not parse."""
     lines = sum(1 for line in code.splitlines() if line.strip())
+    if len(code) > MAX_PARSE_CHARS:
+        return lines, None, None
     try:
         tree = ast.parse(code)
     except PARSE_ERRORS:

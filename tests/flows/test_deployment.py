@@ -84,7 +84,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
                           "--params", json.dumps({**common, "functions": ["fn_a"], "lengths": [20]}),
                           "--watch", "--watch-timeout", "240")
             assert "Completed" in out
-            assert ledger.finished_trials(tmp_path / "results" / "plain") == {("fn_a", 20, 1)}
+            assert ledger.finished_trials(tmp_path / "results" / "plain") == {("erm", "fn_a", 20, 1)}
             plain_answers = model.total
 
             # 2. fanned out: one erm-cell flow run per cell, shared by both workers
@@ -102,7 +102,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
             w.wait(timeout=30)
 
     run_dir = tmp_path / "results" / "fanned"
-    assert ledger.finished_trials(run_dir) == {(t, length, 1) for t, length in cells}
+    assert ledger.finished_trials(run_dir) == {("erm", t, length, 1) for t, length in cells}
     attempts = ledger.read_attempts(run_dir).to_pylist()
     assert fanned_answers == len(attempts)  # no cell proposed twice
     assert (run_dir / "summary.parquet").exists()

@@ -1,0 +1,158 @@
+"""The methods besides erm, as trials of the engine: in-context learning and the trained baselines.
+
+Each method has a `prepare` (run once when the grid opens: settings checked, extras imported, the model
+endpoint checked — everything that can refuse the run) and a trial body that returns the trial's rows. A
+baseline trial is one row: attempt 1, train and test accuracy, the learner's curve and settings in
+`method_extra`. An icl trial is one row too, scored over its test prompts; each prompt's answer is journaled
+the moment it arrives, so a killed icl trial resumes without asking again what was answered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from llm_erm.config import ICL, TRAINED, GridConfig, MethodSpec
+from llm_erm.results.journal import request_key, sha256_text
+from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
+
+if TYPE_CHECKING:
+    from llm_erm.engine.run import Cell, GridRun, Work
+
+MAX_ANSWER_CHARS = 500  # of each icl answer kept in the row (the journal keeps them whole)
+
+
+@dataclass
+class Prepared:
+    """What a method needs for its trials, made once per run."""
+
+    method: MethodSpec
+    settings: dict[str, Any]
+    asker: Any = None  # icl: llm_erm.methods.icl.Asker
+    provider: dict[str, Any] = field(default_factory=dict)
+
+    def identity(self) -> dict[str, Any]:
+        return self.provider or {"provider": self.method.method, "params": self.settings}
+
+
+def prepare(config: GridConfig, method: MethodSpec) -> Prepared:
+    """Settings checked, extras imported, the model endpoint checked: UsageError before any work."""
+    if method.method == ICL:
+        from llm_erm.methods import icl
+
+        settings = icl.resolve_settings(method.settings)
+        asker = icl.Asker(config.method_proposer(method), settings)
+        asker.preflight()
+        return Prepared(method, settings, asker, asker.identity())
+    from llm_erm.methods import check_learner
+
+    return Prepared(method, check_learner(method.method, method.settings))
+
+
+def trial_of(method: str) -> Callable[[GridRun, Cell, Work, dict], list[dict[str, Any]]]:
+    if method == ICL:
+        return icl_trial
+    if method in TRAINED:
+        return learner_trial
+    raise ValueError(f"no trial body for method {method!r}")
+
+
+def trial_seed(run: GridRun, cell: Cell, work: Work) -> int:
+    from llm_erm.engine.run import attempt_seed
+
+    return attempt_seed(run.run_id, cell.dataset.dataset_id, work.trial, 0)
+
+
+def _row(identity: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    return {**identity, "attempt": 1, "selected": fields.get("status") == "ok", "stopped_early": False,
+            "created_at": datetime.now(UTC), **fields}
+
+
+# -- trained baselines ------------------------------------------------------------------------------
+def learner_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    from llm_erm.methods import cell_data, run_learner
+
+    prepared: Prepared = run.methods_ready[work.label]
+    train, test = cell_data(cell.dataset)
+    result = run_learner(work.method.method, train, test, alphabet=cell.dataset.target.alphabet,
+                         length=work.spec.length, seed=trial_seed(run, cell, work), settings=prepared.settings)
+    extra = {"curve": result.curve, "settings": result.settings, "device": result.device,
+             "n_params": result.n_params, "n_trainable": result.n_trainable, "train_seconds": result.train_seconds,
+             "predict_seconds": result.predict_seconds, "eval_seconds": result.eval_seconds, "info": result.info,
+             "predictions": "".join(map(str, result.test_predictions))}
+    return [_row(identity, status="ok", train_acc=result.train_acc, test_acc=result.test_acc,
+                 latency_s=result.seconds, cost_usd=0.0, n_train=result.n_train,
+                 method_extra=json.dumps(extra, default=str))]
+
+
+# -- in-context learning ----------------------------------------------------------------------------
+def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    from llm_erm.engine.run import attempt_seed
+    from llm_erm.methods import icl
+    from llm_erm.plan import estimate_tokens
+
+    prepared: Prepared = run.methods_ready[work.label]
+    settings, asker = prepared.settings, prepared.asker
+    dataset = cell.dataset
+    examples = dataset.split("train").lines + dataset.split("val").lines
+    test = dataset.split("test")
+    chosen = icl.test_selection(test.labels, settings["test_prompts"])
+    parse = icl.PARSERS[settings["parser"]]
+
+    def one(index: int) -> dict[str, Any]:
+        prompt = icl.build_prompt(examples, test.texts[index], work.spec.length, dataset.target.alphabet)
+        digest = sha256_text(prompt)
+        seed = attempt_seed(run.run_id, digest, work.trial, 1)
+        key = request_key(run_id=run.run_id, method=work.label, proposer=prepared.provider, prompt_sha256=digest,
+                          trial=work.trial, attempt=1)
+        answer = run.journal.lookup(key)
+        if answer is None:
+            outcome = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, seed))
+            if isinstance(outcome, str):
+                return {"index": index, "error": outcome}
+            answer = run.journal.append(key, {
+                "kind": "icl", "run_id": run.run_id, "method": work.label, "target": work.spec.target,
+                "length": work.spec.length, "trial": work.trial, "attempt": 1, "seed": seed, "test_index": index,
+                "prompt_sha256": digest, "provider": prepared.provider, **outcome.to_dict(),
+            })
+        predicted = parse(answer["text"])
+        return {"index": index, "answer": answer, "predicted": predicted,
+                "truncated_prompt": answer["usage"]["prompt_tokens"] < icl.TRUNCATION_RATIO * estimate_tokens(prompt),
+                "correct": predicted is not None and predicted == str(test.labels[index])}
+
+    from llm_erm.engine.run import _submit
+
+    futures = [_submit(run.waves(), one, index) for index in chosen]
+    asked = [f.result() for f in futures]
+    failed = [a for a in asked if "error" in a]
+    answered = [a for a in asked if "answer" in a]
+    usage = {name: sum(a["answer"]["usage"][name] for a in answered)
+             for name in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")}
+    costs = [a["answer"]["cost_usd"] for a in answered]
+    extra = {
+        "api": settings["api"], "parser": settings["parser"], "settings": settings, "test_prompts": len(chosen),
+        "answered": len(answered), "parsed": sum(a["predicted"] is not None for a in answered),
+        "truncated_prompts": sum(a["truncated_prompt"] for a in answered), "failed_calls": len(failed),
+        "predictions": "".join("-" if "answer" not in a or a["predicted"] is None else a["predicted"]
+                               for a in asked),
+        "answers": [{"index": a["index"], "text": a["answer"]["text"][:MAX_ANSWER_CHARS],
+                     "predicted": a["predicted"]} for a in answered],
+    }
+    common = dict(
+        cost_usd=None if any(c is None for c in costs) else sum(costs),
+        latency_s=sum(a["answer"]["latency_s"] for a in answered), response_model=next(
+            (a["answer"]["model"] for a in answered), None),
+        truncated=any(a["answer"]["finish_reason"] == "length" for a in answered),
+        method_extra=json.dumps(extra, default=str), **usage,
+    )
+    if failed:
+        budget = all(a["error"] == SKIPPED_BUDGET for a in failed)
+        error = f"{len(failed)} of {len(chosen)} icl calls " + (
+            "were skipped: the budget is spent" if budget else f"failed after their retries, e.g. {failed[0]['error']}")
+        return [_row(identity, status=SKIPPED_BUDGET if budget else PROPOSE_ERROR, propose_error=error, **common)]
+    correct = sum(a["correct"] for a in answered)
+    return [_row(identity, status="ok", test_acc=correct / len(chosen), **common)]
