@@ -44,8 +44,6 @@ TARGETS = [f"fn_{c}" for c in "abcdefghijkl"]
 LENGTHS = (100, 50, 30, 25, 20)
 TRIALS = ATTEMPTS = 5
 STATUSES = ["ok"] * 7 + ["syntax_error", "runtime_errors", "timeout", "no_code"]
-METHOD_FIELDS = [pa.field("method", pa.string()), pa.field("method_label", pa.string()),
-                 pa.field("n_train", pa.int64())]
 HEADER = ("**Problem Statement:**\nGiven a sequence of input vectors (binary, length {L}) and their corresponding "
           "scalar binary outputs ('0' or '1'), find a concise Python function `f(x)` that accurately approximates "
           "the underlying relationship. The function should not be a trainable model, but a direct logical or "
@@ -78,15 +76,13 @@ def synthesise(root: Path, seed: int = 0) -> Path:
                         "prompt_tokens": 3_000, "completion_tokens": 4_000, "reasoning_tokens": 3_000,
                         "cached_tokens": 1_000, "cost_usd": 0.045, "latency_s": rng.uniform(20, 90),
                         "signature": f"sig{rng.randint(0, 3)}" if val is not None else None, "sandbox": "bwrap",
-                        "selected": False, "stopped_early": False,
+                        "selected": False, "stopped_early": False, "method": "erm", "method_label": "erm",
+                        "n_train": 200,
                     })
-                table = ledger.attempts_table(rows)
-                for field, value in zip(METHOD_FIELDS, ("erm", "erm", 200), strict=True):
-                    table = table.append_column(field, pa.array([value] * len(rows), field.type))
-                ledger.write_table(run_dir / "attempts" / "erm" / target / f"L{length}" / f"trial{trial}.parquet", table)
+                ledger.write_trial(run_dir, "erm", target, length, trial, rows)
     ledger.write_json(run_dir / ledger.MANIFEST_FILE, {
         "run_id": "bench", "trials_per_cell": TRIALS, "sandbox": "bwrap",
-        "cells": [{"target": t, "length": n} for t in TARGETS for n in LENGTHS],
+        "cells": [{"method_label": "erm", "method": "erm", "target": t, "length": n} for t in TARGETS for n in LENGTHS],
     })
     return run_dir
 

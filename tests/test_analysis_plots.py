@@ -168,22 +168,23 @@ def multi(tmp_path_factory):
 
 
 def test_a_multi_method_run_gets_the_methods_table_and_its_plots(multi):
-    assert {"methods", "method_trials"} <= set(multi.tables)
     assert {"accuracy_vs_length", "accuracy_vs_samples"} <= set(multi.plots)
-    cells = pd.read_parquet(multi.tables["methods"])
+    cells = pd.read_parquet(multi.tables["cells"])
     assert sorted(cells["method_label"].unique()) == ["erm", "sgd-n1000", "sgd-n200", "xgboost"]
     # a baseline's cell is the mean of its trials' single rows
-    rows = methods.with_methods(pd.concat(pd.read_parquet(p) for p in
-                                          (multi.run_dir / "attempts" / "xgboost" / "fn_a" / "L20").glob("*.parquet")))
+    rows = pd.concat(pd.read_parquet(p) for p in (multi.run_dir / "attempts" / "xgboost" / "fn_a" / "L20").glob("*.parquet"))
     cell = cells.set_index(["method_label", "target", "length"]).loc[("xgboost", "fn_a", 20)]
     assert cell["test_mean"] == pytest.approx(rows["test_acc"].mean())
     assert cell["trials_scored"] == 3 and cell["n_train"] == 200
     html = multi.report_path.read_text()
     assert "<h2>Methods</h2>" in html and "sgd-n1000</th>" in html
     assert f"{cell['test_mean']:.3f} ± " in html
-    assert "describe the label <code>erm</code>" in html
-    # the per-cell ERM tables describe the erm label only: 3 attempts per trial, never a baseline's row
-    assert (multi.cells["attempts"] == 9).all()
+    assert "search label(s) <code>erm</code>" in html
+    # the per-cell ERM sections describe the erm label: its 3 attempts per trial, never a baseline's row
+    per_cell = html.split("<h2>Results per cell</h2>")[1].split("<h2>")[0]
+    assert "xgboost" not in per_cell and "sgd-n200" not in per_cell
+    progression = pd.read_parquet(multi.tables["progression"])
+    assert set(progression["method_label"]) == set(cells["method_label"])  # the tables keep every label
 
 
 def test_sample_size_curves_join_one_methods_labels_only():
@@ -200,7 +201,7 @@ def test_sample_size_curves_join_one_methods_labels_only():
 
 
 def test_the_sample_size_plot_draws_a_sweep_and_says_when_there_is_none(multi):
-    cells = pd.read_parquet(multi.tables["methods"])
+    cells = pd.read_parquet(multi.tables["cells"])
     drawn = plots.draw_accuracy_vs_samples(cells, methods.sample_size_series(cells))
     lines = [line for ax in drawn.figure.axes for line in ax.get_lines()
              if line.get_linestyle() == "-" and line.get_gid() != "chance"]
@@ -217,9 +218,25 @@ def test_the_sample_size_plot_draws_a_sweep_and_says_when_there_is_none(multi):
 def test_two_erm_labels_are_never_selected_across():
     rows = [attempt_row("fn_a", 20, 1, 1, val, test) for val, test in ((0.9, 0.9), (0.6, 0.55))]
     frame = ledger.attempts_table(rows).to_pandas().assign(method="erm", method_label=["erm-a", "erm-b"])
-    trials = methods.method_trials(frame)
+    trials = summarize_trials(frame)
     assert dict(zip(trials["method_label"], trials["selected_test_acc"], strict=True)) == {"erm-a": 0.9, "erm-b": 0.55}
 
 
 def test_matplotlib_runs_headless():
     assert matplotlib.get_backend().lower() == "agg"
+
+
+def test_two_erm_labels_get_a_panel_each_and_labelled_bars():
+    one = ledger_frame(("fn_a", "fn_b"), (20, 24), trials=2, attempts=3).assign(method="erm", method_label="erm-a")
+    two = ledger_frame(("fn_a", "fn_b"), (20, 24), trials=2, attempts=3, seed=5).assign(method="erm", method_label="erm-b")
+    frame = pd.concat([one, two], ignore_index=True)
+    cells, progress, curves = tables(frame)
+    for plot in (plots.draw_progression(progress), plots.draw_pass_at_k(curves)):
+        titles = sorted(ax.get_title() for ax in plot.figure.axes if ax.get_visible())
+        assert titles == ["erm-a · fn_a", "erm-a · fn_b", "erm-b · fn_a", "erm-b · fn_b"], plot.name
+        assert legibility_problems(plot.figure) == []
+        plots.close(plot)
+    status = plots.draw_status_breakdown(cells)
+    labels = [t.get_text() for ax in status.figure.axes for t in ax.get_yticklabels()]
+    assert "erm-b fn_a L20" in labels and legibility_problems(status.figure) == []
+    plots.close(status)

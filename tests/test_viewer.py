@@ -145,7 +145,10 @@ def test_pages_carry_a_strict_content_security_policy(served):
 
 # -- what the endpoints say ------------------------------------------------------------------------------------------
 def test_the_runs_list_has_state_cost_methods_cells_and_date(served, results):
-    synthetic_run(results / "old-layout", results.parent / "datasets-old")  # an erm-only run of the older layout
+    synthetic_run(results / "erm-only", results.parent / "datasets-erm")  # no method columns in its rows
+    old = results / "old-layout" / "attempts" / "fn_a" / "L20" / "trial1.parquet"  # from before the methods axis
+    ledger.write_table(old, ledger.attempts_table([attempt_row("fn_a", 20, 1, 1, 0.8, 0.75)]).drop_columns(
+        ["method", "method_label", "n_train", "method_extra", "limit_split"]))
     runs = {r["run_id"]: r for r in served.get("/api/runs")["runs"]}
     mm = runs["mm"]
     assert mm["state"] == "complete"
@@ -154,26 +157,28 @@ def test_the_runs_list_has_state_cost_methods_cells_and_date(served, results):
     assert mm["cost_usd"] == pytest.approx(0.01 * 4 * 2 * 3)  # erm's attempts only are priced
     assert mm["created_at"] == "2026-01-02T03:04:05+00:00"
     assert mm["prefect_url"] == "http://127.0.0.1:4200/runs/flow-run/0b8f5c1e-1111-2222-3333-444455556666"
-    assert runs["old-layout"]["methods"] == ["erm"] and runs["old-layout"]["state"] == "complete"
+    assert runs["erm-only"]["methods"] == ["erm"] and runs["erm-only"]["state"] == "complete"
+    assert runs["old-layout"]["methods"] == ["erm"] and runs["old-layout"]["attempts"] == 1
+    assert served.get("/api/run/old-layout")["methods"][0]["cells"][0]["test_mean"] == 0.75
 
 
 def test_the_grid_is_per_method_with_accuracies_and_flags(served, results):
     run_dir = results / "mm"
     # plant: an unpriced answer, a failed call, a truncated answer and a selected candidate that hit a limit on test
     rows = [
-        attempt_row("fn_a", 20, 3, 1, 0.9, 0.8, cost_usd=None, method="erm", method_label="erm", code="def f(x): 1"),
-        attempt_row("fn_a", 20, 3, 2, None, None, "propose_error", method="erm", method_label="erm",
+        attempt_row("fn_a", 20, 2, 1, 0.9, 0.8, cost_usd=None, method="erm", method_label="erm", code="def f(x): 1"),
+        attempt_row("fn_a", 20, 2, 2, None, None, "propose_error", method="erm", method_label="erm",
                     propose_error="429 after 5 retries"),
-        attempt_row("fn_a", 20, 3, 3, 0.95, 0.4, "timeout", method="erm", method_label="erm", truncated=True,
+        attempt_row("fn_a", 20, 2, 3, 0.95, 0.4, "timeout", method="erm", method_label="erm", truncated=True,
                     limit_split="test"),
     ]
-    write_method_trial(run_dir, "erm", "fn_a", 20, 3, rows)
+    write_method_trial(run_dir, "erm", "fn_a", 20, 2, rows)  # trial 2 of 2, replaced
     grid = served.get("/api/run/mm")
     assert [m["label"] for m in grid["methods"]] == ["erm", "sgd-n1000", "sgd-n200", "xgboost"]
     assert grid["targets"] == ["fn_a", "fn_b"] and grid["lengths"] == [20, 24]
     erm = {(c["target"], c["length"]): c for c in grid["methods"][0]["cells"]}
     planted = erm[("fn_a", 20)]
-    assert planted["trials"] == 3
+    assert planted["trials"] == 2
     assert planted["flags"]["unpriced"] == 1 and planted["flags"]["failed_calls"] == 1
     assert planted["flags"]["limit_test"] >= 1 and planted["flags"]["truncated"] >= 1
     assert grid["state"] == "failed"  # a call failed after its retries: a re-run makes it again

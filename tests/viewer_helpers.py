@@ -1,7 +1,6 @@
 """Hand-built multi-method ledgers (the methods axis: method, method_label, n_train, method_extra, limit_split).
 
-Trial files go where the methods axis puts them, attempts/<method_label>/<target>/L<length>/trial<t>.parquet,
-with the ledger's schema plus the method columns (the schema may not list them yet; readers must keep them).
+Trial files go where the methods axis puts them, attempts/<method_label>/<target>/L<length>/trial<t>.parquet.
 """
 
 from __future__ import annotations
@@ -11,20 +10,15 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from analysis_helpers import attempt_row, clean_store
 
 from llm_erm.results import ledger
 
-METHOD_FIELDS = [
-    pa.field("method", pa.string()), pa.field("method_label", pa.string()), pa.field("n_train", pa.int64()),
-    pa.field("method_extra", pa.string()), pa.field("limit_split", pa.string()),
-]
 PROMPT = "**Problem Statement:**\nGiven a sequence of input vectors (binary, length {L}) ...\n0101 -> 0\n"
 
 
 def method_trial_path(run_dir: Path, label: str, target: str, length: int, trial: int) -> Path:
-    return run_dir / ledger.ATTEMPTS_DIR / label / target / f"L{length}" / f"trial{trial}.parquet"
+    return ledger.trial_path(run_dir, label, target, length, trial)
 
 
 def write_method_trial(run_dir: Path, label: str, target: str, length: int, trial: int,
@@ -34,14 +28,11 @@ def write_method_trial(run_dir: Path, label: str, target: str, length: int, tria
     scored = [r for r in rows if r.get("val_acc") is not None]
     best = max(scored, key=lambda r: (r["val_acc"], -r["attempt"])) if scored else None
     for r in rows:
-        r.setdefault("selected", r is best if r.get("method", "erm") == "erm" else r.get("status") == "ok")
+        r.setdefault("method", "erm")
+        r.setdefault("method_label", label)
+        r.setdefault("selected", r is best if r["method"] == "erm" else r.get("status") == "ok")
         r.setdefault("stopped_early", r.get("val_acc") == 1.0 and r is rows[-1])
-    table = ledger.attempts_table(rows)
-    for field in METHOD_FIELDS:
-        table = table.append_column(field, pa.array([r.get(field.name) for r in rows], field.type))
-    path = method_trial_path(run_dir, label, target, length, trial)
-    ledger.write_table(path, table)
-    return path
+    return ledger.write_trial(run_dir, label, target, length, trial, rows)
 
 
 def erm_rows(target: str, length: int, trial: int, attempts: int, rng: random.Random, store: Path,
@@ -89,7 +80,9 @@ def multi_method_run(run_dir: Path, datasets_dir: Path, *, targets=("fn_a", "fn_
     for t_index, target in enumerate(targets):
         for length in lengths:
             store, _ = clean_store(datasets_dir / target / f"L{length}", length=length, seed=t_index * 100 + length)
-            cells.append({"target": target, "length": length, "dataset_id": f"ds-{target}-{length}"})
+            for label, method in (("erm", "erm"), *((lbl, m) for m, lbl, _ in baselines)):
+                cells.append({"method_label": label, "method": method, "target": target, "length": length,
+                              "dataset_id": f"ds-{target}-{length}"})
             for trial in range(1, trials + 1):
                 write_method_trial(run_dir, "erm", target, length, trial,
                                    erm_rows(target, length, trial, attempts, rng, store, test_shift=test_shift))

@@ -2,19 +2,17 @@
 
 Plain Python over the Parquet ledger; the `erm-analysis` flow and `llm-erm analyze` call `analyze_run`.
 
-Outputs under results/<run_id>/:
+Outputs under results/<run_id>/ (a cell is (method label, target, length)):
     summary.parquet                 one row per cell (stats.summarize_cells)
     report/report.html              self-contained report (plots embedded)
     report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
                                     leakage_datasets
     report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
-                                    cost_per_cell (a plot with nothing to show is not drawn: the report says
-                                    in words what is missing, AnalysisResult.missing_plots holds the sentence)
-With several method labels (the methods axis, see methods.py) the per-cell ERM tables above describe one
-search label (`erm` when present) and there are also
-    report/methods.parquet|.csv     one row per (method_label, target, length): selected test accuracy, 95% CI
-    report/method_trials.parquet    one row per (method_label, target, length, trial)
-    report/accuracy_vs_samples.png  accuracy against n_train per method (accuracy_vs_length has a line per label)
+                                    cost_per_cell, and with several method labels accuracy_vs_samples (a plot
+                                    with nothing to show is not drawn: the report says in words what is missing,
+                                    AnalysisResult.missing_plots holds the sentence)
+With several method labels the report opens with the methods table (target x method label). Attempt progression,
+pass@k and the status breakdown describe the search (erm) labels, the cost plot the labels that call a model.
 The report directory is built beside the old one and swapped in, so readers never see half of it.
 """
 
@@ -41,7 +39,6 @@ from llm_erm.analysis.stats import (
 )
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
-from llm_erm.results.reader import read_all_attempts
 from llm_erm.results.schema import STATUSES
 
 REPORT_FILE = "report.html"
@@ -56,8 +53,6 @@ class AnalysisResult:
     tables: dict[str, Path] = field(default_factory=dict)  # name -> Parquet file (a CSV sits beside it)
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG
     missing_plots: dict[str, str] = field(default_factory=dict)  # name -> why it was not drawn, in words
-    method_cells: pd.DataFrame | None = None  # methods.method_cells, when the run has several method labels
-    primary_label: str = methods.DEFAULT_METHOD  # the label the per-cell ERM tables describe
     report_path: Path | None = None
     summary_path: Path | None = None
     headline: str = ""  # markdown: verdict, headline table, link to the report
@@ -96,43 +91,35 @@ def _swap_in(new_dir: Path, final_dir: Path) -> None:
 def analyze_run(run_dir: Path) -> AnalysisResult:
     """Analyse the run in `run_dir` and write its summary, tables, plots and report (module doc)."""
     run_dir = Path(run_dir)
-    everything = read_all_attempts(run_dir)
-    if everything.empty:
+    attempts = with_methods(ledger.read_attempts(run_dir).to_pandas())
+    if attempts.empty:
         raise UsageError(
             f"no attempts under {run_dir / ledger.ATTEMPTS_DIR}: run the grid first, or pass the right run id"
         )
     manifest = ledger.read_manifest(run_dir)
-    run_id = str(everything["run_id"].dropna().iloc[0]) if everything["run_id"].notna().any() else run_dir.name
-    labelled = methods.with_methods(everything)
-    all_labels = methods.labels(labelled)
-    primary = methods.primary_search_label(labelled) or all_labels[0]
-    # The per-cell ERM tables describe one label: rows of two labels share (target, length, trial).
-    attempts = methods.as_selectable(labelled[labelled["method_label"] == primary]).reset_index(drop=True)
+    run_id = str(attempts["run_id"].dropna().iloc[0]) if attempts["run_id"].notna().any() else run_dir.name
 
     cells = summarize_cells(attempts)
     trials = summarize_trials(attempts)
-    if methods.method_of(attempts)[primary] not in methods.SEARCH_METHODS:
-        # a baseline-only run: its one row per trial has no validation score (as_selectable's stand-in is not one)
-        cells[["val_mean", "val_std", "val_test_gap"]] = float("nan")
-        trials["selected_val_acc"] = float("nan")
     max_k = int(attempts["attempt"].max())
     curves = pass_at_k_table(trials, max_k)
     progress = progression(attempts)
     status = cells[CELL_KEYS + [f"n_{s}" for s in STATUSES] + [f"share_{s}" for s in STATUSES]]
-    leakage = check_leakage(labelled)
-    result = AnalysisResult(run_id, run_dir, leakage, cells, primary_label=primary)
+    leakage = check_leakage(attempts)
+    result = AnalysisResult(run_id, run_dir, leakage, cells)
     result.selection_mismatches = _selection_mismatches(attempts)
+    all_labels = methods.labels(attempts)
     several = len(all_labels) > 1
-    method_trials = methods.method_trials(labelled) if several else None
-    method_cells = methods.method_cells(method_trials) if several else None
-    result.method_cells = method_cells
+    search = methods.search_labels(attempts)
+    searched = cells[cells["method_label"].isin(search)] if search else cells
+    priced = cells[cells["method"].isin(methods.MODEL_METHODS)]
 
     report_dir = run_dir / ledger.REPORT_DIR
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".report."))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who can read the run
     figures: list[plots.Plot] = []
     try:
-        tables = {
+        for name, frame in {
             "cells": cells,
             "trials": trials,
             "status": status,
@@ -140,19 +127,16 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             "progression": progress,
             "leakage_findings": leakage.findings_frame(),
             "leakage_datasets": leakage.datasets,
-        }
-        if several:
-            tables |= {"methods": method_cells, "method_trials": method_trials}
-        for name, frame in tables.items():
+        }.items():
             result.tables[name] = report_dir / _write_table(frame, staging, name).name
-        figures = [plots.draw_accuracy_vs_length(cells, method_cells)]
+        figures = [plots.draw_accuracy_vs_length(cells)]
         if several:
-            figures.append(plots.draw_accuracy_vs_samples(method_cells, methods.sample_size_series(method_cells)))
+            figures.append(plots.draw_accuracy_vs_samples(cells, methods.sample_size_series(cells)))
         figures += [
-            plots.draw_progression(progress),
-            plots.draw_pass_at_k(curves),
-            plots.draw_status_breakdown(cells),
-            plots.draw_cost(cells),
+            plots.draw_progression(progress[progress["method_label"].isin(search)]),
+            plots.draw_pass_at_k(curves[curves["method_label"].isin(search)]),
+            plots.draw_status_breakdown(searched),
+            plots.draw_cost(priced),
         ]
         drawn = {plot.name: plots.save(plot, staging) for plot in figures}
         sandbox_rows = sorted(attempts["sandbox"].dropna().unique().tolist())
@@ -162,10 +146,9 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             "proposers": ", ".join(sorted(attempts["proposer"].dropna().unique().tolist())) or "—",
             "models": ", ".join(sorted(attempts["model"].dropna().unique().tolist())) or "—",
             "method labels": ", ".join(all_labels),
-            "cells / trials / attempts": f"{len(cells)} / {len(trials)} / {len(attempts)}"
-            + (f" (label {primary}; all labels: {len(labelled)} rows)" if several else ""),
-            "cost of priced attempts (USD)": f"{labelled['cost_usd'].sum():.2f}",
-            "unpriced attempts": int(cells["unpriced_attempts"].sum()),
+            "cells / trials / attempts": f"{len(cells)} / {len(trials)} / {len(attempts)}",
+            "cost of priced attempts (USD)": f"{cells['cost_usd'].sum():.2f}",
+            "unpriced attempts": int(priced["unpriced_attempts"].sum()),
             "candidates scanned for hard-coded inputs": leakage.candidates_checked,
             "trials whose recorded selection differs from the rule": result.selection_mismatches,
         }
@@ -177,8 +160,7 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             cells=cells,
             leakage=leakage,
             plots=[(plot, drawn[plot.name]) for plot in figures],
-            method_cells=method_cells,
-            primary_label=primary if several else None,
+            several_methods=several,
         )
         _swap_in(staging, report_dir)
     except BaseException:

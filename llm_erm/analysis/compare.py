@@ -122,8 +122,8 @@ def compare_runs(baseline_dir: Path, candidate_dir: Path) -> Comparison:
 def compare_attempts(baseline: str, baseline_attempts: pd.DataFrame,
                      candidate: str, candidate_attempts: pd.DataFrame) -> Comparison:
     """compare_runs over attempt rows already read (e.g. one method's rows of each run), named by run id."""
-    base = _cell_figures(baseline_attempts)
-    cand = _cell_figures(candidate_attempts)
+    base = _cell_figures(with_methods(baseline_attempts))
+    cand = _cell_figures(with_methods(candidate_attempts))
     common = base.index.intersection(cand.index).sort_values()
     rows, regressions = [], []
     for key in common:

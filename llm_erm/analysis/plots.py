@@ -168,12 +168,12 @@ def _lengths_text(lengths) -> str:
 
 
 # -- accuracy against length ------------------------------------------------------------------------------------
-def draw_accuracy_vs_length(cells: pd.DataFrame, method_cells: pd.DataFrame | None = None) -> Plot:
-    """Selected test accuracy against length, one panel per target; one line per method label when the run has
-    several (method_cells, from analysis.methods), else the test mean with its CI and the validation mean."""
+def draw_accuracy_vs_length(cells: pd.DataFrame) -> Plot:
+    """Selected test accuracy against length, one panel per target; one line per method label when the cells
+    have several, else the test mean with its CI and the validation mean."""
     name = "accuracy_vs_length"
-    several = method_cells is not None and method_cells["method_label"].nunique() > 1
-    frame = method_cells if several else cells
+    frame = _labelled(cells)
+    several = frame["method_label"].nunique() > 1
     frame = frame[frame["test_mean"].notna()]
     if frame.empty:
         return Plot(name, "No cell has a scored trial, so there is no accuracy to plot against length.")
@@ -228,16 +228,33 @@ def draw_accuracy_vs_length(cells: pd.DataFrame, method_cells: pd.DataFrame | No
 
 
 # -- progression and pass@k: curves over attempts ----------------------------------------------------------------
+def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with a method_label column (erm where a table predates methods)."""
+    return frame if "method_label" in frame else frame.assign(method_label="erm")
+
+
+def _panel_keys(frame: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """The panel of each row: its target, or `label · target` when the frame has several method labels."""
+    frame = _labelled(frame)
+    if frame["method_label"].nunique() > 1:
+        keys = frame["method_label"].astype(str) + " · " + frame["target"].astype(str)
+        order = sorted(dict.fromkeys(keys), key=lambda k: (k.split(" · ")[0], len(k), k))
+        return keys, order
+    return frame["target"].astype(str), _target_order(frame["target"])
+
+
 def _curves_by_length(frame: pd.DataFrame, x: str, columns: list[tuple[str, str]], xlabel: str, ylabel: str,
                       ylim: tuple[float, float], marker: str | None = "o"):
-    """One panel per target, one colour per length; `columns` = [(column, linestyle)]."""
-    targets = _target_order(frame["target"])
+    """One panel per target (per label and target with several labels), one colour per length; `columns` =
+    [(column, linestyle)]."""
+    keys, panels = _panel_keys(frame)
+    frame = frame.assign(_panel=keys)
     colours = length_colours(frame["length"])
-    means = frame.groupby(["target", "length", x], sort=True)[[c for c, _ in columns]].mean().reset_index()
-    fig, axes, size = _panels(len(targets))
+    means = frame.groupby(["_panel", "length", x], sort=True)[[c for c, _ in columns]].mean().reset_index()
+    fig, axes, size = _panels(len(panels))
     top = int(frame[x].max())
-    for ax, target in zip(axes, targets, strict=True):
-        mine = means[means["target"] == target]
+    for ax, target in zip(axes, panels, strict=True):
+        mine = means[means["_panel"] == target]
         for length, curve in mine.groupby("length", sort=True):
             for column, style in columns:
                 ax.plot(curve[x], curve[column], linestyle=style, marker=marker if style == "-" else None,
@@ -266,8 +283,8 @@ def draw_progression(progress: pd.DataFrame) -> Plot:
     _legend(fig, handles, "length")
     return Plot(name, "What a budget of a attempts would have returned: the test accuracy of the candidate "
                       "selected (best validation accuracy) among a trial's first a attempts, mean over trials, one "
-                      "panel per target and one colour per length. A trial that stopped early keeps its selection "
-                      "for larger budgets.", fig)
+                      "panel per target (per label and target with several erm labels) and one colour per length. "
+                      "A trial that stopped early keeps its selection for larger budgets.", fig)
 
 
 def draw_pass_at_k(curves: pd.DataFrame) -> Plot:
@@ -286,7 +303,7 @@ def draw_pass_at_k(curves: pd.DataFrame) -> Plot:
     _legend(fig, handles)
     caption = ("pass@k: the chance that k attempts include one with test accuracy ≥ 0.99 (solid) or validation "
                "accuracy 1.0 (dashed); unbiased estimator over each trial's attempts, mean over trials, one panel "
-               "per target and one colour per length.")
+               "per target (per label and target with several erm labels) and one colour per length.")
     if none_solved:
         caption += f" No attempt reached either in any cell: every curve is at 0 up to k = {top}."
     return Plot(name, caption, fig)
@@ -305,7 +322,11 @@ def _cell_columns(cells: pd.DataFrame):
 
 
 def _cell_labels(cells: pd.DataFrame) -> list[str]:
-    return [f"{t} L{length}" for t, length in zip(cells["target"], cells["length"], strict=True)]
+    """`fn_a L20`, or `sgd fn_a L20` when the cells have several method labels."""
+    cells = _labelled(cells)
+    several = cells["method_label"].nunique() > 1
+    return [f"{m} {t} L{length}" if several else f"{t} L{length}"
+            for m, t, length in zip(cells["method_label"], cells["target"], cells["length"], strict=True)]
 
 
 def draw_status_breakdown(cells: pd.DataFrame) -> Plot:

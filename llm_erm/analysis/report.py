@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from llm_erm.analysis.leakage import LeakageReport
+from llm_erm.analysis.methods import MODEL_METHODS, labels, search_labels
 
 
 def _number(value: float, digits: int = 3) -> str:
@@ -34,11 +35,15 @@ def _cost(cost: float, unpriced: int) -> str:
 
 
 def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """The per-cell figures a reader looks at first, formatted as strings."""
+    """The per-cell figures a reader looks at first, formatted as strings (one row per cell, in order; a
+    `method` column first when the cells have several method labels)."""
+    several = "method_label" in cells and cells["method_label"].nunique() > 1
     rows = []
     for cell in cells.itertuples(index=False):
+        calls_model = getattr(cell, "method", "erm") in MODEL_METHODS
         rows.append(
             {
+                **({"method": cell.method_label} if several else {}),
                 "target": f"{cell.target} ({cell.target_name})",
                 "L": cell.length,
                 "trials": f"{cell.trials_scored}/{cell.trials}",
@@ -50,7 +55,7 @@ def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "early stops": cell.early_stops,
                 "ok share": _number(cell.share_ok, 2),
                 "tokens": f"{cell.prompt_tokens + cell.completion_tokens:,}",
-                "cost": _cost(cell.cost_usd, cell.unpriced_attempts),
+                "cost": _cost(cell.cost_usd, cell.unpriced_attempts) if calls_model else "—",
             }
         )
     return pd.DataFrame(rows)
@@ -119,7 +124,7 @@ def _table_html(frame: pd.DataFrame, float_digits: int = 3, css_class: str = "")
 def status_counts(cells: pd.DataFrame) -> pd.DataFrame:
     """Attempts per status for every status that occurs in the run, and the share of ok attempts."""
     occurring = [c for c in cells.columns if c.startswith("n_") and cells[c].any()]
-    table = cells[["target", "length", "attempts", *occurring]].rename(columns=lambda c: c.removeprefix("n_"))
+    table = cells[[*_keys(cells), "attempts", *occurring]].rename(columns=lambda c: c.removeprefix("n_"))
     return table.assign(ok_share=cells["share_ok"])
 
 
@@ -130,7 +135,13 @@ def pass_at_k_wide(cells: pd.DataFrame) -> pd.DataFrame:
     shown = [k for k in ks if k in PASS_AT_K_SHOWN or k == ks[-1]] if ks else []
     columns = [f"{m}_pass_at_{k}" for m in ("val", "test") for k in shown]
     renamed = {c: c.replace("_pass_at_", " @") for c in columns}
-    return cells[["target", "length", *columns]].rename(columns=renamed)
+    return cells[[*_keys(cells), *columns]].rename(columns=renamed)
+
+
+def _keys(cells: pd.DataFrame) -> list[str]:
+    """The columns that name a cell: target and length, and the method label when there are several."""
+    several = "method_label" in cells and cells["method_label"].nunique() > 1
+    return ["method_label", "target", "length"] if several else ["target", "length"]
 
 
 def _short_store(path: Any) -> str:
@@ -175,14 +186,12 @@ def findings_table(findings: pd.DataFrame) -> str:
     return f'<div class="scroll"><table class="text"><tr>{head}</tr>{"".join(body)}</table></div>'
 
 
-def methods_table(method_cells: pd.DataFrame) -> pd.DataFrame:
+def methods_table(cells: pd.DataFrame) -> pd.DataFrame:
     """The paper's table: one row per (target, length), one column per method label, selected test accuracy
     (mean ± 95% CI half-width over scored trials, and the number of scored trials)."""
-    from llm_erm.analysis.methods import labels as ordered_labels
-
-    order = ordered_labels(method_cells.assign(status="ok")) if len(method_cells) else []
+    order = labels(cells)
     rows = []
-    for (target, length), cell in method_cells.groupby(["target", "length"], sort=False):
+    for (target, length), cell in cells.groupby(["target", "length"], sort=False):
         row = {"target": target, "L": int(length)}
         by_label = cell.set_index("method_label")
         for label in order:
@@ -230,12 +239,11 @@ def write_html_report(
     cells: pd.DataFrame,
     leakage: LeakageReport,
     plots: list[tuple[Any, Path | None]],
-    method_cells: pd.DataFrame | None = None,
-    primary_label: str | None = None,
+    several_methods: bool = False,
 ) -> Path:
     """Write the self-contained report to `path` (see the module doc); `facts` head the page. `plots` are
-    (plots.Plot, its PNG or None when it was not drawn) in page order; `method_cells` (analysis.methods) adds the
-    methods section, and `primary_label` names the label the per-cell sections describe."""
+    (plots.Plot, its PNG or None when it was not drawn) in page order. With several method labels the report
+    opens with the methods table, and the per-cell sections describe the search (erm) labels."""
     esc = html.escape
     verdict = (
         '<span class="verdict pass">leakage check passed</span>'
@@ -245,20 +253,22 @@ def write_html_report(
     facts_html = "".join(
         f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items()
     )
-    methods_plots = {"accuracy_vs_length", "accuracy_vs_samples"} if method_cells is not None else set()
+    methods_plots = {"accuracy_vs_length", "accuracy_vs_samples"} if several_methods else set()
     figures = "".join(_figure_html(p, png) for p, png in plots if p.name not in methods_plots)
     methods_html = ""
-    if method_cells is not None:
+    if several_methods:
         methods_html = (
             "<h2>Methods</h2>"
             '<p class="note">Selected test accuracy per method label: mean ± 95% CI half-width (Student t) over the '
             "scored trials, their number in brackets. ERM's result is the candidate with the best validation "
             "accuracy; a baseline's is its one trained model. Every method is scored on the same test split.</p>"
-            + _table_html(methods_table(method_cells), css_class="text")
+            + _table_html(methods_table(cells), css_class="text")
             + "".join(_figure_html(p, png) for p, png in plots if p.name in methods_plots)
         )
-    label_note = (f'<p class="note">The sections below describe the label <code>{esc(primary_label)}</code>; '
-                  "the other labels are in the methods section above.</p>") if primary_label else ""
+    search = search_labels(cells) if several_methods else []
+    shown = cells[cells["method_label"].isin(search)] if search else cells
+    label_note = (f'<p class="note">The sections below describe the search label(s) <code>{esc(", ".join(search))}'
+                  "</code>; every label's selected test accuracy is in the methods table above.</p>") if search else ""
     findings = leakage.findings_frame()
     config = json.dumps(manifest, indent=2, sort_keys=True, default=str)
     body = f"""<!doctype html>
@@ -273,7 +283,7 @@ def write_html_report(
 <p class="note">Selected attempt = strictly highest validation accuracy in a trial (ties: earlier attempt); statistics
 over trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of freedom; undefined for one
 trial.</p>
-{_table_html(headline_table(cells))}
+{_table_html(headline_table(shown))}
 <h2>Plots</h2>
 {figures}
 <h2>Leakage checks</h2>
@@ -281,12 +291,12 @@ trial.</p>
 <h3>Dataset stores</h3>
 {_table_html(dataset_table(leakage.datasets), css_class="text")}
 <h2>Compile / verify status per cell</h2>
-{_table_html(status_counts(cells), 2)}
+{_table_html(status_counts(shown), 2)}
 <h2>pass@k</h2>
 <p class="note">"val @k": some attempt among k reaches validation accuracy 1.0; "test @k": test accuracy &gt;= 0.99.
 Unbiased estimator 1 - C(n-c,k)/C(n,k) per trial, averaged over trials; a trial of n &lt; k attempts contributes
 pass@n. A few k are shown; pass_at_k.csv has every k.</p>
-{_table_html(pass_at_k_wide(cells))}
+{_table_html(pass_at_k_wide(shown))}
 <h2>Run configuration</h2>
 <details><summary>manifest.json ({config.count(chr(10)) + 1} lines): config, versions, argv, sandbox, cells</summary>
 <pre>{esc(config)}</pre></details>

@@ -17,16 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llm_erm.analysis.methods import (
-    METHOD_KEYS,
-    SEARCH_METHODS,
-    as_selectable,
-    labels,
-    method_cells,
-    method_trials,
-    parse_extra,
-    with_methods,
-)
+from llm_erm.analysis.methods import MODEL_METHODS, SEARCH_METHODS, labels, method_cells, parse_extra
+from llm_erm.analysis.stats import CELL_KEYS as METHOD_KEYS
+from llm_erm.analysis.stats import summarize_trials, with_methods
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
 from llm_erm.results.progress import UNFINISHED, cell_statuses
@@ -34,7 +27,6 @@ from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET, VERIFY_STATUSE
 from llm_erm.viewer.ledger_cache import FILE_COLUMN, LedgerCache, read_row, trial_files
 
 LIMIT_STATUSES = ("timeout", "memory")
-MODEL_METHODS = frozenset({"erm", "icl"})  # methods that call a (priced) model; the others cost nothing
 FIRST_ERROR_CHARS = 300  # the cell page shows this much of an error; the attempt page all of it
 LEAKAGE_FILE = "leakage_findings.parquet"
 REPORT_FILE = "report.html"
@@ -145,7 +137,7 @@ class Results:
             "state": state["state"],
             "state_detail": state["detail"],
             "cells": int(df[["target", "length"]].drop_duplicates().shape[0]) if len(df) else 0,
-            "cells_planned": len(manifest.get("cells", [])) or None,
+            "cells_planned": len({(c.get("target"), c.get("length")) for c in manifest.get("cells", [])}) or None,
             "methods": labels(df) if len(df) else [],
             "trials": int(df.groupby(["method_label", "target", "length", "trial"]).ngroups) if len(df) else 0,
             "attempts": len(df),
@@ -196,8 +188,8 @@ class Results:
         rows = df[(df["method_label"] == label) & (df["target"] == target) & (df["length"] == length)]
         if rows.empty:
             raise NotFound(f"no rows for {label} {target} L{length} in run {run_id!r}")
-        trials = method_trials(rows)
-        summary = method_cells(trials).iloc[0].to_dict()
+        trials = summarize_trials(rows)
+        summary = method_cells(trials, rows).iloc[0].to_dict()
         chosen = {int(t): (int(a) if pd.notna(a) else None)
                   for t, a in zip(trials["trial"], trials["selected_attempt"], strict=True)}
         groups, group_of = signature_groups(rows)
@@ -239,7 +231,7 @@ class Results:
         row["method_extra"] = parse_extra(row.get("method_extra"))
         row["proposal_extra"] = parse_extra(row.get("proposal_extra"))
         row["request_params"] = parse_extra(row.get("request_params"))
-        trials = method_trials(cell[cell["trial"] == trial])
+        trials = summarize_trials(cell[cell["trial"] == trial])
         selected = trials["selected_attempt"].iloc[0] if len(trials) else None
         _, group_of = signature_groups(cell)
         order = cell.sort_values(["trial", "attempt"])[["trial", "attempt"]].astype(int).values.tolist()
@@ -263,21 +255,20 @@ class Results:
             empty = baseline if base.empty else candidate
             raise NotFound(f"run {empty!r} has no attempts yet: nothing to compare")
         base_labels, cand_labels = labels(base), labels(cand)
+        comparison = compare_attempts(baseline, base, candidate, cand)
+        reasons: dict[tuple[str, str, int], list[dict]] = {}
+        for r in comparison.regressions:
+            reasons.setdefault((r.method_label, r.target, r.length), []).append({"kind": r.kind, "detail": r.detail})
+        table = comparison.table.to_dict("records") if len(comparison.table) else []
         methods = []
         for label in [lbl for lbl in base_labels if lbl in cand_labels]:
-            comparison = compare_attempts(
-                baseline, as_selectable(base[base["method_label"] == label]),
-                candidate, as_selectable(cand[cand["method_label"] == label]),
-            )
-            reasons: dict[tuple[str, int], list[dict]] = {}
-            for r in comparison.regressions:
-                reasons.setdefault((r.target, r.length), []).append({"kind": r.kind, "detail": r.detail})
-            table = comparison.table.to_dict("records") if len(comparison.table) else []
-            for row in table:
-                row["regressions"] = reasons.get((row["target"], int(row["length"])), [])
+            rows = [row for row in table if row["method_label"] == label]
+            for row in rows:
+                row["regressions"] = reasons.get((label, row["target"], int(row["length"])), [])
             methods.append({
-                "label": label, "cells": table, "regressions": len(comparison.regressions),
-                "only_in_baseline": comparison.only_in_baseline, "only_in_candidate": comparison.only_in_candidate,
+                "label": label, "cells": rows, "regressions": sum(1 for row in rows for _ in row["regressions"]),
+                "only_in_baseline": [(t, n) for m, t, n in comparison.only_in_baseline if m == label],
+                "only_in_candidate": [(t, n) for m, t, n in comparison.only_in_candidate if m == label],
             })
         return jsonable({
             "baseline": baseline, "candidate": candidate, "methods": methods,
@@ -298,8 +289,8 @@ def _grid(frame: pd.DataFrame) -> dict[str, Any]:
     df = with_methods(frame)
     if df.empty:
         return {"targets": [], "lengths": [], "methods": [], "totals": {}}
-    trials = method_trials(df)
-    cells = method_cells(trials)
+    trials = summarize_trials(df)
+    cells = method_cells(trials, df)
     chosen = trials.dropna(subset=["selected_attempt"])[[*METHOD_KEYS, "trial", "selected_attempt"]]
     chosen = chosen.rename(columns={"selected_attempt": "attempt"}).astype({"attempt": "int64", "trial": "int64"})
     keyed = df.astype({"attempt": "int64", "trial": "int64", "length": "int64"})

@@ -27,7 +27,7 @@ LIGHT_COLUMNS = frozenset({
     "response_model", "status", "train_acc", "val_acc", "test_acc", "prompt_tokens", "completion_tokens",
     "reasoning_tokens", "cached_tokens", "cost_usd", "latency_s", "signature", "truncated", "finish_reason",
     "reused_answer", "stopped_early", "selected", "code_lines", "ast_nodes", "first_error", "propose_error",
-    "created_at", "sandbox",
+    "created_at", "sandbox", "selection_rule",
     # the methods axis (optional: an erm-only ledger has none of them)
     "method", "method_label", "n_train", "limit_split",
 })
