@@ -429,7 +429,7 @@ def run_state(run_dir: Path, frame: pd.DataFrame) -> dict[str, str]:
 
     The manifest's cells and results.progress.cell_statuses say what is planned and done; a live running
     marker anywhere under attempts/ means a trial is in flight. When cell_statuses finds none of the ledger's
-    files (a layout it does not read yet, or a manifest without cells) the ledger rows decide.
+    files (a manifest without cells, or a run from before the methods axis) the ledger rows decide.
     """
     live = sum(_marker_alive(m) for m in _markers(run_dir))
     statuses = cell_statuses(run_dir)

@@ -1,9 +1,8 @@
 """The attempt rows of a run for the viewer: read once, then only the trial files that changed.
 
 Files are found by globbing `**/trial*.parquet` under attempts/, so the reader does not depend on how deep
-the layout is (attempts/<target>/L<length>/ today, attempts/<method_label>/<target>/L<length>/ with the
-methods axis). Columns a file lacks (an older ledger) come back null; columns the schema does not know yet
-(method, method_label, n_train ...) are read when the pages use them. Only the columns the run, cell and
+the layout is (attempts/<method_label>/<target>/L<length>/, and attempts/<target>/L<length>/ from before the
+methods axis). Columns a file lacks (an older ledger) come back null. Only the columns the run, cell and
 runs pages show are cached (LIGHT_COLUMNS; decoding a column costs about as much as opening the file): the text
 columns (prompt, response, code) wait for one attempt's page, which reads every column of that one file.
 """
