@@ -85,7 +85,7 @@ class MethodSpec(BaseModel):
 # they are computed, how failures are retried and whether anything is spent.
 _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
-    "dry_run": True, "analyze": True, "fan_out": True, "verify_workers": True, "retries": True,
+    "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
     "proposer": {"call_timeout_s": True, "api_key_env": True},
 }
@@ -129,7 +129,7 @@ class GridConfig(BaseModel):
     sanitize: bool = Field(True, description="Strip comments and docstrings the program cannot observe")
     candidate_timeout_s: float = Field(0.01, gt=0, description="CPU seconds a candidate may spend per input, "
                                        "on average over each batch of inputs; machine load does not count")
-    candidate_memory_mb: int = Field(1024, ge=64, description="Memory limit of one candidate, in MB")
+    candidate_memory_mb: int = Field(1024, ge=128, description="Memory limit of one candidate, in MB")
     sandbox: SandboxMode = Field("bwrap", description="bwrap (required by default) | rlimit (weaker: "
                                  "resource limits only, opt in) | auto (bwrap where it works)")
     verify_workers: int | None = Field(None, ge=1, description="Sandbox processes (default: one per core)")
@@ -150,6 +150,8 @@ class GridConfig(BaseModel):
     datasets_dir: str = Field("datasets", description="Where datasets are stored")
     dry_run: bool = Field(False, description="Print every distinct prompt and the cost estimate; spend nothing")
     analyze: bool = Field(True, description="Analyse the run at the end (leakage checks, plots, report)")
+    generalize_lengths: list[int] | None = Field(None, description="Also score the selected erm programs at "
+                                                 "these lengths at the end (llm-erm generalize)")
     fan_out: bool = Field(False, description="Run each cell as a flow run of the erm-cell deployment "
                           "(Prefect runs only)")
 

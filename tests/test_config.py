@@ -50,7 +50,7 @@ def test_every_option_reaches_its_field():
                "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
                "options": (['{"a": 1}', "b=2"], {"a": 1, "b": "2"}),
                "methods": (["erm", "xgboost"], [MethodSpec(method="erm"), MethodSpec(method="xgboost")]),
-               "sample_sizes": (["200", "1000"], [200, 1000])}
+               "sample_sizes": (["200", "1000"], [200, 1000]), "generalize_lengths": (["30"], [30])}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
                   "PATH": ("x.jsonl", Path("x.jsonl"))}
     for opt in grid_options():

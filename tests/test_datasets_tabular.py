@@ -345,7 +345,7 @@ def f(x):
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with Sandbox(workers=1, timeout_s=30) as box:
+    with Sandbox(workers=1) as box:
         yield box
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from llm_erm.cli.options import MultiValueCommand
 from llm_erm.errors import UsageError
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
@@ -72,6 +73,41 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{verdict}\nreport: {result.report_path}")
         if not result.ok:
             raise typer.Exit(1)
+
+    @app.command(cls=MultiValueCommand)
+    def generalize(
+        run_id: Annotated[str, typer.Option("--run-id", help="The run whose selected programs to score.")],
+        lengths: Annotated[list[str], typer.Option("--lengths", help="Lengths to score them at, e.g. 10 20 50 100.")],
+        results_dir: ResultsDir = Path("results"),
+        datasets_dir: Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored.")] = Path("datasets"),
+        test_size: Annotated[int, typer.Option("--test-size", help="Test inputs per length (even).")] = 2000,
+        sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap | rlimit | auto")] = "bwrap",
+        candidate_timeout: Annotated[float, typer.Option("--candidate-timeout",
+                                                         help="CPU seconds a program may spend per input.")] = 0.01,
+    ) -> None:
+        """Score a run's selected erm programs on fresh test sets at other lengths (length generalisation).
+
+        Writes results/<run_id>/generalization.parquet and .csv. How each target extends to another length is
+        in llm_erm/datasets/README.md (parity_rand keeps the source length's positions).
+
+        Example: llm-erm generalize --run-id grid-3f9c2a1b0d4e --lengths 10 20 25 30 50 100
+        """
+        from llm_erm.analysis.generalize import generalize_run
+        from llm_erm.datasets.batch import split_values
+
+        try:
+            values = [int(v) for v in split_values(lengths)]
+        except ValueError:
+            raise UsageError(f"--lengths takes integers, got {' '.join(lengths)!r}") from None
+        if test_size < 2 or test_size % 2:
+            raise UsageError(f"--test-size must be a positive even number, got {test_size}")
+        table = generalize_run(_run_dir(results_dir, run_id), values, datasets_dir=datasets_dir, test_size=test_size,
+                               sandbox_mode=sandbox, time_per_input_s=candidate_timeout)
+        wide = table.pivot_table(index=["method_label", "target", "source_length", "trial"], columns="length",
+                                 values="test_acc", aggfunc="first").round(3).reset_index()
+        wide.columns = [str(c) if not isinstance(c, int) else f"L{c}" for c in wide.columns]
+        _print_table(wide, f"run {run_id}: selected programs' test accuracy by length")
+        typer.echo(f"written: {_run_dir(results_dir, run_id) / 'generalization.parquet'}")
 
     @app.command()
     def compare(

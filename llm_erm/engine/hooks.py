@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 # The steps of the pipeline, in order; `step()` receives one of these names.
-STEPS = ("generate dataset", "build prompt", "trial", "aggregate")
+STEPS = ("generate dataset", "build prompt", "trial", "aggregate", "generalize")
 
 
 @dataclass(frozen=True)

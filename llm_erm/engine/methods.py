@@ -111,14 +111,12 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
                           trial=work.trial, attempt=1)
         answer = run.journal.lookup(key)
         if answer is None:
-            outcome = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, seed))
-            if isinstance(outcome, str):
-                return {"index": index, "error": outcome}
-            answer = run.journal.append(key, {
+            answer = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, seed), key, {
                 "kind": "icl", "run_id": run.run_id, "method": work.label, "target": work.spec.target,
                 "length": work.spec.length, "trial": work.trial, "attempt": 1, "seed": seed, "test_index": index,
-                "prompt_sha256": digest, "provider": prepared.provider, **outcome.to_dict(),
-            })
+                "prompt_sha256": digest, "provider": prepared.provider})
+            if isinstance(answer, str):
+                return {"index": index, "error": answer}
         predicted = parse(answer["text"])
         return {"index": index, "answer": answer, "predicted": predicted,
                 "truncated_prompt": answer["usage"]["prompt_tokens"] < icl.TRUNCATION_RATIO * estimate_tokens(prompt),

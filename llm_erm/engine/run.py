@@ -94,13 +94,8 @@ class Cell:
 def open_sandbox(config: GridConfig):
     from llm_erm.verify import Sandbox
 
-    try:
-        return Sandbox(workers=config.verify_workers, time_per_input_s=config.candidate_timeout_s,
-                       memory_mb=config.candidate_memory_mb, mode=config.sandbox)
-    except TypeError:  # TEMP: until the sandbox branch (per-input time limits) lands
-        rows = config.train_size + config.val_size + config.test_size
-        return Sandbox(workers=config.verify_workers, timeout_s=max(10.0, config.candidate_timeout_s * rows),
-                       memory_mb=config.candidate_memory_mb, mode=None if config.sandbox == "auto" else config.sandbox)
+    return Sandbox(workers=config.verify_workers, time_per_input_s=config.candidate_timeout_s,
+                   memory_mb=config.candidate_memory_mb, mode=config.sandbox)
 
 
 class GridRun:
@@ -244,6 +239,15 @@ class GridRun:
     def aggregate(self) -> list[dict[str, Any]]:
         return self.hooks.step("aggregate", "aggregate", lambda: aggregate(self.run_dir))
 
+    def generalize(self) -> None:
+        """Score the selected erm programs at config.generalize_lengths (generalization.parquet)."""
+        from llm_erm.analysis.generalize import generalize_run
+
+        cfg = self.config
+        self.hooks.step("generalize", "generalize", lambda: generalize_run(
+            self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir), sandbox_mode=cfg.sandbox,
+            time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb))
+
     # -- one trial ----------------------------------------------------------------------------------
     def trial_label(self, work: Work) -> str:
         prefix = f"{work.label} " if self.several else ""
@@ -300,18 +304,16 @@ class GridRun:
         if answer is None:
             reused = False
             request = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
-            outcome = self.call(label, lambda: proposer.propose(request))
-            if isinstance(outcome, str):  # skipped for budget, or the call failed: the row says which
-                row = attempt_row(identity=identity, attempt=attempt, skipped=outcome == SKIPPED_BUDGET,
-                                  propose_error=None if outcome == SKIPPED_BUDGET else outcome)
+            answer = self.call(label, lambda: proposer.propose(request), key, {
+                "kind": "answer", "run_id": self.run_id, "method": work.label, "target": work.spec.target,
+                "length": work.spec.length, "trial": work.trial, "attempt": attempt, "seed": seed,
+                "prompt_sha256": cell.prompt_sha256, "provider": provider})
+            if isinstance(answer, str):  # skipped for budget, or the call failed: the row says which
+                row = attempt_row(identity=identity, attempt=attempt, skipped=answer == SKIPPED_BUDGET,
+                                  propose_error=None if answer == SKIPPED_BUDGET else answer)
                 self.hooks.event(Event("attempt", label, row.get("propose_error") or "skipped: budget spent",
                                        {"row": row}))
                 return {**row, "seed": seed}
-            answer = self.journal.append(key, {
-                "kind": "answer", "run_id": self.run_id, "method": work.label, "target": work.spec.target,
-                "length": work.spec.length, "trial": work.trial, "attempt": attempt, "seed": seed,
-                "prompt_sha256": cell.prompt_sha256, "provider": provider, **outcome.to_dict(),
-            })
         verdict = verify_candidate(answer["text"], cell.dataset, self.sandbox, sanitize=self.config.sanitize)
         row = attempt_row(identity=identity, attempt=attempt, proposal=answer, verdict=verdict.to_row(),
                           reused=reused)
@@ -319,19 +321,20 @@ class GridRun:
         self.hooks.event(Event("attempt", label, _describe(row), {"row": row}))
         return row
 
-    def call(self, label: str, make_call: Callable[[], Any]) -> Any:
-        """One model call under a call slot, the budget and the retry policy.
+    def call(self, label: str, make_call: Callable[[], Any], key: str, record: dict[str, Any]) -> dict | str:
+        """One model call under a call slot, the budget and the retry policy; its answer journaled.
 
-        Returns what the call returned, SKIPPED_BUDGET when the budget was spent before it could start, or
-        the error (one line) when it failed after its retries. The budget is checked while holding the slot,
-        so a call that waited for a slot sees the spend of the calls before it."""
+        Returns the journal record of the answer (`record` plus what the call returned), SKIPPED_BUDGET when
+        the budget was spent before the call could start, or the error (one line) when it failed after its
+        retries. The budget is checked and the answer journaled while holding the slot, so a call that
+        waited for a slot sees the spend of every call before it, on every worker."""
         if self.stop.is_set():
             raise Interrupted("the run is stopping")
         with self._slots, self.hooks.call_slot():
             if self.budget.exhausted():
                 return SKIPPED_BUDGET
             try:
-                return call_with_retries(
+                answer = call_with_retries(
                     make_call, self.policy, self.stop,
                     on_retry=lambda n, delay, exc: self.hooks.event(Event(
                         "retry", label, f"retry {n}/{self.policy.retries} in {delay:.1f} s: {exc}")),
@@ -342,6 +345,7 @@ class GridRun:
                 raise
             except Exception as exc:  # noqa: BLE001 - a client's own bug fails its call, not the grid
                 return f"{type(exc).__name__} in the model client: {exc}"
+            return self.journal.append(key, {**record, **answer.to_dict()})
 
     def identity(self, cell: Cell, work: Work) -> dict[str, Any]:
         """The columns every row of the trial shares."""
@@ -411,6 +415,8 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
         run.write_manifest()
         result = run.run(run.pending())
         result.cells = run.aggregate()
+        if config.generalize_lengths and not result.interrupted:
+            run.generalize()
     if config.analyze and not result.interrupted:
         from llm_erm.analysis import analyze_run
 

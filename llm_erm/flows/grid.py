@@ -70,6 +70,8 @@ def erm_grid_fn(**params: Any):
             result = run.run(todo)
             hooks.refresh_artifacts(force=True)
         result.cells = run.aggregate()
+        if config.generalize_lengths and not result.interrupted:
+            run.generalize()
     _summary_artifact(config, result)
     if config.analyze:
         from llm_erm.flows.analysis import erm_analysis

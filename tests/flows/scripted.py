@@ -54,12 +54,16 @@ class ScriptedModel:
 
 
 class SeededModel:
-    """Answers by the request's seed; `sales` holds (seed, time the answer was handed over) per answer."""
+    """Answers by the request's seed; `sales` holds (seed, time the answer was handed over) per answer.
+
+    A request whose client was killed is still answered (and, by a real provider, billed): `received` counts
+    it the moment it arrives."""
 
     def __init__(self, script: list[str], jitter_s: float = 0.0):
         self.script = script
         self.jitter_s = jitter_s  # each answer takes up to this much longer, by its seed: answers spread out
         self.sales: list[tuple[int, float]] = []
+        self.received: list[int] = []  # seeds of the requests that reached the model, answered yet or not
         self._lock = threading.Lock()
 
     def program(self, seed: int) -> str:
@@ -68,6 +72,8 @@ class SeededModel:
 
     def __call__(self, endpoint: str, body: dict) -> Reply:
         seed = body["seed"]
+        with self._lock:
+            self.received.append(seed)
         if self.jitter_s:
             time.sleep(self.jitter_s * hashlib.sha256(f"jitter{seed}".encode()).digest()[0] / 255)
         with self._lock:

@@ -1,5 +1,7 @@
-"""The documented deployment path, end to end: a local Prefect server, a process work pool, `prefect deploy`,
-two workers, and `prefect deployment run erm-grid/erm-grid` — once plainly and once fanned out per cell."""
+"""The documented deployment path, end to end, as the README's multi-machine recipe runs it: a Prefect server
+backed by PostgreSQL, a process work pool, `prefect deploy`, two workers, and `prefect deployment run
+erm-grid/erm-grid` — once plainly and once fanned out per cell, under one run id, one budget and one cap on
+model calls across both workers."""
 
 from __future__ import annotations
 
@@ -9,11 +11,13 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from postgres import Postgres
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
 from llm_erm.proposers.wire_server import WireServer
@@ -25,6 +29,30 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 pytestmark = pytest.mark.slow
 
 
+# ScriptedModel's usage priced at gpt-5: 900 uncached + 100 cached input tokens, 500 output tokens
+CALL_USD = (900 * 1.25 + 100 * 0.125 + 500 * 10.0) / 1e6
+
+
+class InFlight:
+    """Wraps a model: answers after `latency_s` and records the most calls it ever had in flight at once."""
+
+    def __init__(self, model, latency_s: float):
+        self.model, self.latency_s = model, latency_s
+        self.now = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, endpoint, body):
+        with self._lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            time.sleep(self.latency_s)
+            return self.model(endpoint, body)
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -34,11 +62,12 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def local_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
+    database = Postgres(tmp_path_factory.mktemp("postgres"))
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "OPENAI_API_KEY": "sk-test-deploy",
-           "PREFECT_LOGGING_LEVEL": "INFO"}
+           "PREFECT_LOGGING_LEVEL": "INFO", "PREFECT_SERVER_DATABASE_CONNECTION_URL": database.url}
     log = open(home / "server.log", "w")  # noqa: SIM115 - the server writes to it until teardown
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -57,6 +86,7 @@ def local_server(tmp_path_factory):
     server.terminate()
     server.wait(timeout=30)
     log.close()
+    database.stop()
 
 
 def prefect(env, *args, timeout=300) -> str:
@@ -73,7 +103,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
                          env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)  # noqa: SIM115
         for i, log in zip((1, 2), logs, strict=True)
     ]
-    model = ScriptedModel([WRONG, FIRST_BIT, PARITY])
+    model = InFlight(ScriptedModel([WRONG, FIRST_BIT, PARITY]), latency_s=0.3)
     try:
         with WireServer(model) as server:
             common = {"proposer": {"kind": "openai-chat", "base_url": server.url}, "attempts": 3, "test_size": 400,
@@ -85,31 +115,39 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
                           "--watch", "--watch-timeout", "240")
             assert "Completed" in out
             assert ledger.finished_trials(tmp_path / "results" / "plain") == {("erm", "fn_a", 20, 1)}
-            plain_answers = model.total
+            plain_answers = model.model.total
+            model.peak = 0
 
-            # 2. fanned out: one erm-cell flow run per cell, shared by both workers
+            # 2. fanned out: one erm-cell flow run per cell, shared by both workers, under the parent's derived
+            # run id (none given), one budget (room for 6 calls of the 12 the grid would make) and a cap of one
+            # model call in flight across both workers (a Prefect global concurrency limit)
             cells = [("fn_a", 20), ("fn_a", 30), ("fn_e", 20), ("fn_e", 30)]
             out = prefect(env, "deployment", "run", "erm-grid/erm-grid",
                           "--params", json.dumps({**common, "functions": ["fn_a", "fn_e"], "lengths": [20, 30],
-                                                  "run_id": "fanned", "fan_out": True}),
+                                                  "fan_out": True, "budget_usd": 5.5 * CALL_USD, "call_limit": 1}),
                           "--watch", "--watch-timeout", "280")
             assert "Completed" in out
-            fanned_answers = model.total - plain_answers
+            fanned_answers = model.model.total - plain_answers
     finally:
         for w in workers:
             w.terminate()
         for w in workers:
             w.wait(timeout=30)
 
-    run_dir = tmp_path / "results" / "fanned"
-    assert ledger.finished_trials(run_dir) == {("erm", t, length, 1) for t, length in cells}
+    (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.name != "plain"]  # one run for all cells
     attempts = ledger.read_attempts(run_dir).to_pylist()
-    assert fanned_answers == len(attempts)  # no cell proposed twice
+    assert {(r["target"], r["length"]) for r in attempts} == set(cells)
+    assert {r["run_id"] for r in attempts} == {run_dir.name}
+    # the budget held across both workers: 6 calls fit; the rest of every cell was skipped, not bought
+    assert fanned_answers == 6 == sum(r["status"] != "skipped_budget" for r in attempts)
+    assert model.peak == 1  # never two model calls at once, whichever worker made them
     assert (run_dir / "summary.parquet").exists()
     assert {(c["target"], c["length"]) for c in ledger.read_manifest(run_dir)["cells"]} == set(cells)
     # A worker may try a run another one took (the server aborts it); what counts is what each ran.
-    ran = [re.findall(r"Flow run '(fanned [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
-    assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"fanned {t} L{length}" for t, length in cells)
+    name = re.escape(run_dir.name)
+    ran = [re.findall(rf"Flow run '({name} [^']+)' submitted to infrastructure", log.read_text()) for log in logs]
+    assert sorted(c for cells_of in ran for c in cells_of) == sorted(f"{run_dir.name} {t} L{length}"
+                                                                    for t, length in cells)
     assert all(ran), f"both workers ran cells: {ran}"
 
 
