@@ -240,3 +240,37 @@ def test_two_erm_labels_get_a_panel_each_and_labelled_bars():
     labels = [t.get_text() for ax in status.figure.axes for t in ax.get_yticklabels()]
     assert "erm-b fn_a L20" in labels and legibility_problems(status.figure) == []
     plots.close(status)
+
+
+def generalization_table(lengths=(10, 20, 30, 50)):
+    """What `llm-erm generalize` writes (analysis.generalize.COLUMNS), for two source lengths of two targets."""
+    rows = []
+    for target in ("fn_a", "fn_e"):
+        for source in (20, 30):
+            for trial in (1, 2):
+                for length in lengths:
+                    undefined = target == "fn_e" and length < 15
+                    rows.append({"method_label": "erm", "target": target, "source_length": source, "trial": trial,
+                                 "length": length, "test_acc": None if undefined else 1.0 - abs(length - source) / 100,
+                                 "test_n": 0 if undefined else 2000, "status": "undefined" if undefined else "ok",
+                                 "limit_split": None, "note": None, "code_sha256": "ab"})
+    return pd.DataFrame(rows)
+
+
+def test_a_generalised_run_gets_its_length_generalisation_figure(tmp_path):
+    from llm_erm.analysis.generalize import COLUMNS, GENERALIZATION_FILE
+
+    run_dir = synthetic_run(tmp_path / "results" / "run", tmp_path / "datasets")
+    table = generalization_table()
+    assert list(table.columns) == COLUMNS
+    table.to_parquet(run_dir / GENERALIZATION_FILE, index=False)
+    result = analyze_run(run_dir)
+    assert "length_generalization" in result.plots
+    html = result.report_path.read_text()
+    assert 'data-plot="length_generalization"' in html and "4 score(s) are undefined" in html
+    plot = plots.draw_generalization(table)
+    assert sorted(ax.get_title() for ax in plot.figure.axes if ax.get_visible()) == ["fn_a", "fn_e"]
+    assert legibility_problems(plot.figure) == [] and single_point_lines(plot.figure) == []
+    plots.close(plot)
+    one = plots.draw_generalization(generalization_table(lengths=(20,)))
+    assert not one.drawn and "one length only" in one.caption

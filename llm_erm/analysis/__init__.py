@@ -8,7 +8,8 @@ Outputs under results/<run_id>/ (a cell is (method label, target, length)):
     report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
                                     leakage_datasets
     report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
-                                    cost_per_cell, and with several method labels accuracy_vs_samples (a plot
+                                    cost_per_cell, with several method labels accuracy_vs_samples, and once
+                                    `llm-erm generalize` wrote generalization.parquet length_generalization (a plot
                                     with nothing to show is not drawn: the report says in words what is missing,
                                     AnalysisResult.missing_plots holds the sentence)
 With several method labels the report opens with the methods table (target x method label). Attempt progression,
@@ -132,6 +133,11 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
         figures = [plots.draw_accuracy_vs_length(cells)]
         if several:
             figures.append(plots.draw_accuracy_vs_samples(cells, methods.sample_size_series(cells)))
+        from llm_erm.analysis.generalize import GENERALIZATION_FILE  # (it imports the datasets package)
+
+        generalized = run_dir / GENERALIZATION_FILE  # written by `llm-erm generalize`
+        if generalized.exists():
+            figures.append(plots.draw_generalization(pd.read_parquet(generalized)))
         figures += [
             plots.draw_progression(progress[progress["method_label"].isin(search)]),
             plots.draw_pass_at_k(curves[curves["method_label"].isin(search)]),

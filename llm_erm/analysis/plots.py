@@ -433,3 +433,49 @@ def draw_accuracy_vs_samples(method_cells: pd.DataFrame, series: dict[str, list[
     if missing:
         caption += f" Not shown (no n_train recorded): {', '.join(missing)}."
     return Plot(name, caption, fig)
+
+
+# -- length generalisation: selected programs scored at other lengths (analysis.generalize) -----------------------
+def draw_generalization(table: pd.DataFrame) -> Plot:
+    """Test accuracy of the selected erm programs at every length they were scored at, one panel per target (per
+    label and target with several labels), one line per length they were found at (mean over trials)."""
+    name = "length_generalization"
+    scored = table[table["test_acc"].notna()]
+    if scored.empty:
+        return Plot(name, "No selected program could be scored at another length (every row is undefined: the "
+                          "source rule reads positions the other lengths do not have).")
+    if scored.groupby(["method_label", "target", "source_length"])["length"].nunique().max() < 2:
+        return Plot(name, "Every selected program was scored at one length only "
+                          f"({_lengths_text(scored['length'])}), so there is no curve across lengths.")
+    keys, panels = _panel_keys(scored)
+    scored = scored.assign(_panel=keys)
+    colours = length_colours(scored["source_length"])
+    fig, axes, size = _panels(len(panels))
+    for ax, panel in zip(axes, panels, strict=True):
+        mine = scored[scored["_panel"] == panel]
+        lengths = sorted(int(v) for v in mine["length"].unique())
+        position = {v: i for i, v in enumerate(lengths)}
+        for source, curve in mine.groupby("source_length", sort=True):
+            means = curve.groupby("length")["test_acc"].mean()
+            x = [position[int(v)] for v in means.index]
+            ax.plot(x, means.to_numpy(), marker="o", markersize=3, linewidth=1.3, color=colours[int(source)],
+                    linestyle="-" if len(means) > 1 else "none")
+            if int(source) in means.index:  # where it was found
+                ax.plot([position[int(source)]], [means.loc[int(source)]], marker="*", markersize=9,
+                        linestyle="none", color=colours[int(source)])
+        _accuracy_axis(ax, size)
+        ax.set_xticks(range(len(lengths)), [str(v) for v in lengths])
+        ax.set_xlim(-0.5, len(lengths) - 0.5)
+        ax.set_title(panel, fontsize=size + 1)
+        ax.set_xlabel("length scored at", fontsize=size)
+    axes[0].set_ylabel("test accuracy", fontsize=size)
+    handles = [Line2D([], [], color=c, marker="o", markersize=4, label=f"found at L{v}") for v, c in colours.items()]
+    handles.append(Line2D([], [], color="black", marker="*", markersize=8, linestyle="none", label="its own length"))
+    _legend(fig, handles)
+    undefined = int(table["test_acc"].isna().sum())
+    caption = ("Length generalisation: the selected erm programs scored on fresh test sets at other lengths "
+               "(llm-erm generalize), mean test accuracy over trials, one panel per target and one line per length "
+               "the program was found at (a star marks that length). The grey line is chance (0.5).")
+    if undefined:
+        caption += f" {undefined} score(s) are undefined (the rule reads positions a shorter input lacks) and left out."
+    return Plot(name, caption, fig)

@@ -214,6 +214,7 @@ def png_data_uri(path: Path) -> str:
 PLOT_TITLES = {
     "accuracy_vs_length": "Accuracy against length",
     "accuracy_vs_samples": "Accuracy against sample size",
+    "length_generalization": "Length generalisation",
     "attempt_progression": "Attempt progression",
     "pass_at_k": "pass@k",
     "status_breakdown": "Status per cell",
