@@ -2,13 +2,18 @@
 
 Plain Python over the Parquet ledger; the `erm-analysis` flow and `llm-erm analyze` call `analyze_run`.
 
-Outputs under results/<run_id>/:
+Outputs under results/<run_id>/ (a cell is (method label, target, length)):
     summary.parquet                 one row per cell (stats.summarize_cells)
     report/report.html              self-contained report (plots embedded)
     report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
                                     leakage_datasets
     report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
-                                    cost_per_cell
+                                    cost_per_cell, with several method labels accuracy_vs_samples, and once
+                                    `llm-erm generalize` wrote generalization.parquet length_generalization (a plot
+                                    with nothing to show is not drawn: the report says in words what is missing,
+                                    AnalysisResult.missing_plots holds the sentence)
+With several method labels the report opens with the methods table (target x method label). Attempt progression,
+pass@k and the status breakdown describe the search (erm) labels, the cost plot the labels that call a model.
 The report directory is built beside the old one and swapped in, so readers never see half of it.
 """
 
@@ -21,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from llm_erm.analysis import plots
+from llm_erm.analysis import methods, plots
 from llm_erm.analysis.leakage import LeakageReport, check_leakage
 from llm_erm.analysis.report import headline_markdown, write_html_report
 from llm_erm.analysis.stats import (
@@ -48,6 +53,7 @@ class AnalysisResult:
     cells: pd.DataFrame  # the summary table, one row per cell
     tables: dict[str, Path] = field(default_factory=dict)  # name -> Parquet file (a CSV sits beside it)
     plots: dict[str, Path] = field(default_factory=dict)  # name -> PNG
+    missing_plots: dict[str, str] = field(default_factory=dict)  # name -> why it was not drawn, in words
     report_path: Path | None = None
     summary_path: Path | None = None
     headline: str = ""  # markdown: verdict, headline table, link to the report
@@ -86,7 +92,7 @@ def _swap_in(new_dir: Path, final_dir: Path) -> None:
 def analyze_run(run_dir: Path) -> AnalysisResult:
     """Analyse the run in `run_dir` and write its summary, tables, plots and report (module doc)."""
     run_dir = Path(run_dir)
-    attempts = ledger.read_attempts(run_dir).to_pandas()
+    attempts = with_methods(ledger.read_attempts(run_dir).to_pandas())
     if attempts.empty:
         raise UsageError(
             f"no attempts under {run_dir / ledger.ATTEMPTS_DIR}: run the grid first, or pass the right run id"
@@ -103,10 +109,16 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
     leakage = check_leakage(attempts)
     result = AnalysisResult(run_id, run_dir, leakage, cells)
     result.selection_mismatches = _selection_mismatches(attempts)
+    all_labels = methods.labels(attempts)
+    several = len(all_labels) > 1
+    search = methods.search_labels(attempts)
+    searched = cells[cells["method_label"].isin(search)] if search else cells
+    priced = cells[cells["method"].isin(methods.MODEL_METHODS)]
 
     report_dir = run_dir / ledger.REPORT_DIR
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".report."))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who can read the run
+    figures: list[plots.Plot] = []
     try:
         for name, frame in {
             "cells": cells,
@@ -118,22 +130,31 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             "leakage_datasets": leakage.datasets,
         }.items():
             result.tables[name] = report_dir / _write_table(frame, staging, name).name
-        drawn = {
-            "accuracy_vs_length": plots.plot_accuracy_vs_length(cells, staging / "accuracy_vs_length.png"),
-            "attempt_progression": plots.plot_progression(progress, staging / "attempt_progression.png"),
-            "pass_at_k": plots.plot_pass_at_k(curves, staging / "pass_at_k.png"),
-            "status_breakdown": plots.plot_status_breakdown(cells, staging / "status_breakdown.png"),
-            "cost_per_cell": plots.plot_cost(cells, staging / "cost_per_cell.png"),
-        }
+        figures = [plots.draw_accuracy_vs_length(cells)]
+        if several:
+            figures.append(plots.draw_accuracy_vs_samples(cells, methods.sample_size_series(cells)))
+        from llm_erm.analysis.generalize import GENERALIZATION_FILE  # (it imports the datasets package)
+
+        generalized = run_dir / GENERALIZATION_FILE  # written by `llm-erm generalize`
+        if generalized.exists():
+            figures.append(plots.draw_generalization(pd.read_parquet(generalized)))
+        figures += [
+            plots.draw_progression(progress[progress["method_label"].isin(search)]),
+            plots.draw_pass_at_k(curves[curves["method_label"].isin(search)]),
+            plots.draw_status_breakdown(searched),
+            plots.draw_cost(priced),
+        ]
+        drawn = {plot.name: plots.save(plot, staging) for plot in figures}
         sandbox_rows = sorted(attempts["sandbox"].dropna().unique().tolist())
         facts = {
             "sandbox mode": manifest.get("sandbox") or ", ".join(sandbox_rows) or "unknown",
             "sandbox modes recorded in attempts": ", ".join(sandbox_rows) or "—",
             "proposers": ", ".join(sorted(attempts["proposer"].dropna().unique().tolist())) or "—",
             "models": ", ".join(sorted(attempts["model"].dropna().unique().tolist())) or "—",
+            "method labels": ", ".join(all_labels),
             "cells / trials / attempts": f"{len(cells)} / {len(trials)} / {len(attempts)}",
             "cost of priced attempts (USD)": f"{cells['cost_usd'].sum():.2f}",
-            "unpriced attempts": int(cells["unpriced_attempts"].sum()),
+            "unpriced attempts": int(priced["unpriced_attempts"].sum()),
             "candidates scanned for hard-coded inputs": leakage.candidates_checked,
             "trials whose recorded selection differs from the rule": result.selection_mismatches,
         }
@@ -144,13 +165,17 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             manifest=manifest,
             cells=cells,
             leakage=leakage,
-            plots=drawn,
+            plots=[(plot, drawn[plot.name]) for plot in figures],
+            several_methods=several,
         )
         _swap_in(staging, report_dir)
     except BaseException:
+        for plot in figures:
+            plots.close(plot)
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    result.plots = {name: report_dir / path.name for name, path in drawn.items()}
+    result.plots = {name: report_dir / path.name for name, path in drawn.items() if path is not None}
+    result.missing_plots = {plot.name: plot.caption for plot in figures if not plot.drawn}
     result.report_path = report_dir / REPORT_FILE
     result.summary_path = run_dir / ledger.SUMMARY_FILE
     ledger.write_frame(result.summary_path, cells)

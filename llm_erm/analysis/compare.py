@@ -116,8 +116,14 @@ def _cell_figures(attempts: pd.DataFrame) -> pd.DataFrame:
 
 def compare_runs(baseline_dir: Path, candidate_dir: Path) -> Comparison:
     """Compare two runs' ledgers cell by cell (rules in the module doc)."""
-    base = _cell_figures(_read_run(baseline_dir))
-    cand = _cell_figures(_read_run(candidate_dir))
+    return compare_attempts(baseline_dir.name, _read_run(baseline_dir), candidate_dir.name, _read_run(candidate_dir))
+
+
+def compare_attempts(baseline: str, baseline_attempts: pd.DataFrame,
+                     candidate: str, candidate_attempts: pd.DataFrame) -> Comparison:
+    """compare_runs over attempt rows already read (e.g. one method's rows of each run), named by run id."""
+    base = _cell_figures(with_methods(baseline_attempts))
+    cand = _cell_figures(with_methods(candidate_attempts))
     common = base.index.intersection(cand.index).sort_values()
     rows, regressions = [], []
     for key in common:
@@ -166,8 +172,8 @@ def compare_runs(baseline_dir: Path, candidate_dir: Path) -> Comparison:
             }
         )
     return Comparison(
-        baseline=baseline_dir.name,
-        candidate=candidate_dir.name,
+        baseline=baseline,
+        candidate=candidate,
         table=pd.DataFrame(rows),
         regressions=regressions,
         only_in_baseline=[(m, t, int(length)) for m, t, length in base.index.difference(cand.index)],

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from llm_erm.results.schema import SKIPPED_BUDGET, STATUSES, VERIFY_STATUSES
-from llm_erm.selection import get_rule
+from llm_erm.selection import HighestValidation, get_rule
 
 CELL_KEYS = ["method_label", "target", "length"]
 TRIAL_KEYS = [*CELL_KEYS, "trial"]
@@ -85,23 +85,46 @@ def mean_std_ci(values) -> tuple[float, float, float, float]:
 
 def select_attempts(df: pd.DataFrame, rule: str | None = None) -> pd.DataFrame:
     """A copy of `df` with `selected` recomputed: each erm trial by its rule (`rule`, else the one the ledger
-    records, else ERM's), each other method's trial keeping its one scored row. Original row order."""
+    records, else ERM's), each other method's trial keeping its one scored row. Original row order.
+
+    The two common cases are vectorised (a baseline's trial; an erm trial under the ERM rule, the strictly
+    highest validation accuracy with ties to the earlier attempt); trials under any other rule ask the rule.
+    """
     df = with_methods(df)
     keys = (["run_id"] if "run_id" in df else []) + TRIAL_KEYS
     out = df.copy()
+    if out.empty:
+        out["selected"] = pd.Series(dtype=bool)
+        return out
+    group = out.groupby(keys, sort=False, dropna=False).ngroup()
+    baseline = (out["method"] != "erm").groupby(group).transform("all")
+    names = _rule_names(out, group, rule)
     chosen: list = []
-    for _, group in out.groupby(keys, sort=False, dropna=False):
-        if (group["method"] != "erm").all():
-            chosen += list(group.index[group["test_acc"].notna() & (group["status"] == "ok")][:1])
-            continue
-        ordered = group.sort_values("attempt", kind="stable")
-        recorded = ordered["selection_rule"].dropna() if "selection_rule" in ordered else ordered["attempt"][:0]
-        name = rule or (recorded.iloc[0] if len(recorded) else "erm")
-        index = get_rule(name).select(ordered.to_dict("records"))
+    ok = baseline & out["test_acc"].notna() & (out["status"] == "ok")
+    chosen += list(out[ok].groupby(group[ok], sort=False).head(1).index)
+    fast = ~baseline & names.eq(HighestValidation.name) & out["val_acc"].notna()
+    best = out[fast].sort_values(["val_acc", "attempt"], ascending=[False, True], kind="stable")
+    chosen += list(best.groupby(group[best.index], sort=False).head(1).index)
+    slow = ~baseline & ~names.eq(HighestValidation.name)
+    for name, rows in out[slow].groupby([group[slow], names[slow]], sort=False):
+        ordered = rows.sort_values("attempt", kind="stable")
+        index = get_rule(name[1]).select(ordered.to_dict("records"))
         if index is not None:
             chosen.append(ordered.index[index])
     out["selected"] = out.index.isin(chosen)
     return out
+
+
+def _rule_names(df: pd.DataFrame, group: pd.Series, rule: str | None) -> pd.Series:
+    """The selection rule of each row's trial: `rule`, else the first one its rows record (in attempt order),
+    else ERM's."""
+    if rule is not None:
+        return pd.Series(rule, index=df.index)
+    if "selection_rule" not in df:
+        return pd.Series(HighestValidation.name, index=df.index)
+    ordered = df["selection_rule"].iloc[np.argsort(df["attempt"].to_numpy(), kind="stable")]
+    first = ordered.groupby(group.loc[ordered.index], sort=False).first()  # first non-null per trial
+    return group.map(first).fillna(HighestValidation.name).astype(str)
 
 
 def summarize_trials(attempts: pd.DataFrame) -> pd.DataFrame:

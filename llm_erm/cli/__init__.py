@@ -45,9 +45,9 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
     pass
 
 
-from llm_erm.cli import analyze, datasets, local_model, replay, run, verify  # noqa: E402
+from llm_erm.cli import analyze, datasets, local_model, replay, run, verify, view  # noqa: E402
 
-for module in (datasets, verify, run, analyze, replay, local_model):
+for module in (datasets, verify, run, analyze, replay, view, local_model):
     module.register(app)
 
 

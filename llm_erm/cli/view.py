@@ -1,0 +1,39 @@
+"""`llm-erm view`: browse runs, cells, attempts and comparisons in a local web page (read-only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def view(
+        results_dir: Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")] = Path("results"),
+        port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 8765,
+        host: Annotated[str, typer.Option("--host", help="Interface to bind; anything but loopback needs --token.")]
+        = "127.0.0.1",
+        token: Annotated[str | None, typer.Option(
+            "--token", envvar="LLM_ERM_VIEW_TOKEN",
+            help="Secret every request must carry (required off loopback; at least 16 characters).")] = None,
+    ) -> None:
+        """A local web viewer of the runs under --results-dir: their state and cost, each run as a grid coloured
+        by selected test accuracy with every flag, a cell's trials and attempts (prompt, response, highlighted
+        code, errors, tokens, cost, behaviour groups), two runs side by side with regressions marked. Pages
+        follow a run in progress. Read-only; nothing is fetched from the network.
+
+        Example: llm-erm view --results-dir results   (then open http://127.0.0.1:8765/)
+        """
+        from llm_erm.viewer import make_server
+
+        server = make_server(results_dir, host=host, port=port, token=token)
+        server.warm_up()  # read the runs in the background: by the time a page is opened they are cached
+        typer.echo(f"llm-erm view: {results_dir.resolve()} (read-only) at {server.url}  - Ctrl-C stops")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
