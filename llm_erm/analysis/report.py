@@ -34,10 +34,21 @@ def _cost(cost: float, unpriced: int) -> str:
     return text + (f" (+{unpriced} unpriced)" if unpriced and not math.isnan(cost) else "")
 
 
+def limit_flag(count: Any) -> str:
+    """Marks a score whose selected program was stopped by a time or memory limit on test: a lower bound."""
+    try:
+        count = int(count)
+    except (TypeError, ValueError):
+        return ""
+    return f" [limit hit on test in {count} trial(s)]" if count > 0 else ""
+
+
 def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
     """The per-cell figures a reader looks at first, formatted as strings (one row per cell, in order; a
     `method` column first when the cells have several method labels)."""
     several = "method_label" in cells and cells["method_label"].nunique() > 1
+    with_tools = "tools" in cells and cells["tools"].notna().any()
+    with_truncated = "truncated_answers" in cells and (cells["truncated_answers"] > 0).any()
     rows = []
     for cell in cells.itertuples(index=False):
         calls_model = getattr(cell, "method", "erm") in MODEL_METHODS
@@ -47,7 +58,8 @@ def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "target": f"{cell.target} ({cell.target_name})",
                 "L": cell.length,
                 "trials": f"{cell.trials_scored}/{cell.trials}",
-                "test acc (95% CI)": _mean_ci(cell.test_mean, cell.test_ci_low, cell.test_ci_high),
+                "test acc (95% CI)": _mean_ci(cell.test_mean, cell.test_ci_low, cell.test_ci_high)
+                + limit_flag(getattr(cell, "selected_limit_on_test", 0)),
                 "test std": _number(cell.test_std),
                 "val acc": _number(cell.val_mean),
                 "val-test gap": _number(cell.val_test_gap),
@@ -56,6 +68,8 @@ def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "ok share": _number(cell.share_ok, 2),
                 "tokens": f"{cell.prompt_tokens + cell.completion_tokens:,}",
                 "cost": _cost(cell.cost_usd, cell.unpriced_attempts) if calls_model else "—",
+                **({"tools": cell.tools or "none"} if with_tools else {}),
+                **({"truncated answers": int(cell.truncated_answers)} if with_truncated else {}),
             }
         )
     return pd.DataFrame(rows)

@@ -208,7 +208,7 @@ def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
         answered_unpriced=attempts["status"].isin(VERIFY_STATUSES) & attempts["cost_usd"].isna(),
         **{column: attempts[column].fillna(0).astype("int64") for column in TOKEN_COLUMNS},
     )
-    for column in ("truncated", "n_train", "limit_split"):
+    for column in ("truncated", "n_train", "limit_split", "tools"):
         if column not in df:
             df[column] = None
     df["truncated"] = df["truncated"].eq(True)
@@ -220,6 +220,7 @@ def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
         n_train=("n_train", "max"),
         attempts=("attempt", "size"),
         truncated_answers=("truncated", "sum"),
+        tools=("tools", lambda v: next((t for t in v if isinstance(t, str) and t), None)),
         selected_limit_on_test=("selected_limit_on_test", "sum"),
         **{column: (column, "sum") for column in TOKEN_COLUMNS},
         cost_usd=("cost_usd", lambda cost: cost.sum(min_count=1)),  # NaN when nothing is priced

@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
         terminal_columns = ["L", "trials", "test acc (95% CI)", "val acc", "val-test gap", "early stops",
                             "ok share", "cost"]
         headline = headline_table(result.cells)
-        _print_table(headline[terminal_columns].assign(target=result.cells["target"])[["target", *terminal_columns]],
+        first = ["method", "target"] if "method" in headline else ["target"]
+        _print_table(headline[terminal_columns].assign(target=result.cells["target"],
+                                                       **({"method": headline["method"]} if "method" in headline
+                                                          else {}))[[*first, *terminal_columns]],
                      f"run {result.run_id}")
         for finding in result.leakage.leaks:
             typer.echo(f"leak: {finding.kind} in {finding.dataset_path}: {finding.detail}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import click
+from typing import Any
+
 from typer.core import TyperCommand
 
 MULTI_VALUE_OPTIONS = ("--functions", "--function", "-f", "--lengths", "--length", "-L")
@@ -31,5 +32,8 @@ def expand_multi_values(args: list[str], options: tuple[str, ...] = MULTI_VALUE_
 
 
 class MultiValueCommand(TyperCommand):
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, expand_multi_values(args))
+    """Every option of the command that takes several values (a list) reads the words after it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        options = tuple(opt for param in self.params if getattr(param, "multiple", False) for opt in param.opts)
+        return super().parse_args(ctx, expand_multi_values(args, options or MULTI_VALUE_OPTIONS))

@@ -359,17 +359,21 @@ def _print_summary(cells: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="erm-grid: selected programs per cell")
-    for column in ("target", "L", "trials", "test acc", "val acc", "attempts", "cost $"):
-        table.add_column(column, justify="right" if column != "target" else "left")
+    from llm_erm.analysis.report import limit_flag
+
+    several = len({c.get("method_label", "erm") for c in cells}) > 1
+    table = Table(title="erm-grid: selected result per cell")
+    columns = (["method"] if several else []) + ["target", "L", "trials", "test acc", "val acc", "attempts", "cost $"]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("method", "target") else "right")
     for c in cells:
         scored = c.get("trials_scored", c.get("trials")) or 0
         table.add_row(
-            str(c["target"]), str(c["length"]), str(scored),
-            _pm(c.get("test_mean"), c.get("test_std"), scored), _pm(c.get("val_mean"), c.get("val_std"), scored),
-            str(c.get("attempts")), _num(c.get("cost_usd"), 4),
+            *([str(c.get("method_label"))] if several else []), str(c["target"]), str(c["length"]), str(scored),
+            _pm(c.get("test_mean"), c.get("test_std"), scored) + limit_flag(c.get("selected_limit_on_test")),
+            _pm(c.get("val_mean"), c.get("val_std"), scored), str(c.get("attempts")), _num(c.get("cost_usd"), 4),
         )
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)
 
 
 def _num(value, digits: int = 3) -> str:

@@ -37,6 +37,27 @@ def erm_analysis(run_id: str, results_dir: str = "results"):
     return outcome
 
 
+CHEAP_BASELINES = ("xgboost", "decision-tree", "logreg")  # seconds for a whole default grid
+
+
+def cheap_baselines(names: list[str] | None, logger) -> list[str]:
+    """The named baselines (default CHEAP_BASELINES) whose extra imports here; the others are logged, skipped."""
+    from llm_erm.errors import UsageError
+    from llm_erm.methods import check_extra
+
+    chosen = []
+    for name in CHEAP_BASELINES if names is None else names:
+        try:
+            check_extra(name)
+        except UsageError as exc:
+            if names is not None:
+                raise
+            logger.warning("nightly: %s left out: %s", name, exc)
+            continue
+        chosen.append(name)
+    return chosen
+
+
 def previous_run(results_dir: Path, prefix: str, before: str) -> str | None:
     """The latest run named `<prefix>…` that sorts before `before` and has a summary: last night's run."""
     candidates = sorted(
@@ -53,14 +74,21 @@ def erm_nightly(
     run_id: str | None = None,
     results_dir: str = "results",
     run_id_prefix: str = "nightly-",
+    baselines: list[str] | None = None,
 ):
-    """The grid under a dated run id, then a comparison with a baseline; regressions fail the run."""
+    """The grid under a dated run id, then a comparison with a baseline; regressions fail the run.
+
+    Unless the grid names its own methods, the nightly runs erm and the cheap baselines beside it
+    (`baselines`, default: the classical learners whose extra is installed), so a regression of either shows."""
     from llm_erm.analysis.compare import compare_runs
     from llm_erm.flows.grid import erm_grid
 
     logger = get_run_logger()
     run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
-    grid_state = erm_grid(**{**(grid or {}), "run_id": run_id, "results_dir": results_dir}, return_state=True)
+    grid = dict(grid or {})
+    if "methods" not in grid:
+        grid["methods"] = ["erm", *cheap_baselines(baselines, logger)]
+    grid_state = erm_grid(**{**grid, "run_id": run_id, "results_dir": results_dir}, return_state=True)
     if not grid_state.is_completed():
         return Failed(message=f"the nightly grid {run_id} did not complete: {grid_state.message}")
     root = Path(results_dir).resolve()

@@ -248,11 +248,20 @@ class WireServer:
         with self._lock:
             return len(self._records)
 
+    @property
+    def calls(self) -> int:
+        """The model calls (POST requests) received."""
+        with self._lock:
+            return sum(r.method == "POST" for r in self._records)
+
     # -- used by the handler ----------------------------------------------------------------
     def _record(self, request: RecordedRequest) -> Fault | None:
-        """Record the request and pick the fault it gets (if any)."""
+        """Record the request and pick the fault it gets (if any): faults are for model calls (POST), not for
+        the lookups a client makes beside them (GET /v1/models, a llama.cpp server's /props)."""
         with self._lock:
             self._records.append(request)
+            if request.method != "POST":
+                return None
             if self._faults:
                 return self._faults.popleft()
             if self.transient_rate and self._random.random() < self.transient_rate:

@@ -8,6 +8,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +28,11 @@ def free_port() -> int:
 class Postgres:
     """initdb + pg_ctl start in `directory`, on 127.0.0.1:port, trust auth; `url` is for asyncpg."""
 
-    def __init__(self, directory: Path):
+    def __init__(self):
+        # Not under pytest's tmp_path: its parents are private to root, and the server runs as `postgres`.
+        directory = Path(tempfile.mkdtemp(prefix="llm-erm-postgres-"))
+        directory.chmod(0o755)
+        self.directory = directory
         self.data, self.socket_dir = directory / "data", directory / "sock"
         self.port = free_port()
         # PostgreSQL refuses to run as root: as root, it runs as the package's `postgres` user.
@@ -53,4 +58,4 @@ class Postgres:
         deadline = time.time() + 10
         while (self.data / "postmaster.pid").exists() and time.time() < deadline:
             time.sleep(0.1)
-        shutil.rmtree(self.data, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)

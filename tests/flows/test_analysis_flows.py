@@ -50,6 +50,10 @@ def test_nightly_flags_a_regression_against_the_previous_night(tmp_path):
     with WireServer(ScriptedModel([PARITY])) as good:
         first = erm_nightly(grid=grid(tmp_path, good), run_id="nightly-2026-11-20", results_dir=results)
     assert first == {"run_id": "nightly-2026-11-20", "baseline": None, "regressions": 0}
+    # the cheap baselines run beside erm, on the same splits
+    rows = ledger.read_attempts(tmp_path / "results" / "nightly-2026-11-20").to_pylist()
+    assert {r["method_label"] for r in rows} == {"erm", "xgboost", "decision-tree", "logreg"}
+    assert len({r["dataset_id"] for r in rows}) == 1
 
     with WireServer(ScriptedModel([PARITY])) as same:
         again = erm_nightly(grid=grid(tmp_path, same), run_id="nightly-2026-11-21", results_dir=results)
@@ -59,6 +63,7 @@ def test_nightly_flags_a_regression_against_the_previous_night(tmp_path):
         state = erm_nightly(grid=grid(tmp_path, worse), run_id="nightly-2026-11-22", results_dir=results,
                             return_state=True)
     assert state.is_failed() and "regression" in state.message and "fn_a L20" in state.message
+    assert "xgboost fn_a L20" not in state.message  # the baselines did not change: only erm regressed
     assert "nightly-2026-11-21" in latest_artifact("nightly-nightly-2026-11-22").data
 
 

@@ -62,7 +62,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def local_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
-    database = Postgres(tmp_path_factory.mktemp("postgres"))
+    database = Postgres()
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "1",

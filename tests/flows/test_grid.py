@@ -46,7 +46,7 @@ def test_transient_faults_are_retried_a_permanent_error_fails_the_run_and_a_reru
     with WireServer(model, transient_rate=0.2, seed=7) as server:
         server.inject(Fault.http_error(400, "bad request: unsupported parameter"))  # the very first request
         state = run_grid(**grid_params(tmp_path, server))
-        requests = server.request_count
+        requests = server.calls
         got = ledger.read_attempts(tmp_path / "results" / "t").to_pylist()
         trials = {(r["target"], r["trial"]) for r in got}
         assert trials == {("fn_a", 1), ("fn_a", 2), ("fn_e", 1), ("fn_e", 2)}
@@ -94,7 +94,7 @@ def test_a_server_that_always_fails_fails_the_run_and_a_rerun_completes_once_it_
         params = grid_params(tmp_path, server, functions=["fn_a"], trials=1, retries=2)
         state = run_grid(**params)
         assert state.is_failed() and "3 model call(s) in 1 trial(s) failed after their retries" in state.message
-        assert server.request_count == 3 * 3  # 3 attempts x (1 try + 2 retries)
+        assert server.calls == 3 * 3  # 3 attempts x (1 try + 2 retries)
         healthy["on"] = True
         state = run_grid(**params)
         assert state.is_completed(), state.message
@@ -107,7 +107,7 @@ def test_early_stop_makes_exactly_one_call_and_the_ui_gets_one_live_trials_table
     model = ScriptedModel([PARITY, WRONG])
     with WireServer(model) as server:
         state = run_grid(**grid_params(tmp_path, server, functions=["fn_a"], attempts=5, trials=1, run_id="early"))
-        assert state.is_completed() and server.request_count == 1
+        assert state.is_completed() and server.calls == 1
     (row,) = ledger.read_attempts(tmp_path / "results" / "early").to_pylist()
     assert row["val_acc"] == 1.0 and row["stopped_early"] and row["selected"] and row["test_acc"] == 1.0
     assert row["finish_reason"] == "stop" and row["response_id"] and row["seed"] is not None
@@ -171,10 +171,10 @@ def test_task_runs_read_as_the_grid_and_a_rerun_creates_none_for_finished_trials
         assert sorted(names) == sorted(["dataset fn_a L20", "prompt fn_a L20", "dataset fn_e L20", "prompt fn_e L20",
                                         "trial fn_a L20 t1", "trial fn_a L20 t2", "trial fn_e L20 t1",
                                         "trial fn_e L20 t2", "aggregate"])
-        calls, before = server.request_count, rows(tmp_path / "results" / "t")
+        calls, before = server.calls, rows(tmp_path / "results" / "t")
         mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "t").rglob("trial*.parquet")}
         state = run_grid(**params)
-        assert state.is_completed() and server.request_count == calls
+        assert state.is_completed() and server.calls == calls
     assert rows(tmp_path / "results" / "t") == before
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert _wait_for_task_runs(state.state_details.flow_run_id, "aggregate") == ["aggregate"]
@@ -208,7 +208,7 @@ def test_parallel_waves_propose_a_whole_wave_then_stop(tmp_path):
     model = ScriptedModel([PARITY, WRONG, WRONG])
     with WireServer(model) as server:
         run_grid(**grid_params(tmp_path, server, functions=["fn_a"], trials=1, attempts=6, wave_size=3))
-        assert server.request_count == 3  # the wave that solved it, and no further wave
+        assert server.calls == 3  # the wave that solved it, and no further wave
     got = sorted(ledger.read_attempts(tmp_path / "results" / "t").to_pylist(), key=lambda r: r["attempt"])
     assert [r["attempt"] for r in got] == [1, 2, 3]
     assert sum(r["selected"] for r in got) == 1 and sum(r["stopped_early"] for r in got) == 1
