@@ -165,3 +165,30 @@ def test_bad_config_is_refused_before_any_file_is_written(tmp_path, bad):
     with pytest.raises((UsageError, ValueError)):
         run_grid(GridConfig(**{**base, **bad}))
     assert not (tmp_path / "results").exists() and not (tmp_path / "datasets").exists()
+
+
+@pytest.mark.parametrize("mechanism", ["sysv_shm", "posix_shm", "keyring_persistent", "files"])
+def test_in_a_grid_a_stashing_candidate_never_helps_the_next_one_on_the_same_worker(tmp_path, mechanism):
+    """The grid path itself: one long-lived sandbox worker, a writer then a lazy reader as attempts 1 and 2 of a
+    trial, then an honest program: the reader stays at chance, the honest one scores 1.0."""
+    from scripted import ScriptedModel
+
+    from llm_erm import GridConfig, run_grid
+
+    def program(role: str) -> str:
+        text = (Path(__file__).parent / "hostile" / "stash.py").read_text()
+        return text.replace("__ROLE__", role).replace("__MECHANISM__", mechanism)
+
+    pattern = "def f(x):\n    return int('10101010' in x)"
+    model = ScriptedModel([program("write"), program("read"), pattern])
+    with WireServer(model) as server:  # fn_c: the writer's parity answers do not solve it, so all 3 attempts run
+        result = run_grid(GridConfig(**config(tmp_path, server, functions=["fn_c"], trials=1, attempts=3,
+                                              concurrency=1, verify_workers=1)))
+    assert result.ok
+    writer, reader, honest = sorted(ledger.read_attempts(tmp_path / "results" / "k").to_pylist(),
+                                    key=lambda r: r["attempt"])
+    assert writer["status"] == "ok" and writer["val_acc"] < 1.0
+    # nothing of the writer reached the reader: it answered 0 everywhere (exactly chance on balanced splits),
+    # not the writer's stashed answers
+    assert reader["val_acc"] == 0.5 and reader["test_acc"] == 0.5 and reader["signature"] != writer["signature"]
+    assert honest["val_acc"] == 1.0 and honest["test_acc"] == 1.0
