@@ -48,7 +48,7 @@ def answer(endpoint, body, text=sys.argv[3]):
 with WireServer(answer, port=0, latency_s=float(sys.argv[2])) as server:
     print(server.url, flush=True)
     signal.sigwait({signal.SIGTERM})
-    print(server.request_count, first[0] if first else 0, flush=True)
+    print(server.calls, first[0] if first else 0, flush=True)
 """
 
 
@@ -64,7 +64,7 @@ class ModelServer:
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
         calls, first = self.proc.stdout.readline().split()
-        self.calls, self.first_call_at = int(calls), float(first)
+        self.posts, self.first_call_at = int(calls), float(first)
         self.proc.wait()
 
 
@@ -95,22 +95,30 @@ FLOW = """
 import json, resource, sys, time
 from llm_erm import prefect_env
 prefect_env.configure()
-mode, params = sys.argv[1], json.loads(sys.argv[2])
+mode, params, warm = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+from llm_erm import GridConfig, run_grid
+from llm_erm.flows.grid import erm_grid
+
+def once(p):
+    if mode == "flow":
+        state = erm_grid(**p, return_state=True)
+        assert state.is_completed(), state.message
+    else:
+        assert run_grid(GridConfig(**p)).ok
+
+once(warm)  # imports, the API client, the sandbox's first start: the fixed cost, not a per-call one
 started_cpu, started = time.process_time(), time.perf_counter()
-if mode == "flow":
-    from llm_erm.flows.grid import erm_grid
-    state = erm_grid(**params, return_state=True)
-    assert state.is_completed(), state.message
-else:
-    from llm_erm import GridConfig, run_grid
-    assert run_grid(GridConfig(**params)).ok
+once(params)
 print(json.dumps({"wall": time.perf_counter() - started, "cpu": time.process_time() - started_cpu,
                   "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
 def run_in_process(mode: str, p: dict, api: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", FLOW, mode, json.dumps(p)], capture_output=True, text=True,
+    """One grid in a fresh process (after an in-process warm-up run of one call): wall, CPU, peak RSS."""
+    warm = {**p, "run_id": p["run_id"] + "-warm", "functions": ["fn_a"], "lengths": [20], "attempts": 1}
+    done = subprocess.run([sys.executable, "-c", FLOW, mode, json.dumps(p), json.dumps(warm)],
+                          capture_output=True, text=True,
                           env={**os.environ, "PREFECT_API_URL": api}, cwd=WORK)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -153,23 +161,25 @@ def main() -> None:
     rows = []
     try:
         with ModelServer(0.0) as warm:  # migrate and warm the API once, outside the timings
-            run_in_process("flow", {**params(warm.url, "warm-up", 2), "functions": ["fn_a"], "lengths": [20],
+            run_in_process("flow", {**params(warm.url, "warm-up", 2), "functions": ["fn_b"], "lengths": [20],
                                     "attempts": 1}, api)
         if not args.skip_full:
             for concurrency in (16, 64):
                 with ModelServer(args.latency) as model:
                     got = run_in_process("flow", params(model.url, f"latency-{concurrency}", concurrency), api)
-                ideal = model.calls * args.latency / concurrency
+                calls = model.posts - 1  # the in-process warm-up made one
+                ideal = calls * args.latency / concurrency
                 floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
-                rows.append((f"erm-grid flow, {model.calls} calls, {args.latency:g} s latency, concurrency "
+                rows.append((f"erm-grid flow, {calls} calls, {args.latency:g} s latency, concurrency "
                              f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
                              f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s"))
         for mode in ("flow", "engine"):
             with ModelServer(0.0) as model:
                 got = run_in_process(mode, params(model.url, f"zero-{mode}", 16), api)
-            rows.append((f"{'erm-grid flow' if mode == 'flow' else 'run_grid, no Prefect'}: {model.calls} calls at "
-                         "zero latency", f"{model.calls / got['wall']:.1f} calls/s",
-                         f"{1000 * got['cpu'] / model.calls:.1f} ms interpreter (CPU) time per call, peak RSS "
+            calls = model.posts - 1
+            rows.append((f"{'erm-grid flow' if mode == 'flow' else 'run_grid, no Prefect'}: {calls} calls at "
+                         "zero latency", f"{calls / got['wall']:.1f} calls/s",
+                         f"{1000 * got['cpu'] / calls:.1f} ms interpreter (CPU) time per call, peak RSS "
                          f"{got['rss_mib']:.0f} MiB"))
 
         small = ["fn_a", "fn_b", "fn_c", "fn_d"]

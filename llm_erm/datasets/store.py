@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from llm_erm.datasets.generators import PROBE_DRAWS, class_capacity, class_sampler, probe_classes
@@ -29,6 +30,7 @@ from llm_erm.errors import UsageError
 # Bump when a generator changes what it produces: ids change and old stores are rebuilt.
 GENERATOR_VERSION = "1"
 SEPARATOR = " -> "
+_TAILS = {SEPARATOR + "0", SEPARATOR + "1"}
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,19 @@ class Split:
     labels: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        pairs = [line.rpartition(SEPARATOR) for line in self.lines]
-        self.texts = [x for x, _, _ in pairs]
-        self.labels = [int(y) for _, _, y in pairs]
+        if {line[-5:] for line in self.lines} <= _TAILS:  # every label is one digit: slice, do not search
+            self.texts = [line[:-5] for line in self.lines]
+            self.labels = [1 if line[-1] == "1" else 0 for line in self.lines]
+        else:
+            pairs = [line.rpartition(SEPARATOR) for line in self.lines]
+            self.texts = [x for x, _, _ in pairs]
+            self.labels = [int(y) for _, _, y in pairs]
         self.inputs = [parse_row(x) for x in self.texts] if self.tabular else self.texts
+
+    @cached_property
+    def label_marks(self) -> str:
+        """The labels as one string of '0'/'1' (what the scorer compares a candidate's marks with)."""
+        return "".join("1" if y else "0" for y in self.labels)
 
     def __len__(self) -> int:
         return len(self.lines)

@@ -15,8 +15,9 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# The steps of the pipeline, in order; `step()` receives one of these names.
-STEPS = ("generate dataset", "build prompt", "trial", "aggregate", "generalize")
+# The steps of the pipeline, in order; `step()` receives one of these names. "prepare" generates (or verifies
+# and reuses) a cell's dataset and builds its prompt; "trial" proposes, verifies and selects.
+STEPS = ("prepare", "trial", "aggregate", "generalize")
 
 
 @dataclass(frozen=True)

@@ -192,16 +192,19 @@ class GridRun:
         from llm_erm.proposers.prompt import build_prompt
 
         label = cell_label(spec)
-        dataset = self.hooks.step("generate dataset", f"dataset {label}{_size_suffix(spec, self.config)}",
-                                  lambda: build_dataset(spec, Path(self.config.datasets_dir)))
-        prompt = None
-        if with_prompt:
-            prompt = self.hooks.step("build prompt", f"prompt {label}",
-                                     lambda: build_prompt(dataset, variant=self.config.prompt_variant,
-                                                          template=self.template))
-            self.check_prompt(label, prompt)
-        self.hooks.event(Event("cell", label))
-        return Cell(spec, dataset, prompt)
+
+        def prepare() -> Cell:
+            dataset = _load(spec, Path(self.config.datasets_dir))
+            prompt = None
+            if with_prompt:
+                prompt = build_prompt(dataset, variant=self.config.prompt_variant, template=self.template)
+                self.check_prompt(label, prompt)
+            return Cell(spec, dataset, prompt)
+
+        # one step (one task run under Prefect) per cell: generate the dataset, then build the prompt
+        cell = self.hooks.step("prepare", f"prepare {label}{_size_suffix(spec, self.config)}", prepare)
+        self.hooks.event(Event("cell", label, f"dataset {cell.dataset.path}"))
+        return cell
 
     def check_prompt(self, label: str, prompt: str) -> None:
         """Refuse a prompt a proposer's server cannot take (too long for its context), before any call."""
@@ -481,6 +484,14 @@ def _union_cells(previous: list[dict], work: Sequence[Work]) -> list[dict]:
         "method_label": w.label, "method": w.method.method, "target": w.spec.target, "length": w.spec.length,
         "dataset_id": w.spec.dataset_id} for w in work})
     return sorted(cells.values(), key=lambda c: (c["method_label"], c["target"], c["length"]))
+
+
+def _load(spec: DatasetSpec, datasets_dir: Path) -> Dataset:
+    """The dataset, its splits parsed here (on the preparation pool) rather than by the first attempt."""
+    dataset = build_dataset(spec, datasets_dir)
+    for name in ("train", "val", "test"):
+        dataset.split(name).label_marks  # noqa: B018 - computed once, used by every attempt's scoring
+    return dataset
 
 
 def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:

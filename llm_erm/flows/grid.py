@@ -53,7 +53,8 @@ def erm_grid_fn(**params: Any):
     run_id = config.resolved_run_id()
     if config.call_limit is not None:
         _ensure_call_limit(run_id, config.call_limit)
-    _mark_stale_runs_crashed("erm-grid", run_id)
+    if (config.run_dir() / "manifest.json").exists():  # a resume: its killed flow runs, if any, read Crashed
+        _mark_stale_runs_crashed("erm-grid", run_id)
     with GridRun(config.model_copy(update={"run_id": run_id}), hooks=None) as run:
         todo = run.pending()
         hooks = PrefectHooks(run_id, len(todo), config.call_limit)

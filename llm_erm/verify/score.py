@@ -18,6 +18,8 @@ import hashlib
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
 from llm_erm.verify.extract import extract_code
 from llm_erm.verify.sandbox import Outcome, Sandbox
 from llm_erm.verify.sanitize import MAX_PARSE_CHARS, PARSE_ERRORS, strip_outer_fence, try_sanitize
@@ -102,9 +104,9 @@ def verify_splits(
         status=run.status,
         code=code,
         sanitized=sanitized,
-        train_acc=accuracy(train_outcome, train.labels) if loaded else None,
-        val_acc=accuracy(val_outcome, val.labels) if loaded else None,
-        test_acc=accuracy(test_outcome, test.labels) if loaded else None,
+        train_acc=accuracy(train_outcome, _marks(train)) if loaded else None,
+        val_acc=accuracy(val_outcome, _marks(val)) if loaded else None,
+        test_acc=accuracy(test_outcome, _marks(test)) if loaded else None,
         val_errors=val_outcome.errors if loaded else 0,
         test_errors=test_outcome.errors if loaded else 0,
         first_error=run.first_error,
@@ -117,13 +119,21 @@ def verify_splits(
     )
 
 
-def accuracy(outcome: Outcome, labels: list[int]) -> float | None:
-    """Share of rows whose prediction equals the label; None for an empty split."""
+def _marks(split: LabelledInputs) -> list[int] | str:
+    return getattr(split, "label_marks", None) or split.labels
+
+
+def accuracy(outcome: Outcome, labels: list[int] | str) -> float | None:
+    """Share of rows whose prediction equals the label; None for an empty split. `labels` may be given as
+    their '0'/'1' string (Split.label_marks), which compares in one vectorised step."""
     if len(outcome.marks) != len(labels):
         raise ValueError(f"{len(outcome.marks)} predictions for {len(labels)} labels")
     if not labels:
         return None
-    correct = sum(1 for mark, label in zip(outcome.marks, labels, strict=True) if mark == "01"[label])
+    expected = labels if isinstance(labels, str) else "".join("1" if y else "0" for y in labels)
+    # marks are ASCII ("0", "1", "E", "I", "-"): equal bytes are exactly the right predictions
+    correct = int(np.count_nonzero(np.frombuffer(outcome.marks.encode("ascii"), np.uint8)
+                                   == np.frombuffer(expected.encode("ascii"), np.uint8)))
     return correct / len(labels)
 
 

@@ -168,8 +168,7 @@ def test_task_runs_read_as_the_grid_and_a_rerun_creates_none_for_finished_trials
         params = grid_params(tmp_path, server)
         first = run_grid(**params)
         names = _wait_for_task_runs(first.state_details.flow_run_id, "aggregate")
-        assert sorted(names) == sorted(["dataset fn_a L20", "prompt fn_a L20", "dataset fn_e L20", "prompt fn_e L20",
-                                        "trial fn_a L20 t1", "trial fn_a L20 t2", "trial fn_e L20 t1",
+        assert sorted(names) == sorted(["prepare fn_a L20", "prepare fn_e L20", "trial fn_a L20 t1", "trial fn_a L20 t2", "trial fn_e L20 t1",
                                         "trial fn_e L20 t2", "aggregate"])
         calls, before = server.calls, rows(tmp_path / "results" / "t")
         mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "results" / "t").rglob("trial*.parquet")}
