@@ -38,6 +38,15 @@ def test_baselines_beside_erm_on_the_same_splits_and_a_sample_size_sweep(tmp_pat
     assert {r["trial"] for r in rows if r["method_label"] == "xgboost"} == {1, 2}
     summary = {c["method_label"]: c for c in result.cells}
     assert summary["erm"]["test_mean"] == 1.0 and 0.35 < summary["xgboost"]["test_mean"] < 0.65  # parity: chance
+    # the paper's table, as Parquet/CSV beside the report
+    import pyarrow.parquet as pq
+
+    from llm_erm.analysis import analyze_run
+
+    analyze_run(tmp_path / "results" / "b")
+    table = pq.read_table(tmp_path / "results" / "b" / "report" / "paper_table.parquet").to_pylist()
+    assert len(table) == 1 and table[0]["erm"] == 1.0 and set(table[0]) >= {"xgboost", "sgd-n1000", "logreg"}
+    assert (tmp_path / "results" / "b" / "report" / "methods.csv").exists()
     # resume: nothing left to do, nothing trained again
     again = run_grid(cfg)
     assert again.ok and again.pending_before == 0

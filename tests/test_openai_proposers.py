@@ -413,3 +413,35 @@ def test_delay_and_server_latency_slow_the_answer_but_do_not_fail_it(wire_server
     assert p.propose(REQUEST).latency_s >= 0.2
     with pytest.raises(ValueError, match="unknown fault kind 'explode'"):
         Fault("explode")
+
+
+def test_a_third_party_proposer_registers_through_an_entry_point(tmp_path):
+    from llm_erm.proposers import registry
+
+    package = tmp_path / "my_provider.py"
+    package.write_text(
+        "from llm_erm.proposers.base import Proposal, Usage\n"
+        "class EchoProposer:\n"
+        "    kind = 'echo'\n"
+        "    def __init__(self, cfg): self.cfg = cfg\n"
+        "    def preflight(self): pass\n"
+        "    def identity(self): return {'provider': 'echo', 'params': self.cfg.options}\n"
+        "    def propose(self, request):\n"
+        "        return Proposal(text=request.prompt[::-1], usage=Usage(), latency_s=0.0, model='echo', cost_usd=0.0)\n")
+    info = tmp_path / "my_provider-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: my-provider\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[llm_erm.proposers]\necho = my_provider:EchoProposer\n")
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    registry.registered.cache_clear()
+    try:
+        assert "echo" in registry.proposer_kinds()
+        proposer = make_proposer(ProposerConfig(kind="echo", options={"x": 1}))
+        assert proposer.propose(ProposeRequest("abc", 1, 1)).text == "cba" and proposer.identity()["params"] == {"x": 1}
+    finally:
+        sys.path.remove(str(tmp_path))
+        registry.registered.cache_clear()
+    with pytest.raises(UsageError, match="unknown proposer 'echo'"):
+        make_proposer(ProposerConfig(kind="echo"))

@@ -6,7 +6,8 @@ Outputs under results/<run_id>/ (a cell is (method label, target, length)):
     summary.parquet                 one row per cell (stats.summarize_cells)
     report/report.html              self-contained report (plots embedded)
     report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
-                                    leakage_datasets
+                                    leakage_datasets, methods (per method label and cell: the selected test
+                                    accuracy's mean and CI, n_train), paper_table (target x method label)
     report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
                                     cost_per_cell, with several method labels accuracy_vs_samples, and once
                                     `llm-erm generalize` wrote generalization.parquet length_generalization (a plot
@@ -72,6 +73,16 @@ def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> Path:
     return path
 
 
+def _method_tables(trials: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The paper's comparison: `methods` (one row per method label and cell, the selected test accuracy's mean
+    and 95% CI over trials, n_train) and `paper_table` (target x method label, the mean)."""
+    long = methods.method_cells(trials, attempts)
+    wide = long.pivot_table(index=["target", "length"], columns="method_label", values="test_mean",
+                            aggfunc="first").reset_index()
+    wide.columns = [str(c) for c in wide.columns]
+    return {"methods": long, "paper_table": wide}
+
+
 def _selection_mismatches(attempts: pd.DataFrame) -> int:
     attempts = with_methods(attempts)
     recorded = attempts["selected"].eq(True)
@@ -128,6 +139,7 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
             "progression": progress,
             "leakage_findings": leakage.findings_frame(),
             "leakage_datasets": leakage.datasets,
+            **_method_tables(trials, attempts),
         }.items():
             result.tables[name] = report_dir / _write_table(frame, staging, name).name
         figures = [plots.draw_accuracy_vs_length(cells)]

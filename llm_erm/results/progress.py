@@ -101,10 +101,15 @@ def running_marker(run_dir: Path, label: str, target: str, length: int, trial: i
 
 
 def _running(trial_file: Path) -> bool:
-    """A marker left by a killed process on this host does not count; one from another host does."""
+    return marker_alive(_marker(trial_file))
+
+
+def marker_alive(marker: Path) -> bool:
+    """A trial's running marker (`<host> <pid>`): a marker left by a killed process on this host does not
+    count; one from another host does (its process cannot be checked from here)."""
     try:
-        host, pid = _marker(trial_file).read_text(encoding="utf-8").split()
-    except (FileNotFoundError, ValueError):
+        host, pid = marker.read_text(encoding="utf-8").split()
+    except (OSError, ValueError):
         return False
     if host != platform.node():
         return True

@@ -13,12 +13,12 @@ syntax_error, no_function).
 
 from __future__ import annotations
 
+# Standard library only, like the rest of verify/: an orchestrator can verify with a bare interpreter.
 import ast
 import hashlib
+import operator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
-
-import numpy as np
 
 from llm_erm.verify.extract import extract_code
 from llm_erm.verify.sandbox import Outcome, Sandbox
@@ -131,10 +131,8 @@ def accuracy(outcome: Outcome, labels: list[int] | str) -> float | None:
     if not labels:
         return None
     expected = labels if isinstance(labels, str) else "".join("1" if y else "0" for y in labels)
-    # marks are ASCII ("0", "1", "E", "I", "-"): equal bytes are exactly the right predictions
-    correct = int(np.count_nonzero(np.frombuffer(outcome.marks.encode("ascii"), np.uint8)
-                                   == np.frombuffer(expected.encode("ascii"), np.uint8)))
-    return correct / len(labels)
+    # a mark equal to the label's character is a right prediction ("E", "I", "-" never are); compared in C
+    return sum(map(operator.eq, outcome.marks, expected)) / len(labels)
 
 
 def signature(outcome: Outcome) -> str:

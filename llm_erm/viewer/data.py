@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import platform
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from llm_erm.analysis.stats import CELL_KEYS as METHOD_KEYS
 from llm_erm.analysis.stats import summarize_trials, with_methods
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
-from llm_erm.results.progress import UNFINISHED, cell_statuses
+from llm_erm.results.progress import UNFINISHED, cell_statuses, marker_alive
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET, VERIFY_STATUSES
 from llm_erm.viewer.ledger_cache import FILE_COLUMN, LedgerCache, read_row, trial_files
 
@@ -392,22 +391,7 @@ def _attempt_summary(row: dict, selected_attempt: int | None, group_of: dict[str
 
 # -- state, leakage, Prefect ----------------------------------------------------------------------------------
 def _marker_alive(marker: Path) -> bool:
-    """A trial's running marker (`<host> <pid>`, see results.progress): alive unless its process is gone from
-    this host; a marker from another host counts as alive."""
-    try:
-        host, pid = marker.read_text(encoding="utf-8").split()
-    except (OSError, ValueError):
-        return False
-    if host != platform.node():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
-
+    return marker_alive(marker)  # see results.progress
 
 def _mtime_ns(path: Path) -> int:
     try:

@@ -89,6 +89,23 @@ def local_server(tmp_path_factory):
     database.stop()
 
 
+def run_logs(env, run_name: str) -> list[str]:
+    """The log lines the API holds for the flow run of this name (what the UI's Logs tab shows)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
+        (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+        deadline = time.time() + 30
+        while True:  # logs are shipped in batches
+            lines = [log.message for log in client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
+            if any("a1:" in line for line in lines) or time.time() > deadline:
+                return lines
+            time.sleep(1)
+
+
 def prefect(env, *args, timeout=300) -> str:
     done = subprocess.run([PREFECT, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"prefect {' '.join(args)}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
@@ -115,6 +132,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
                           "--watch", "--watch-timeout", "240")
             assert "Completed" in out
             assert ledger.finished_trials(tmp_path / "results" / "plain") == {("erm", "fn_a", 20, 1)}
+            assert any("fn_a L20 t1 a1: ok" in line for line in run_logs(env, "plain"))  # INFO logs reach the UI
             plain_answers = model.model.total
             model.peak = 0
 
