@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from llm_erm.results.schema import ATTEMPT_SCHEMA
@@ -94,6 +93,8 @@ def finished_trials(run_dir: Path) -> set[tuple[str, str, int, int]]:
 
 def read_attempts(run_dir: Path) -> pa.Table:
     """Every attempt row of a run (an empty table of the schema when none)."""
+    import pyarrow.dataset as ds  # here: it imports pandas, which a run's start does not otherwise need
+
     files = [str(p) for p in trial_files(run_dir)]
     if not files:
         return ATTEMPT_SCHEMA.empty_table()
