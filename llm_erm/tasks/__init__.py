@@ -101,6 +101,15 @@ class PrefectHooks(Hooks):
                 self._finished.append(result.summary())
             self.refresh_artifacts()
 
+    def prefect(self) -> dict[str, Any] | None:
+        """The API, the UI and this flow run, for the manifest (the viewer links a run to its flow run)."""
+        from prefect.runtime import flow_run
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+        api = PREFECT_API_URL.value()
+        ui = PREFECT_UI_URL.value() or (api.removesuffix("/api") if api else None)
+        return {"api_url": api, "ui_url": ui, "flow_run_id": flow_run.get_id()}
+
     def start_artifacts(self) -> None:
         from prefect.artifacts import create_progress_artifact, create_table_artifact
 

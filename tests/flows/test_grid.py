@@ -186,6 +186,9 @@ def test_flow_runs_are_named_after_the_run_id(tmp_path):
         state = run_grid(**grid_params(tmp_path, server, functions=["fn_a"], trials=1, run_id="named-run"))
     with get_client(sync_client=True) as client:
         assert client.read_flow_run(state.state_details.flow_run_id).name == "named-run"
+    # the manifest says where to watch it (the viewer links there)
+    where = ledger.read_manifest(tmp_path / "results" / "named-run")["prefect"]
+    assert where["flow_run_id"] == str(state.state_details.flow_run_id) and where["api_url"].endswith("/api")
 
 
 def test_budget_stops_new_calls_and_a_bigger_budget_resumes_without_rebuying(tmp_path):
