@@ -11,8 +11,6 @@ input). The SDK's retries are off: the engine retries (429, 5xx and 529 "overloa
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import Any
 
@@ -24,9 +22,10 @@ from llm_erm.proposers.base import (
     TransientProposerError,
     Usage,
 )
-from llm_erm.proposers.config import ANTHROPIC_DEFAULT_MODEL, ProposerConfig
+from llm_erm.proposers.config import ANTHROPIC_DEFAULT_MODEL
 from llm_erm.proposers.http_errors import status_error
-from llm_erm.proposers.pricing import CostBasis, cost_basis, price_of
+from llm_erm.proposers.pricing import price_of
+from llm_erm.proposers.sdk_base import SdkProposer
 
 ANTHROPIC_BASE_URL = "https://api.anthropic.com"
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -41,25 +40,15 @@ MIN_THINKING_BUDGET = 1024  # the API's minimum
 CACHE_WRITE_PREMIUM = 0.25  # a 5-minute cache write costs 1.25x the input rate
 TRUNCATED = ("max_tokens", "model_context_window_exceeded")
 TOOL_RESULTS = ("bash_code_execution_tool_result", "code_execution_tool_result")
-KEYLESS_PLACEHOLDER = "no-key"
 
 
-def is_anthropic_hosted(base_url: str | None) -> bool:
-    from urllib.parse import urlparse
-
-    return base_url is None or (urlparse(base_url).hostname or "").endswith("anthropic.com")
-
-
-class AnthropicProposer:
+class AnthropicProposer(SdkProposer):
     kind = "anthropic"
-
-    def __init__(self, cfg: ProposerConfig):
-        self.cfg = cfg
-        self.model = cfg.model_for(ANTHROPIC_DEFAULT_MODEL)
-        self.key_env = cfg.key_env_for(KEY_ENV)
-        self.base_url = (cfg.base_url or ANTHROPIC_BASE_URL).rstrip("/")
-        self._client: Any = None
-        self._lock = threading.Lock()
+    provider = "Anthropic"
+    default_model = ANTHROPIC_DEFAULT_MODEL
+    key_env_default = KEY_ENV
+    default_base_url = ANTHROPIC_BASE_URL
+    hosted_domain = "anthropic.com"
 
     # -- the Proposer protocol --------------------------------------------------------------------
     def preflight(self) -> None:
@@ -73,26 +62,13 @@ class AnthropicProposer:
             if cfg.max_output_tokens is not None and cfg.max_output_tokens <= cfg.thinking_budget:
                 raise UsageError(f"--max-output-tokens {cfg.max_output_tokens} must exceed --thinking-budget "
                                  f"{cfg.thinking_budget} (the answer comes after the thinking)")
-        if cfg.base_url is not None:
-            from llm_erm.proposers.openai_api import check_base_url
-
-            check_base_url(cfg.base_url)
-
-    def identity(self) -> dict[str, Any]:
-        return {"provider": self.kind, "base_url": self.base_url, "model": self.model,
-                "params": self.request_params(), "tools": self.tools()}
-
-    def tools(self) -> list[str]:
-        return ["code_execution"] if self.cfg.code_interpreter else []
+        self.check_base_url()
 
     def output_cap(self) -> int:
         if self.cfg.max_output_tokens is not None:
             return self.cfg.max_output_tokens
-        base = HOSTED_OUTPUT_TOKENS if is_anthropic_hosted(self.cfg.base_url) else OTHER_OUTPUT_TOKENS
+        base = HOSTED_OUTPUT_TOKENS if self.hosted else OTHER_OUTPUT_TOKENS
         return base + max(self.cfg.thinking_budget or 0, 0)
-
-    def cost_basis(self) -> CostBasis:
-        return cost_basis(self.model, self.output_cap())
 
     def request_params(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -127,17 +103,6 @@ class AnthropicProposer:
             raise TransientProposerError(f"malformed response from {url}: {type(exc).__name__}: {exc}") from exc
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _key(self) -> str:
-        value = os.environ.get(self.key_env)
-        if value is None or not value.strip():
-            if not is_anthropic_hosted(self.cfg.base_url):
-                return KEYLESS_PLACEHOLDER
-            state = "is not set" if value is None else "is empty"
-            raise UsageError(f"{self.key_env} {state}: export {self.key_env}=<your Anthropic API key> before the run")
-        if any(ch.isspace() for ch in value) or not value.isascii() or not value.isprintable():
-            raise UsageError(f"{self.key_env} is malformed (whitespace or control characters): set it to the bare key")
-        return value
-
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:

@@ -9,8 +9,6 @@ cached content. The SDK's retries are off (no HttpRetryOptions): the engine retr
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import Any
 
@@ -22,9 +20,10 @@ from llm_erm.proposers.base import (
     TransientProposerError,
     Usage,
 )
-from llm_erm.proposers.config import GEMINI_DEFAULT_MODEL, ProposerConfig
+from llm_erm.proposers.config import GEMINI_DEFAULT_MODEL
 from llm_erm.proposers.http_errors import status_error
-from llm_erm.proposers.pricing import CostBasis, cost_basis, cost_usd, price_of
+from llm_erm.proposers.pricing import cost_usd, price_of
+from llm_erm.proposers.sdk_base import SdkProposer
 
 GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
 API_VERSION = "v1beta"
@@ -33,25 +32,15 @@ INSTALL_HINT = "pip install 'llm-erm[google-genai]'"
 HOSTED_OUTPUT_TOKENS = 20000  # thinking models need room, as GPT-5 does
 OTHER_OUTPUT_TOKENS = 2048
 CODE_SCHEMA = {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}
-KEYLESS_PLACEHOLDER = "no-key"
 
 
-def is_google_hosted(base_url: str | None) -> bool:
-    from urllib.parse import urlparse
-
-    return base_url is None or (urlparse(base_url).hostname or "").endswith("googleapis.com")
-
-
-class GeminiProposer:
+class GeminiProposer(SdkProposer):
     kind = "gemini"
-
-    def __init__(self, cfg: ProposerConfig):
-        self.cfg = cfg
-        self.model = cfg.model_for(GEMINI_DEFAULT_MODEL)
-        self.key_env = cfg.key_env_for(KEY_ENV)
-        self.base_url = (cfg.base_url or GEMINI_BASE_URL).rstrip("/")
-        self._client: Any = None
-        self._lock = threading.Lock()
+    provider = "Gemini"
+    default_model = GEMINI_DEFAULT_MODEL
+    key_env_default = KEY_ENV
+    default_base_url = GEMINI_BASE_URL
+    hosted_domain = "googleapis.com"
 
     # -- the Proposer protocol --------------------------------------------------------------------
     def preflight(self) -> None:
@@ -60,25 +49,12 @@ class GeminiProposer:
         if self.cfg.structured_output and self.cfg.code_interpreter:
             raise UsageError("Gemini cannot combine JSON output with the code-execution tool: drop "
                              "--structured-output or --code-interpreter")
-        if self.cfg.base_url is not None:
-            from llm_erm.proposers.openai_api import check_base_url
-
-            check_base_url(self.cfg.base_url)
-
-    def identity(self) -> dict[str, Any]:
-        return {"provider": self.kind, "base_url": self.base_url, "model": self.model,
-                "params": self.request_params(), "tools": self.tools()}
-
-    def tools(self) -> list[str]:
-        return ["code_execution"] if self.cfg.code_interpreter else []
+        self.check_base_url()
 
     def output_cap(self) -> int:
         if self.cfg.max_output_tokens is not None:
             return self.cfg.max_output_tokens
-        return HOSTED_OUTPUT_TOKENS if is_google_hosted(self.cfg.base_url) else OTHER_OUTPUT_TOKENS
-
-    def cost_basis(self) -> CostBasis:
-        return cost_basis(self.model, self.output_cap())
+        return HOSTED_OUTPUT_TOKENS if self.hosted else OTHER_OUTPUT_TOKENS
 
     def request_params(self) -> dict[str, Any]:
         """The generation config that shapes the answer (the SDK's snake_case names), without the seed."""
@@ -130,17 +106,6 @@ class GeminiProposer:
             raise TransientProposerError(f"malformed response from {url}: {type(exc).__name__}: {exc}") from exc
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _key(self) -> str:
-        value = os.environ.get(self.key_env)
-        if value is None or not value.strip():
-            if not is_google_hosted(self.cfg.base_url):
-                return KEYLESS_PLACEHOLDER
-            state = "is not set" if value is None else "is empty"
-            raise UsageError(f"{self.key_env} {state}: export {self.key_env}=<your Gemini API key> before the run")
-        if any(ch.isspace() for ch in value) or not value.isascii() or not value.isprintable():
-            raise UsageError(f"{self.key_env} is malformed (whitespace or control characters): set it to the bare key")
-        return value
-
     def _get_client(self) -> Any:
         with self._lock:
             if self._client is None:
