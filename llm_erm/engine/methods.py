@@ -99,7 +99,7 @@ def learner_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]
 
 # -- in-context learning ----------------------------------------------------------------------------
 def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    from llm_erm.engine.run import attempt_seed
+    from llm_erm.engine.run import attempt_seed, submit
     from llm_erm.methods import icl
     from llm_erm.plan import estimate_tokens
 
@@ -130,9 +130,7 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
                 "truncated_prompt": answer["usage"]["prompt_tokens"] < icl.TRUNCATION_RATIO * estimate_tokens(prompt),
                 "correct": predicted is not None and predicted == str(test.labels[index])}
 
-    from llm_erm.engine.run import _submit
-
-    futures = [_submit(run.waves(), one, index) for index in chosen]
+    futures = [submit(run.waves(), one, index) for index in chosen]
     asked = [f.result() for f in futures]
     failed = [a for a in asked if "error" in a]
     answered = [a for a in asked if "answer" in a]

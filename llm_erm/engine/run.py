@@ -239,7 +239,7 @@ class GridRun:
         needs_prompt = {w.spec for w in todo if w.method.method == ERM}
         prep = ThreadPoolExecutor(PREP_WORKERS, thread_name_prefix="llm-erm-prep")
         pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix="llm-erm-trial")
-        prepared = [_submit(prep, self.prepare, spec, spec in needs_prompt) for spec in specs]
+        prepared = [submit(prep, self.prepare, spec, spec in needs_prompt) for spec in specs]
         running: dict[Future, str] = {}
         interrupted = True
         try:
@@ -251,7 +251,7 @@ class GridRun:
                     self.hooks.event(Event("failed", cell_label(spec), result.errors[-1]))
                     continue
                 for work in (w for w in todo if w.spec == spec):
-                    running[_submit(pool, self.trial, cell, work)] = self.trial_label(work)
+                    running[submit(pool, self.trial, cell, work)] = self.trial_label(work)
             for future in _as_completed(running):
                 try:
                     result.trials.append(future.result())
@@ -313,7 +313,7 @@ class GridRun:
             if len(wave) == 1:
                 rows.append(run.attempt(cell, work, attempt, identity))
             else:
-                futures = [_submit(run.waves(), run.attempt, cell, work, a, identity) for a in wave]
+                futures = [submit(run.waves(), run.attempt, cell, work, a, identity) for a in wave]
                 rows += [f.result() for f in futures]
             attempt = wave.stop
             if any(row["status"] == SKIPPED_BUDGET for row in rows):
@@ -499,7 +499,7 @@ def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:
     return "" if same else f" n{spec.train_size + spec.val_size}"
 
 
-def _submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
+def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
     """Submit with the caller's context variables, so hooks (a Prefect flow run's context) see them."""
     return pool.submit(contextvars.copy_context().run, fn, *args)
 
