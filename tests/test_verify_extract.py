@@ -315,3 +315,71 @@ def test_ordinary_programs_are_still_sanitised() -> None:
             'def f(x):\n    """Parity."""\n    # count\n    return np.stack([1]).sum() * x.count("1") % 2\n')
     clean = try_sanitize(code)
     assert clean is not None and "Parity" not in clean and "# count" not in clean and "__main__" in clean
+
+
+# ---- issue 20: judged as a reader would ---------------------------------------------------------------
+
+
+OBSERVING_MORE = {
+    "attrgetter with a computed name": 'import operator\n\ndef f(x):\n    """1"""\n    name = "_" * 2 + "d" + "oc" + "_" * 2\n'
+                                       '    return int(operator.attrgetter(name)(f))\n',
+    "attrgetter imported by name": 'from operator import attrgetter as a\n\ndef f(x):\n    """1"""\n'
+                                   '    return int(a("_" * 2 + "doc" + "_" * 2)(f))\n',
+    "doctest": 'import doctest\n\ndef f(x):\n    """\n    >>> 1\n    1\n    """\n'
+               '    return int(bool(doctest.DocTestFinder().find(f)[0].examples))\n',
+    "str.format with a computed field": 'def f(x):\n    """1"""\n    return int(("{0." + "_" * 2 + "doc" + "_" * 2 + "}").format(f))\n',
+    "a match class pattern": 'def f(x):\n    """1"""\n    match f:\n        case object(__doc__=d):\n            return int(d)\n',
+    "a generator's frame": 'def g():\n    yield 1\n\ndef f(x):\n    return g().gi_frame.f_lineno % 2\n',
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVING_MORE))
+def test_docstrings_are_kept_unless_provably_unobservable(name: str) -> None:
+    code = OBSERVING_MORE[name]
+    assert try_sanitize(code) is None
+    assert sanitize_code(code) == code
+
+
+def test_ordinary_programs_with_format_and_typing_are_sanitised() -> None:
+    code = ('from typing import List\nimport itertools\n\ndef f(x: str) -> int:\n    """Parity."""\n'
+            '    bits: List[str] = list("{:b}".format(int(x, 2)))\n    return bits.count("1") % 2\n')
+    clean = try_sanitize(code)
+    assert clean is not None and "Parity" not in clean
+
+
+def test_think_tags_inside_code_are_code() -> None:
+    code = "def f(x):\n    x = x.replace(\"<think>\", \"\").replace('</think>', '')\n    return x.count('1') % 2\n"
+    assert extract_code(code) == code
+    assert extract_code("```python\n" + code + "```") == code
+    assert extract_code(json.dumps({"code": code})) == code
+    assert extract_code("<think>\nhmm <b>\n</think>\n```python\n" + code + "```") == code
+    # a think block around a fenced block still goes
+    assert extract_code("<think>\n```python\ndef f(x):\n    return 0\n```\n</think>\n```python\n" + PARITY + "```") \
+        == PARITY
+
+
+def test_a_dict_literal_in_a_fenced_program_is_code_not_the_answer() -> None:
+    code = 'TABLE = {"code": "parity", "k": 2}\n\ndef f(x):\n    return x.count("1") % TABLE["k"]\n'
+    assert extract_code("Here:\n```python\n" + code + "```\nDone.") == code
+    assert extract_code(code) == code
+
+
+NESTED_OBJECTS = '{"code": "def f(x):\\n    return 0\\n", "next": ' * 200 + '{"code": "' + "x" * 10 + '"}' + "}" * 200
+
+
+@pytest.mark.parametrize("text", [
+    NESTED_OBJECTS + " " * 200_000,
+    "prose " + NESTED_OBJECTS.replace("}", "") + "x" * 200_000,
+    "Intro\n" + "def f(x):\n    return (1 +\n" + "    a = b c\n" * 25_000,
+    "```python\n" + "def f(x):\n    return 1\n" * 9_000 + "```\n",
+])
+def test_an_answer_at_the_size_bound_costs_the_orchestrator_under_a_second(text: str) -> None:
+    from llm_erm.verify.extract import MAX_ANSWER_CHARS
+
+    text = text[:MAX_ANSWER_CHARS]
+    started = time.process_time()
+    code = extract_code(text)
+    if code is not None:
+        sanitize_code(code)
+        measure(code)
+    assert time.process_time() - started < 1.0

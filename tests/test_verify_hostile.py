@@ -336,3 +336,43 @@ def test_a_non_root_orchestrator_keeps_its_key_and_its_life_in_both_modes() -> N
         assert seen["kill"] == "runtime_errors", (mode, seen)  # PermissionError: it signals only itself
         assert seen["stash"] == "00", (mode, seen)
     assert results["bwrap"]["per_candidate"] == ["ipc", "mount"]
+
+
+# ---- issue 20: the orchestrator's own handling of answers -------------------------------------------------
+
+
+def test_a_lone_surrogate_answer_is_journaled_scored_and_never_bought_twice(tmp_path) -> None:
+    """A correct answer whose comment holds a lone surrogate (U+D83D), from an OpenAI-compatible server
+    through run_grid: journaled exactly, scored 1.0, and a resume (and a replay) buys nothing again."""
+    from llm_erm import GridConfig, run_grid
+    from llm_erm.proposers.wire_server import Reply, WireServer
+    from llm_erm.results import ledger
+    from llm_erm.results.journal import JOURNAL_DIR, read_records
+
+    answer = "```python\n# counts the ones \ud83d\ndef f(x):\n    return x.count('1') % 2\n```\n"
+    sold = []
+
+    def model(endpoint: str, body: dict) -> Reply:
+        sold.append(body.get("seed"))
+        return Reply(answer, prompt_tokens=100, completion_tokens=50)
+
+    def config(run_id: str, proposer: dict) -> dict:
+        return {"functions": ["fn_a"], "lengths": [20], "attempts": 1, "trials": 1, "test_size": 200,
+                "proposer": proposer, "concurrency": 1, "verify_workers": 1, "analyze": False, "run_id": run_id,
+                "results_dir": str(tmp_path / "results"), "datasets_dir": str(tmp_path / "datasets")}
+
+    with WireServer(model) as server:
+        wire = {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10}
+        assert run_grid(GridConfig(**config("s", wire))).ok
+        assert run_grid(GridConfig(**config("s", wire))).ok  # the resume
+    assert len(sold) == 1, "the answer was bought again"
+    run_dir = tmp_path / "results" / "s"
+    records = [r for path in (run_dir / JOURNAL_DIR).glob("*.jsonl") for r in read_records(path)[0]]
+    assert [r["text"] for r in records if r.get("kind") == "answer"] == [answer]
+    (row,) = ledger.read_attempts(run_dir).to_pylist()
+    assert row["status"] == "ok" and (row["val_acc"], row["test_acc"]) == (1.0, 1.0), row["first_error"]
+    assert "\\ud83d" in row["text"]  # the ledger's UTF-8 view escapes it; the journal keeps it
+    replay = {"kind": "replay", "replay_from": str(run_dir)}
+    assert run_grid(GridConfig(**config("r", replay))).ok
+    (replayed,) = ledger.read_attempts(tmp_path / "results" / "r").to_pylist()
+    assert replayed["status"] == "ok" and replayed["test_acc"] == 1.0

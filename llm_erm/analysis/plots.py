@@ -42,7 +42,7 @@ CHANCE = 0.5
 STATUS_COLOURS = dict(
     zip(
         STATUSES,
-        ["#2ca02c", "#7f7f7f", "#ff7f0e", "#bcbd22", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+        ["#2ca02c", "#393b79", "#7f7f7f", "#ff7f0e", "#bcbd22", "#d62728", "#9467bd", "#8c564b", "#e377c2",
          "#17becf", "#c7c7c7"],
         strict=True,
     )

@@ -378,7 +378,10 @@ class GridRun:
                 raise
             except Exception as exc:  # noqa: BLE001 - a client's own bug fails its call, not the grid
                 return f"{type(exc).__name__} in the model client: {exc}"
-            return self.journal.append(key, {**record, **answer.to_dict()})
+            try:
+                return self.journal.append(key, {**record, **answer.to_dict()})
+            except Exception as exc:  # noqa: BLE001 - an answer that cannot be stored fails its attempt, recorded
+                return f"the answer could not be journaled ({type(exc).__name__}: {exc})"
 
     def identity(self, cell: Cell, work: Work) -> dict[str, Any]:
         """The columns every row of the trial shares."""

@@ -16,7 +16,7 @@ ORIGINAL_COLUMNS = (
     "completion_tokens", "reasoning_tokens", "tool_uses", "tool_results_chars", "val_acc", "test_acc",
     "stopped_early", "compile_error",
 )
-_COMPILE_STATUSES = {"no_code", "syntax_error", "no_function"}
+_COMPILE_STATUSES = {"too_large", "no_code", "syntax_error", "no_function"}
 
 
 def export_rows(run_dir: Path) -> list[dict[str, Any]]:

@@ -13,6 +13,10 @@ line, which readers skip. The key is the request's identity (run id, provider, b
 parameters, prompt hash, trial, attempt), so a resumed trial finds what it already paid for, and the
 budget is the sum of what every process of the run spent. The journal is ours, not Prefect's: Prefect
 commits a nested task's result only when the enclosing task finishes.
+
+Lines are ASCII JSON (non-ASCII as \\u escapes): any string an API returns is stored and read back exactly,
+lone surrogates included (they have no UTF-8 form). `storable_text` is the ledger's view of such a
+string (Parquet strings are UTF-8): lone surrogates as backslash escapes, the journal keeping the original.
 """
 
 from __future__ import annotations
@@ -35,6 +39,15 @@ JOURNAL_DIR = "journal"
 def sha256_text(text: str) -> str:
     """The hash the ledger's prompt_sha256, the journal key and replay all use."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def storable_text(text: str) -> str:
+    """`text` as valid UTF-8 can hold it: a lone surrogate becomes the escape \\udXXX (unchanged otherwise)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def request_key(**identity: Any) -> str:
@@ -123,7 +136,8 @@ class Journal:
     def append(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
         """Write one record (durably, before returning) and index it; returns the stored record."""
         record = {"key": key, **record, "at": datetime.now(UTC).isoformat()}
-        line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        # ASCII: every code point survives, a lone surrogate too (as its \\u escape, read back as itself).
+        line = (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode("ascii")
         with self._lock:
             fd = self._open()
             view = memoryview(line)

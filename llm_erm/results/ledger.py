@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llm_erm.results.journal import storable_text
 from llm_erm.results.schema import ATTEMPT_SCHEMA
 
 ATTEMPTS_DIR = "attempts"
@@ -70,7 +71,9 @@ def write_json(path: Path, data: Any) -> None:
 def attempts_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
     """Rows (dicts keyed by column name; missing columns become null) -> a table of ATTEMPT_SCHEMA."""
     rows = list(rows)
-    columns = {name: [row.get(name) for row in rows] for name in ATTEMPT_SCHEMA.names}
+    # An answer may hold lone surrogates (the journal keeps them exactly): escaped here, as UTF-8 needs.
+    columns = {name: [storable_text(v) if isinstance(v := row.get(name), str) else v for row in rows]
+               for name in ATTEMPT_SCHEMA.names}
     return pa.table(columns, schema=ATTEMPT_SCHEMA)
 
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 # Statuses of an attempt: the verifier's, plus the two that end an attempt before verification.
 VERIFY_STATUSES = (
-    "ok", "no_code", "syntax_error", "no_function", "runtime_errors", "timeout", "memory", "crashed",
+    "ok", "too_large", "no_code", "syntax_error", "no_function", "runtime_errors", "timeout", "memory", "crashed",
 )
 PROPOSE_ERROR = "propose_error"  # the proposer failed permanently (or ran out of retries)
 SKIPPED_BUDGET = "skipped_budget"  # never called: the run's budget was spent

@@ -7,8 +7,12 @@ stopped it (a stop while the module loads counts as the first split, validation)
 
 Accuracy = correct / all rows of the split. A row without a valid prediction (the call raised, returned
 something that is not a 0/1 label, or never ran because the candidate timed out, ran out of memory or
-crashed first) counts as wrong. Accuracies are None only when there is no program to run (no_code,
-syntax_error, no_function).
+crashed first) counts as wrong. Accuracies are None only when there is no program to run (too_large,
+no_code, syntax_error, no_function).
+
+An answer (or, with is_code, a program) over MAX_ANSWER_CHARS is `too_large`: refused before anything
+parses it, so its cost to the orchestrator is a length check. Lone surrogates (U+D800..U+DFFF, which an
+API may return and no source file can hold) become U+FFFD in the program, as an editor would show them.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ from __future__ import annotations
 import ast
 import hashlib
 import operator
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from llm_erm.verify.extract import extract_code
+from llm_erm.verify.extract import MAX_ANSWER_CHARS, extract_code
 from llm_erm.verify.sandbox import Outcome, Sandbox
 from llm_erm.verify.sanitize import MAX_PARSE_CHARS, PARSE_ERRORS, strip_outer_fence, try_sanitize
 
 if TYPE_CHECKING:
     from llm_erm.datasets import Dataset
 
-NO_PROGRAM = ("no_code", "syntax_error", "no_function")  # statuses without any accuracy
+NO_PROGRAM = ("too_large", "no_code", "syntax_error", "no_function")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # statuses without any accuracy
 SPLITS = ("val", "train", "test")  # the order they run in
 # Decision points (McCabe style): each adds one to `branches`; `and`/`or` add one per extra operand.
 BRANCH_NODES = (
@@ -45,7 +51,7 @@ class LabelledInputs(Protocol):
 
 @dataclass
 class CandidateResult:
-    status: str  # ok | no_code | syntax_error | no_function | runtime_errors | timeout | memory | crashed
+    status: str  # ok | too_large | no_code | syntax_error | no_function | runtime_errors | timeout | memory | crashed
     code: str | None  # the program that ran (sanitised when `sanitized`)
     sanitized: bool
     train_acc: float | None
@@ -87,7 +93,15 @@ def verify_splits(
     is_code: bool = False,
 ) -> CandidateResult:
     """verify_candidate on explicit splits (anything with `.inputs` and `.labels`)."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return CandidateResult(
+            "too_large", None, False, None, None, None, 0, 0,
+            f"the {'program' if is_code else 'answer'} has {len(text)} characters, over the bound of "
+            f"{MAX_ANSWER_CHARS}", None, None, None, None, None, sandbox.mode,
+        )
     code = text if is_code else extract_code(text)
+    if code is not None:
+        code = LONE_SURROGATE.sub("\ufffd", code)
     if code is None:
         return CandidateResult(
             "no_code", None, False, None, None, None, 0, 0, "no code found in the answer", None,
