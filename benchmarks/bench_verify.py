@@ -10,10 +10,15 @@
 (b) Throughput of 100 mixed candidates (correct, wrong, broken and hostile ones, timeouts included)
     submitted from as many threads as there are cores, with one sandbox worker per core; the baseline
     is the same 100 candidates through a single worker.
+(c) The worst cases of the hostile set (issue 20), one at a time on fn_a L=20 (400 rows, the default
+    0.01 s per input, 1024 MB): wall time, the orchestrator's CPU (process time around verify_candidate)
+    and host memory (the peak resident size of the worker's whole process tree, sampled every 10 ms, and
+    the orchestrator's own growth).
 
 The load average before and after is printed: the machine is shared, read the figures with it.
 
     .venv/bin/python benchmarks/bench_verify.py [--repeat N] [--candidate-timeout S] [--mode bwrap|rlimit|auto]
+                                                [--only a,b,c]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import contextlib
 import os
 import statistics
 import tempfile
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -142,19 +148,108 @@ def throughput(datasets_dir: Path, time_per_input_s: float, mode: str, flood: bo
     print("statuses:", dict(sorted(Counter(r.status for r in results).items())))
 
 
+def tree_rss_mb(root: int) -> float:
+    """Resident size of `root` and its descendants (shared pages counted in each: an upper bound)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError), open(f"/proc/{entry}/stat") as handle:
+                children.setdefault(int(handle.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as handle:
+            total += next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+    return total / 1024
+
+
+def own_rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:")) / 1024
+
+
+def worst_cases() -> dict[str, tuple[str, bool]]:
+    """name -> (answer or program, is_code)."""
+    honest = "def f(x):\n    return x.count('1') % 2\n"
+
+    def stall(mechanism: str) -> str:
+        return (HOSTILE / "stall.py").read_text().replace("__MECHANISM__", mechanism)
+
+    kwargs = honest + "\n\ndef g():\n    return h(" + ", ".join(f"a{i:06d}={i % 10}" for i in range(24_000)) + ")\n"
+    amplifier = honest + "\n\ndef g():\n    return [" + "a," * 127_000 + "]\n"
+    nested = '{"code": "def f(x):\\n    return 0\\n", "next": ' * 200 + '{"code": "x"}' + "}" * 200
+    return {
+        "honest parity": (honest, True),
+        "sleep forever": (stall("sleep"), True),
+        "select on own pipe": (stall("select"), True),
+        "futex (lock held)": (stall("futex"), True),
+        "pause()": (stall("pause"), True),
+        "SIGSTOP itself": (stall("sigstop"), True),
+        "sleep 0.099 s per input": (stall("sleep_per_input"), True),
+        "compile bomb 250 KB": (kwargs, True),
+        "compile bomb 1 MB (cap)": (kwargs + "#" * 750_000, True),
+        "AST amplifier 255 KB": (amplifier, True),
+        "memory bomb": ((HOSTILE / "memory_bomb.py").read_text(), True),
+        "infinite loop": ((HOSTILE / "infinite_loop.py").read_text(), True),
+        "page-cache writer": ((HOSTILE / "page_cache.py").read_text().replace("__ROLE__", "write")
+                              .replace("__MECHANISM__", "fadvise"), True),
+        "200 nested JSON, 256 KB": ((nested + " " * 256_000)[:255_000], False),
+        "1 MB answer": ("```python\n" + honest + "#" + "x" * 1_000_000 + "\n```", False),
+    }
+
+
+def worst_case_table(datasets_dir: Path, mode: str) -> None:
+    data = build_dataset(DatasetSpec("fn_a", 20, test_size=200), datasets_dir)
+    print("\n(c) worst cases of the hostile set: fn_a L=20 (400 rows), 0.01 s per input, 1024 MB, one at a time")
+    header = f"{'candidate':28} {'status':>12} {'wall':>8} {'orch. CPU':>10} {'tree peak':>10} {'orch. +RSS':>11}"
+    print(header)
+    print("-" * len(header))
+    with Sandbox(workers=1, memory_mb=1024, mode=mode) as sandbox:
+        for name, (text, is_code) in worst_cases().items():
+            if len(sandbox._live) != 1:  # the worker was retired by the last candidate: start the next one
+                sandbox.run("def f(x):\n    return 0\n", ["0"])
+            (zygote,) = sandbox._live
+            peak, done = [0.0], threading.Event()
+
+            def sample(root: int = zygote.process.pid, peak: list = peak, done: threading.Event = done) -> None:
+                while not done.is_set():
+                    peak[0] = max(peak[0], tree_rss_mb(root))
+                    done.wait(0.01)
+
+            sampler = threading.Thread(target=sample)
+            rss, cpu, wall = own_rss_mb(), time.process_time(), time.perf_counter()
+            sampler.start()
+            try:
+                result = verify_candidate(text, data, sandbox, is_code=is_code)
+            finally:
+                done.set()
+                sampler.join()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            print(f"{name:28} {result.status:>12} {wall:7.2f}s {cpu:9.3f}s {peak[0]:8.0f}MB {own_rss_mb() - rss:9.1f}MB")
+    print("  orch. CPU includes the sampler thread (~a few % of the wall time); tree peak: bwrap + zygote +")
+    print("  supervisor + candidate, RSS summed (shared pages counted in each)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=15, help="repetitions per figure in (a)")
     parser.add_argument("--candidate-timeout", type=float, default=0.01, help="CPU seconds per input in (b)")
     parser.add_argument("--with-flood", action="store_true", help="also (b) with the original mix's output flood")
     parser.add_argument("--mode", choices=("bwrap", "rlimit", "auto"), default="bwrap", help="sandbox mode")
+    parser.add_argument("--only", default="a,b,c", help="which parts to run (comma-separated: a, b, c)")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
-        per_candidate(Path(tmp), args.repeat, args.mode)
-        throughput(Path(tmp), args.candidate_timeout, args.mode, flood=False)
-        if args.with_flood:
-            throughput(Path(tmp), args.candidate_timeout, args.mode, flood=True)
+        if "a" in parts:
+            per_candidate(Path(tmp), args.repeat, args.mode)
+        if "b" in parts:
+            throughput(Path(tmp), args.candidate_timeout, args.mode, flood=False)
+            if args.with_flood:
+                throughput(Path(tmp), args.candidate_timeout, args.mode, flood=True)
+        if "c" in parts:
+            worst_case_table(Path(tmp), args.mode)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

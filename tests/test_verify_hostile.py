@@ -376,3 +376,198 @@ def test_a_lone_surrogate_answer_is_journaled_scored_and_never_bought_twice(tmp_
     assert run_grid(GridConfig(**config("r", replay))).ok
     (replayed,) = ledger.read_attempts(tmp_path / "results" / "r").to_pylist()
     assert replayed["status"] == "ok" and replayed["test_acc"] == 1.0
+
+
+def test_an_answer_over_the_size_bound_is_too_large_before_any_parsing(pool, dataset) -> None:
+    from llm_erm.verify.extract import MAX_ANSWER_CHARS
+
+    for size in (300_000, 1_000_000):
+        text = "```python\n" + HONEST + "# " + "x" * size + "\n```\n"
+        started = time.process_time()
+        result = verify_candidate(text, dataset, pool)
+        assert time.process_time() - started < 0.1
+        assert result.status == "too_large" and result.val_acc is None and str(MAX_ANSWER_CHARS) in result.first_error
+    assert_honest(verify_candidate(HONEST, dataset, pool, is_code=True))
+
+
+def test_a_function_name_of_100_000_characters_is_not_a_crash(pool, dataset) -> None:
+    name = "f" + "x" * 99_999
+    code = f"def {name}(x):\n    return x.count('1') % 2\n"
+    assert_honest(verify_candidate(code, dataset, pool, is_code=True))
+
+
+# ---- issue 20: no state through the host's page cache ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", ["fadvise", "mincore"])
+def test_the_page_cache_carries_nothing_to_a_later_candidate(pool, dataset, mechanism) -> None:
+    """The writer marks one page of a large library per input (resident = 1), an unrelated honest candidate
+    runs, then a reader that computes nothing asks which pages are resident: it stays at chance."""
+    writer = hostile("page_cache", role="write", mechanism=mechanism)
+    reader = hostile("page_cache", role="read", mechanism=mechanism)
+    results = run_sequence(pool, dataset, [writer, HONEST, reader, HONEST])
+    per_lane = 2 if pool.workers == 2 else 1
+    for i, result in enumerate(results):
+        (assert_chance if i // per_lane == 2 else assert_honest)(result)
+
+
+@pytest.mark.parametrize("mechanism", ["fadvise", "mincore"])
+def test_the_page_cache_carries_nothing_across_two_pools(dataset, mechanism) -> None:
+    """Writer on one orchestrator's pool, reader on another's (another uid block, another mode)."""
+    writer = hostile("page_cache", role="write", mechanism=mechanism)
+    reader = hostile("page_cache", role="read", mechanism=mechanism)
+    with Sandbox(workers=1, memory_mb=MEMORY_MB, mode="bwrap") as first, \
+            Sandbox(workers=1, memory_mb=MEMORY_MB, mode="rlimit") as second:
+        assert_honest(verify_candidate(writer, dataset, first, is_code=True))
+        assert_honest(verify_candidate(HONEST, dataset, first, is_code=True))
+        assert_chance(verify_candidate(reader, dataset, second, is_code=True))
+        assert_honest(verify_candidate(HONEST, dataset, second, is_code=True))
+
+
+# ---- issue 20: wall time bounded by the candidate's own budget ------------------------------------------
+
+
+STALLS = ("sleep", "select", "futex", "pause", "sigstop", "sleep_per_input")
+STALL_PER_INPUT_S = 0.002
+
+
+@pytest.mark.parametrize("mode", ["bwrap", "rlimit"])
+def test_stalling_candidates_time_out_within_their_bound_at_concurrency_16(dataset, mode) -> None:
+    """12 stalling candidates (two of each kind) and 4 honest ones verified at once from 16 threads on 16
+    workers: every staller is a timeout within 2 x its CPU allowance + 2 s (plus a little for the machine),
+    and the honest ones finish in about their honest time."""
+    from llm_erm.verify.sandbox import IDLE_FACTOR, STARTUP_S, WALL_EXTRA_S
+
+    rows = sum(len(dataset.split(name).inputs) for name in ("train", "val", "test"))
+    allowance = STARTUP_S + STALL_PER_INPUT_S * rows
+    bound = (1 + IDLE_FACTOR) * allowance + WALL_EXTRA_S
+    codes = [hostile("stall", mechanism=m) for m in STALLS for _ in range(2)] + [HONEST] * 4
+    with Sandbox(workers=16, time_per_input_s=STALL_PER_INPUT_S, memory_mb=256, mode=mode) as box:
+        timed: dict[int, tuple[float, object]] = {}
+
+        def verify(index: int) -> None:
+            started = time.monotonic()
+            result = verify_candidate(codes[index], dataset, box, is_code=True)
+            timed[index] = (time.monotonic() - started, result)
+
+        def all_at_once(indices) -> None:
+            threads = [threading.Thread(target=verify, args=(i,)) for i in indices]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(300)
+
+        all_at_once([len(codes) - 1] * 16)  # starts all 16 workers (honest runs)
+        timed.clear()
+        all_at_once(range(len(codes)))
+    assert len(timed) == len(codes)
+    for index, (elapsed, result) in timed.items():
+        if codes[index] == HONEST:
+            assert_honest(result)
+            assert elapsed < HONEST_SECONDS, elapsed
+        else:
+            assert (result.status, result.limit_split) == ("timeout", "val"), (STALLS[index // 2], result.first_error)
+            assert elapsed < bound + 3.0, (STALLS[index // 2], elapsed, bound)
+
+
+# ---- issue 20: compiling is inside the budget -----------------------------------------------------------
+
+
+def compile_bomb(chars: int) -> str:
+    """An honest program with a function whose call has thousands of keyword arguments: CPython checks
+    them for duplicates pairwise, so its compile time grows with the square of its size (~4 s at 250 KB)."""
+    head = HONEST + "\n\ndef g():\n    return h("
+    count = (chars - len(head) - 2) // 10
+    return head + ", ".join(f"a{i:06d}={i % 10}" for i in range(count)) + ")\n"
+
+
+@pytest.mark.parametrize("chars", [250_000, 300_000, 1_000_000])
+def test_a_compile_bomb_is_too_large_or_a_timeout_and_costs_the_orchestrator_nothing(pool, dataset, chars) -> None:
+    from llm_erm.verify.extract import MAX_ANSWER_CHARS
+    from llm_erm.verify.sandbox import IDLE_FACTOR, STARTUP_S, WALL_EXTRA_S
+
+    code = compile_bomb(chars)
+    cpu, wall = time.process_time(), time.monotonic()
+    result = verify_candidate(code, dataset, pool, is_code=True)
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    assert cpu < 1.0, cpu
+    if len(code) > MAX_ANSWER_CHARS:
+        assert result.status == "too_large"
+    else:
+        assert (result.status, result.limit_split) == ("timeout", "val"), result.first_error
+        assert "compiling" in result.first_error
+        rows = sum(len(dataset.split(name).inputs) for name in ("train", "val", "test"))
+        assert wall < (1 + IDLE_FACTOR) * (STARTUP_S + pool.time_per_input_s * rows) + WALL_EXTRA_S + 3.0
+    assert_honest(verify_candidate(HONEST, dataset, pool, is_code=True))
+
+
+# ---- issue 20: the memory of a candidate's whole sandbox tree --------------------------------------------
+
+
+def tree_rss_mb(root: int) -> float:
+    """Resident memory of `root` and all its descendants, in MB (shared pages counted in each: an upper bound)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        try:
+            with open(f"/proc/{pid}/status") as handle:
+                total += next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+    return total / 1024
+
+
+@pytest.mark.parametrize("memory_mb", [128, 1024])
+def test_the_ast_amplifier_keeps_the_sandbox_tree_within_its_bound(dataset, memory_mb) -> None:
+    """A 255 KB program whose syntax tree takes ~170 MB: it is parsed in the candidate's own process under
+    its memory limit (at 128 MB: out of memory; at 1024 MB: it runs), and the worker's whole process tree
+    (bwrap, zygote, supervisor, candidate) stays within memory_mb + WORKER_OVERHEAD_MB throughout."""
+    from llm_erm.verify.sandbox import WORKER_OVERHEAD_MB
+
+    head = HONEST + "\n\ndef g():\n    return ["
+    code = head + "a," * ((255_000 - len(head)) // 2) + "]\n"
+    with Sandbox(workers=1, memory_mb=memory_mb, mode="bwrap") as box:
+        (zygote,) = box._live
+        peak, done = [0.0], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], tree_rss_mb(zygote.process.pid))
+                done.wait(0.01)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            result = verify_candidate(code, dataset, box, is_code=True)
+        finally:
+            done.set()
+            sampler.join()
+        assert result.status == ("memory" if memory_mb == 128 else "ok"), result.first_error
+        assert 20 < peak[0] <= memory_mb + WORKER_OVERHEAD_MB, peak[0]
+        if memory_mb == 1024:
+            assert peak[0] > 150  # the sampler saw the tree being built
+        assert_honest(verify_candidate(HONEST, dataset, box, is_code=True))
+
+
+def test_the_workers_are_fitted_to_the_hosts_available_memory() -> None:
+    from llm_erm.errors import UsageError
+    from llm_erm.verify.sandbox import WORKER_OVERHEAD_MB, available_memory_mb, fit_workers
+
+    available = available_memory_mb()
+    assert available is not None
+    per_worker = 1024 + WORKER_OVERHEAD_MB
+    assert fit_workers(1, 1024) == (1, None)
+    lowered, note = fit_workers(10_000, 1024)
+    assert lowered == available // per_worker and "lowered from 10000" in note
+    with pytest.raises(UsageError, match="lower --candidate-memory-mb"):
+        fit_workers(1, available + 1)

@@ -15,7 +15,7 @@ import pytest
 
 from llm_erm.datasets import DatasetSpec, build_dataset
 from llm_erm.verify import Sandbox, verify_candidate
-from llm_erm.verify.sandbox import STARTUP_S, WALL_EXTRA_S, WALL_FACTOR
+from llm_erm.verify.sandbox import IDLE_FACTOR, STARTUP_S, WALL_EXTRA_S
 
 PROGRAMS = Path(__file__).parent / "programs"
 PARITY = "def f(x):\n    return x.count('1') % 2\n"
@@ -94,17 +94,20 @@ def test_the_split_where_a_limit_stopped_the_candidate_is_recorded(datasets_dir,
     assert (fine.status, fine.limit_split) == ("ok", None)
 
 
-def test_a_sleeping_candidate_is_stopped_by_the_wall_clock_backstop(datasets_dir) -> None:
+def test_a_sleeping_candidate_is_stopped_within_its_time_off_the_cpu(datasets_dir) -> None:
+    """Time asleep is bounded over the whole run by IDLE_FACTOR x the CPU allowance + WALL_EXTRA_S (wall time
+    less queueing <= 2 x allowance + 2 s), and the split where it stopped is recorded."""
     data = build_dataset(DatasetSpec("fn_a", 20), datasets_dir)
+    rows = sum(len(data.split(name).inputs) for name in ("train", "val", "test"))
     code = "import time\n\ndef f(x):\n    time.sleep(3600)\n"
     with Sandbox(workers=1, time_per_input_s=0.01) as box:
         started = time.monotonic()
         result = verify_candidate(code, data, box)
         elapsed = time.monotonic() - started
-    backstop = WALL_EXTRA_S + WALL_FACTOR * (STARTUP_S + 0.01)  # the first chunk: one input
+    off_cpu = IDLE_FACTOR * (STARTUP_S + 0.01 * rows) + WALL_EXTRA_S
     assert (result.status, result.limit_split) == ("timeout", "val")
-    assert backstop - 0.5 < elapsed < backstop + 3, elapsed
-    assert "wall-clock" in result.first_error
+    assert off_cpu - 0.5 < elapsed < off_cpu + 3, elapsed
+    assert "asleep" in result.first_error
 
 
 def test_a_lazy_import_on_the_first_call_fits_the_start_up_allowance(datasets_dir, sandbox) -> None:

@@ -5,7 +5,9 @@ for the description of the bounds).
 - `seccomp_filter()`: a classic-BPF seccomp program, an allowlist of the system calls a pure Python `f(x)`
   (numpy, sympy, math, re, ... included) needs; everything else fails with EPERM: new namespaces, mount,
   keyrings, io_uring, bpf, perf, userfaultfd, ptrace, sockets of every family, SysV and POSIX IPC, memfd,
-  exec, inotify, file locks, pipe resizing, ... Signals may only be sent to the process itself.
+  exec, inotify, file locks, pipe resizing, sysinfo (host RAM, uptime, host-wide process count), every
+  call that reveals or changes page-cache residency (see MADVISE_OK), ... Signals may only be sent to the
+  process itself.
 - `landlock_restrict()`: Landlock filesystem rules (read-only everywhere allowed, writable only the
   scratch directory), no TCP, and, from ABI 6, no signals or abstract unix sockets outside the process.
 - `unshare_candidate_namespaces()` / `mount_scratch()`: a private mount and IPC namespace with a fresh,
@@ -53,7 +55,7 @@ SYSCALLS = {
         "truncate": 76, "fsync": 74, "fdatasync": 75, "chmod": 90, "fchmod": 91, "fchmodat": 268,
         "utimensat": 280, "umask": 95, "dup": 32, "dup2": 33, "dup3": 292, "pipe": 22, "pipe2": 293, "poll": 7,
         "ppoll": 271, "select": 23, "pselect6": 270, "mmap": 9, "munmap": 11, "mprotect": 10, "mremap": 25,
-        "brk": 12, "madvise": 28, "mbind": 237, "msync": 26, "mincore": 27, "fadvise64": 221, "readahead": 187,
+        "brk": 12, "madvise": 28, "mbind": 237, "msync": 26,
         "getxattr": 191, "lgetxattr": 192, "fgetxattr": 193, "listxattr": 194, "llistxattr": 195,
         "flistxattr": 196, "rt_sigaction": 13, "rt_sigprocmask": 14, "rt_sigreturn": 15, "sigaltstack": 131,
         "rt_sigpending": 127, "rt_sigsuspend": 130, "rt_sigtimedwait": 128, "pause": 34, "alarm": 37,
@@ -62,7 +64,7 @@ SYSCALLS = {
         "getppid": 110, "getuid": 102, "geteuid": 107, "getgid": 104, "getegid": 108, "getgroups": 115,
         "getresuid": 118, "getresgid": 120, "getpgrp": 111, "getpgid": 121, "getsid": 124, "getrusage": 98,
         "getpriority": 140, "sched_getaffinity": 204, "sched_yield": 24, "sched_getparam": 143,
-        "sched_getscheduler": 145, "getcpu": 309, "uname": 63, "sysinfo": 99, "getrandom": 318,
+        "sched_getscheduler": 145, "getcpu": 309, "uname": 63, "getrandom": 318,
         "prlimit64": 302, "getrlimit": 97, "exit": 60, "exit_group": 231, "futex": 202, "set_robust_list": 273,
         "get_robust_list": 274, "rseq": 334, "set_tid_address": 218, "restart_syscall": 219, "wait4": 61,
         "waitid": 247, "kill": 62, "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297,
@@ -76,15 +78,14 @@ SYSCALLS = {
         "unlinkat": 35, "renameat": 38, "renameat2": 276, "ftruncate": 46, "truncate": 45, "fsync": 82,
         "fdatasync": 83, "fchmod": 52, "fchmodat": 53, "utimensat": 88, "umask": 166, "dup": 23, "dup3": 24,
         "pipe2": 59, "ppoll": 73, "pselect6": 72, "mmap": 222, "munmap": 215, "mprotect": 226, "mremap": 216,
-        "brk": 214, "madvise": 233, "mbind": 235, "msync": 227, "mincore": 232, "fadvise64": 223,
-        "readahead": 213, "getxattr": 8, "lgetxattr": 9, "fgetxattr": 10, "listxattr": 11, "llistxattr": 12,
+        "brk": 214, "madvise": 233, "mbind": 235, "msync": 227, "getxattr": 8, "lgetxattr": 9, "fgetxattr": 10, "listxattr": 11, "llistxattr": 12,
         "flistxattr": 13, "rt_sigaction": 134, "rt_sigprocmask": 135, "rt_sigreturn": 139, "sigaltstack": 132,
         "rt_sigpending": 136, "rt_sigsuspend": 133, "rt_sigtimedwait": 137, "setitimer": 103, "getitimer": 102,
         "clock_gettime": 113, "clock_getres": 114, "clock_nanosleep": 115, "nanosleep": 101, "gettimeofday": 169,
         "times": 153, "getpid": 172, "gettid": 178, "getppid": 173, "getuid": 174, "geteuid": 175, "getgid": 176,
         "getegid": 177, "getgroups": 158, "getresuid": 148, "getresgid": 150, "getpgid": 155, "getsid": 156,
         "getrusage": 165, "getpriority": 141, "sched_getaffinity": 123, "sched_yield": 124, "sched_getparam": 121,
-        "sched_getscheduler": 120, "getcpu": 168, "uname": 160, "sysinfo": 179, "getrandom": 278,
+        "sched_getscheduler": 120, "getcpu": 168, "uname": 160, "getrandom": 278,
         "prlimit64": 261, "getrlimit": 163, "exit": 93, "exit_group": 94, "futex": 98, "set_robust_list": 99,
         "get_robust_list": 100, "rseq": 293, "set_tid_address": 96, "restart_syscall": 128, "wait4": 260,
         "waitid": 95, "kill": 129, "tkill": 130, "tgkill": 131, "rt_sigqueueinfo": 138, "rt_tgsigqueueinfo": 240,
@@ -99,6 +100,13 @@ FIXED_ERRNO = {"clone": errno.EAGAIN, "fork": errno.EAGAIN, "vfork": errno.EAGAI
 IOCTL_OK = (0x5401, 0x5413, 0x541B, 0x5421, 0x5450, 0x5451)  # TCGETS TIOCGWINSZ FIONREAD FIONBIO FIONCLEX FIOCLEX
 FCNTL_OK = (0, 1, 2, 3, 4, 5, 1030, 1032, 1034)  # DUPFD GETFD SETFD GETFL SETFL GETLK DUPFD_CLOEXEC GETPIPE_SZ GET_SEALS
 PRCTL_OK = (3, 15, 16, 21, 39)  # GET_DUMPABLE SET_NAME GET_NAME GET_SECCOMP GET_NO_NEW_PRIVS
+# Page residency is state shared by every process of the host (the page cache): no call may reveal it
+# or change it on purpose. mincore, fadvise64, readahead, cachestat and remap_file_pages are refused (not
+# in the allowlist); preadv2/pwritev2 only without flags (RWF_NOWAIT answers "is it cached?"); madvise
+# only with the advice an allocator needs (glibc malloc: DONTNEED, FREE; numpy: HUGEPAGE): WILLNEED,
+# COLD, PAGEOUT, POPULATE_*, MERGEABLE (KSM merges equal pages across processes, a timing channel),
+# REMOVE, COLLAPSE, guards ... are refused with EINVAL (as an unknown advice is).
+MADVISE_OK = (0, 1, 2, 4, 8, 14, 15)  # NORMAL RANDOM SEQUENTIAL DONTNEED FREE HUGEPAGE NOHUGEPAGE
 SELF = "self"  # placeholder for the pid of the process that loads the filter
 ARGUMENT_RULES = {
     "ioctl": (1, IOCTL_OK, errno.ENOTTY),
@@ -110,6 +118,9 @@ ARGUMENT_RULES = {
     "rt_sigqueueinfo": (0, (SELF,), errno.EPERM),
     "rt_tgsigqueueinfo": (0, (SELF,), errno.EPERM),
     "prlimit64": (0, (0, SELF), errno.EPERM),
+    "madvise": (2, MADVISE_OK, errno.EINVAL),
+    "preadv2": (5, (0,), errno.EOPNOTSUPP),  # flags: the sixth argument on x86_64 and aarch64 alike
+    "pwritev2": (5, (0,), errno.EOPNOTSUPP),
 }
 
 

@@ -1,8 +1,8 @@
 """Run untrusted candidate programs in a pool of warm, sandboxed workers, one candidate at a time per worker.
 
 Each worker (`worker.py`, under a bare `python -S`) is a small zygote that never touches a request: for
-every candidate it forks a fresh supervisor, which reads the request, compiles the program, forks the
-candidate into a state no earlier candidate touched, and watches it from outside (see worker.py):
+every candidate it forks a fresh supervisor, which reads the request, forks the candidate into a state no
+earlier candidate touched, and watches it from outside (see worker.py):
 
 - isolation between candidates: a fresh IPC namespace and a fresh bounded tmpfs (bytes and inodes) per
   candidate, dropped with its namespace (no cleanup to defeat); a uid of its own (when we are root) from a
@@ -10,21 +10,52 @@ candidate into a state no earlier candidate touched, and watches it from outside
   keyring, no SysV/POSIX IPC, no memfd (seccomp); nothing of earlier candidates in its memory.
 - time: a CPU allowance per input (`time_per_input_s`), read from the kernel by the supervisor as the
   candidate answers its inputs in chunks of 1, 10, 100, then 1000 rows: a chunk of n inputs may use
-  n x the allowance plus a reserve of at most STARTUP_S (which also pays for loading the module), with a
-  wall-clock backstop of WALL_EXTRA_S + WALL_FACTOR x that for candidates that sleep or block. A busy
-  machine slows a candidate's wall clock, not its CPU time: it never causes a timeout. A loop on the
-  first input is stopped after about STARTUP_S of CPU, one on a later input within 1000 x the allowance
-  + STARTUP_S.
+  n x the allowance plus a reserve of at most STARTUP_S (which also pays for compiling and loading the
+  module). Time off the CPU that is the candidate's own doing (asleep, blocked on a pipe or a futex,
+  stopped) is bounded too, for the whole run: IDLE_FACTOR x its CPU allowance + WALL_EXTRA_S, measured
+  from /proc/<pid>/schedstat as wall time less time on a CPU less time waiting on a run queue. So its wall
+  time, less the machine's queueing, is at most 2 x its CPU allowance + 2 s whatever it does, while a busy
+  machine (queueing) never causes a timeout. A loop on the first input is stopped after about STARTUP_S
+  of CPU, one on a later input within 1000 x the allowance + STARTUP_S.
+- compiling: in the candidate's own process, after lockdown and before any of its code runs, so under
+  its CPU clock and memory limit; the answer itself is bounded before any parsing (score.py: too_large).
 - memory: RLIMIT_AS for everything mapped, plus a bounded tmpfs, bounded descriptors and no locked
   memory; every mechanism that could pin memory outside the address space (SysV/POSIX shared memory,
-  memfd, new namespaces, io_uring, sockets, pipe resizing, ...) is refused by the seccomp filter.
+  memfd, new namespaces, io_uring, sockets, pipe resizing, ...) is refused by the seccomp filter. No
+  syntax tree of the program lives outside the candidate: the supervisor only holds the request, under
+  an address-space limit of what it holds + 32 MB. One worker's whole tree (zygote, supervisor, candidate,
+  bwrap) stays within memory_mb + WORKER_OVERHEAD_MB, and `workers` x that is checked against the host's
+  MemAvailable at start (fewer workers, said in `workers_note` and the log; none fits: UsageError).
 - kernel surface: a seccomp allowlist (jail.py), Landlock where the kernel has it, no new privileges.
 - `bwrap` mode (bubblewrap, the default): new pid/net/ipc/uts namespaces around the worker, an empty
-  environment, a read-only filesystem of /usr, the interpreter and the installed libraries only.
+  environment, a read-only filesystem of the interpreter's shared libraries (the loader's multiarch
+  directory, not the rest of /usr), a private interpreter under /opt/llm-erm/python (no host path), the
+  site-packages under /opt/llm-erm/libN; a /proc of the sandbox's own pid namespace for the supervisor,
+  which Landlock keeps candidates out of.
 - `rlimit` mode (opt-in, where bubblewrap is missing or cannot run): the same supervisor, limits and
   seccomp filter in plain processes; Landlock gives the same read-only view (no home, no checkout, no
-  datasets, no /proc of other processes, so no orchestrator environment) and no network; Landlock is
-  required for this mode.
+  datasets, no /proc at all, so no orchestrator environment) and no network; Landlock is required.
+
+What a candidate can still learn of the host, and what it still shares with other candidates, is
+written down here because none of it carries label information:
+- read-only files (the shared libraries, the interpreter, site-packages): the same bytes for every
+  candidate. Their page-cache residency is host state, so every call that reveals or changes it on
+  purpose is refused (mincore, fadvise64, readahead, cachestat, remap_file_pages, preadv2/pwritev2 with
+  flags such as RWF_NOWAIT, madvise WILLNEED/COLD/PAGEOUT/POPULATE/MERGEABLE, mlock). What remains is
+  that reading a page makes it resident and a cold read is slower: a candidate could time its reads. It
+  cannot evict a page on purpose, the pages it could warm are those every interpreter start reads (warm
+  anyway) or of large rarely-read libraries, and each read of a probe destroys the bit it reads; a
+  timing channel of this kind is noisy, low-rate and not closed here (a fully resident copy of the
+  filesystem on tmpfs would close it, at the cost of the libraries' size in memory).
+- the kernel's version (uname), the CPU count and features (cpuid, sched_getaffinity; in rlimit mode
+  /sys/devices/system/cpu), the clock: the same for everyone, no labels in them. No host RAM, uptime or
+  host-wide process count (sysinfo refused, no /proc), no host path (mountinfo unreachable; the
+  interpreter and libraries are mounted at paths of ours in bwrap mode; rlimit mode's own paths are the
+  host's interpreter paths, which Landlock lets it read).
+- kernel memory that no limit charges to it: negative dentries (stat() of missing names: reclaimable
+  slab, growing with CPU time, not memory; the kernel reclaims them under pressure), VMAs and page tables
+  (at most vm.max_map_count VMAs, a global setting no process can lower for itself: counted in
+  WORKER_OVERHEAD_MB). Bounded by its CPU allowance and by the kernel, not by us; no label information.
 
 The orchestrator sends code and inputs, never labels, and gets back one mark per input (a 0/1 prediction
 or an error) that `score.py` compares with the labels. The pool is thread-safe; `workers` bounds how many
@@ -37,6 +68,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import logging
 import os
 import queue
 import select
@@ -69,7 +101,11 @@ WORKER, JAIL = HERE / "worker.py", HERE / "jail.py"
 # left of the reserve, and what it leaves of its allowance refills the reserve up to STARTUP_S.
 STARTUP_S = 1.0
 CHUNK_SIZES = (1, 10, 100, 1000)  # inputs per chunk in each batch: 1, 10, 100, then 1000 at a time
-WALL_FACTOR = 10.0  # wall-clock backstop of a chunk = WALL_EXTRA_S + WALL_FACTOR x its CPU allowance
+# Time off the CPU (asleep, blocked, stopped; not waiting on a run queue) a candidate may take in all:
+# IDLE_FACTOR x its whole CPU allowance + WALL_EXTRA_S. So its wall time, less the machine's queueing, is
+# at most (1 + IDLE_FACTOR) x its CPU allowance + WALL_EXTRA_S: 2 x allowance + 2 s.
+IDLE_FACTOR = 1.0
+WALL_FACTOR = 10.0  # where the kernel keeps no schedstat: a chunk's wall backstop = WALL_EXTRA_S + this x its CPU
 WALL_EXTRA_S = 2.0
 GRACE_S = 5.0  # beyond the supervisor's own backstop, for transfers; a worker silent this long is killed
 # Memory: the candidate's share of memory_mb; the rest covers its scratch tmpfs and kernel objects.
@@ -77,6 +113,11 @@ SCRATCH_MB = 16
 SCRATCH_INODES = 1024
 KERNEL_RESERVE_MB = 8  # pipes (<= NOFILE/2 x 64 KiB), page tables, descriptors
 NOFILE = 64
+# Beyond memory_mb, what one worker holds on the host: the zygote and the supervisor (each an interpreter of
+# ~15 MB, the supervisor also holding its request under an address-space limit of what it holds + 32 MB),
+# bubblewrap, and kernel objects that no limit charges to the candidate (at most vm.max_map_count VMAs of
+# ~200 bytes: ~13 MB at the default 65 530). The whole tree of one candidate stays within memory_mb + this.
+WORKER_OVERHEAD_MB = 96
 # Candidate uids (when we are root): blocks of UID_BLOCK uids from UID_BASE; a Sandbox holds one block
 # with an exclusive flock for its whole life (its workers inherit the lock), so two live orchestrators
 # never hand out the same uid. No account needs to exist.
@@ -98,8 +139,10 @@ CANDIDATE_ENV = {
 MARKS = frozenset("01EI-")
 OUTCOMES = ("finished", "load_error", "syntax_error", "no_function", "timeout", "memory", "crashed",
             "sandbox_failure")
-PROBE = "import math, re, json\n\ndef f(x):\n    with open('/proc/self/status') as s:\n" \
-        "        return int('Seccomp:\\t2' in s.read())\n"
+# The probe candidate answers 1 when its seccomp filter is in force: socket() is refused (EPERM) by seccomp
+# alone (Landlock and the network namespace allow creating one).
+PROBE = "import socket\n\ndef f(x):\n    try:\n        socket.socket().close()\n    except PermissionError:\n" \
+        "        return 1\n    return 0\n"
 
 
 class SandboxError(RuntimeError):
@@ -144,6 +187,8 @@ class Execution:
     sandbox: str
     limit_batch: int | None = None
     cpu_s: float = 0.0
+    compile_cpu_s: float | None = None  # CPU the candidate's process had used when its program was compiled
+    idle_s: float = 0.0  # time it spent neither running nor waiting for a CPU
 
     @property
     def first_error(self) -> str | None:
@@ -182,6 +227,8 @@ class Sandbox:
             raise UsageError(f"the sandbox memory limit must be at least 128 MB, got {memory_mb}")
         if mode not in MODE_CHOICES:
             raise UsageError(f"unknown sandbox mode {mode!r}: use one of {', '.join(MODE_CHOICES)}")
+        self.workers_requested = workers
+        workers, self.workers_note = fit_workers(workers, memory_mb)
         self.workers = workers
         self.time_per_input_s = float(time_per_input_s)
         self.memory_mb = int(memory_mb)
@@ -297,6 +344,7 @@ class Sandbox:
             "chunk_sizes": list(CHUNK_SIZES),
             "wall_factor": WALL_FACTOR,
             "wall_extra_s": WALL_EXTRA_S,
+            "idle_allowance_s": IDLE_FACTOR * self._cpu_allowance(sizes) + WALL_EXTRA_S,
             "cpu_backstop_s": self._cpu_allowance(sizes) + 1.0,
             "address_space_bytes": (self.memory_mb - SCRATCH_MB - KERNEL_RESERVE_MB) << 20,
             "scratch_bytes": scratch,
@@ -393,7 +441,8 @@ class Sandbox:
         caps = zygote.capabilities
         per_candidate = ["ipc", "mount"] if caps["namespaces"] else []
         if self._launch.mode == "bwrap":
-            filesystem = "bubblewrap: read-only /usr, interpreter and libraries; nothing else"
+            filesystem = ("bubblewrap: read-only shared libraries of the interpreter (not the rest of /usr), the "
+                          "interpreter under /opt/llm-erm/python, site-packages; no /proc for candidates")
             network = "none: network namespace; sockets refused by seccomp"
             around = ["pid", "net", "ipc", "uts"] + (["user"] if not caps["root"] else [])
         else:
@@ -410,19 +459,28 @@ class Sandbox:
         return {
             "mode": self._launch.mode,
             "fallback_reason": self.fallback_reason,
+            "workers": {"requested": self.workers_requested, "running": self.workers, "note": self.workers_note,
+                        "memory_per_worker_mb": self.memory_mb + WORKER_OVERHEAD_MB},
             "time": {
                 "cpu_per_input_s": self.time_per_input_s, "startup_cpu_s": STARTUP_S,
                 "chunk_sizes": list(CHUNK_SIZES),
                 "rule": f"a chunk of n inputs may use n x {self.time_per_input_s:g} s of CPU plus a reserve of at "
                         f"most {STARTUP_S:g} s (which pays for loading too, and is refilled by what chunks leave); "
                         "the candidate's process CPU clock, read by its supervisor",
-                "wall_backstop": f"{WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance of each chunk",
+                "off_cpu": f"time neither running nor waiting on a run queue (asleep, blocked, stopped; from "
+                           f"/proc/<pid>/schedstat) at most {IDLE_FACTOR:g} x the whole CPU allowance + "
+                           f"{WALL_EXTRA_S:g} s: wall time less queueing <= {1 + IDLE_FACTOR:g} x allowance + "
+                           f"{WALL_EXTRA_S:g} s; a busy machine's queueing is never charged",
+                "wall_backstop": f"without schedstat: {WALL_EXTRA_S:g} s + {WALL_FACTOR:g} x the CPU allowance of each "
+                                 "chunk",
+                "compile": "inside the candidate's process, under its CPU clock (the start-up reserve) and memory",
             },
             "memory": {
                 "limit_mb": self.memory_mb,
                 "address_space_mb": self.memory_mb - SCRATCH_MB - KERNEL_RESERVE_MB,
                 "scratch": scratch,
                 "kernel_reserve_mb": KERNEL_RESERVE_MB,
+                "worker_overhead_mb": WORKER_OVERHEAD_MB,
                 "cgroup": "not used: memory that RLIMIT_AS does not cover is refused instead (SysV/POSIX "
                           "shm, memfd, namespaces, io_uring, sockets, pipe resizing, locked memory)",
             },
@@ -436,6 +494,38 @@ class Sandbox:
             "network": network,
             "environment": sorted(CANDIDATE_ENV),
         }
+
+
+def available_memory_mb() -> int | None:
+    """MemAvailable of the host (what can be allocated without swapping), None where unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def fit_workers(workers: int, memory_mb: int) -> tuple[int, str | None]:
+    """(workers, why they were lowered or None): as many as the host's available memory holds at their worst
+    (memory_mb + WORKER_OVERHEAD_MB each). UsageError when not even one fits."""
+    available = available_memory_mb()
+    if available is None:
+        return workers, None
+    per_worker = memory_mb + WORKER_OVERHEAD_MB
+    fit = available // per_worker
+    if fit < 1:
+        raise UsageError(f"the host has {available} MB of memory available, less than one sandbox worker needs "
+                         f"({memory_mb} MB for the candidate + {WORKER_OVERHEAD_MB} MB): lower "
+                         "--candidate-memory-mb or free memory")
+    if workers <= fit:
+        return workers, None
+    note = (f"verify workers lowered from {workers} to {fit}: {workers} x ({memory_mb} + {WORKER_OVERHEAD_MB}) MB "
+            f"is more than the {available} MB of memory available")
+    logging.getLogger(__name__).warning(note)
+    return fit, note
 
 
 def chunk_count(size: int) -> int:
@@ -577,12 +667,28 @@ def _interpreter() -> tuple[str, list[str]]:
     return python, libraries
 
 
+def _system_libraries() -> list[str]:
+    """The host directories the interpreter and its extension modules load shared libraries from (the
+    dynamic loader, libc, libm, libssl, libffi, ...) and the C.UTF-8 locale: nothing else of /usr."""
+    multiarch = sysconfig.get_config_var("MULTIARCH") or f"{os.uname().machine}-linux-gnu"
+    paths = [f"/usr/lib/{multiarch}", f"/lib/{multiarch}", "/usr/lib64", "/lib64", "/usr/lib/locale/C.utf8"]
+    return list(dict.fromkeys(os.path.realpath(path) for path in paths if os.path.exists(path)))
+
+
+def _standard_library() -> list[str]:
+    """A system interpreter's standard library (a private one lives under its prefix)."""
+    paths = {os.path.realpath(sysconfig.get_paths()[key]) for key in ("stdlib", "platstdlib")}
+    return sorted(path for path in paths if os.path.isdir(path))
+
+
 def _launch_for(mode: str, scratch: str) -> _Launch:
     python, libraries = _interpreter()
     if mode == "rlimit":
         prefix = os.path.realpath(sys.base_prefix)
-        readable = ["/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache", "/dev/null", "/dev/zero",
-                    "/dev/urandom", "/sys/devices/system/cpu", prefix, os.path.dirname(python), *libraries]
+        readable = [*_system_libraries(), "/etc/ld.so.cache", "/dev/null", "/dev/zero", "/dev/urandom",
+                    "/sys/devices/system/cpu", python, *_standard_library(), *libraries]
+        if prefix != "/usr" and not prefix.startswith("/usr/"):
+            readable.append(prefix)
         readable = list(dict.fromkeys(path for path in readable if os.path.exists(path)))
         argv = [python, "-S", "-s", "-P", str(WORKER), "--scratch", scratch]
         argv += [arg for path in libraries for arg in ("--path", path)]
@@ -594,8 +700,16 @@ def _launch_for(mode: str, scratch: str) -> _Launch:
     return _Launch(mode, tuple(_bwrap_argv(python, libraries)))
 
 
+BWRAP_READABLE = ("/usr", "/lib", "/lib64", "/opt/llm-erm", "/etc/ld.so.cache", "/dev/null", "/dev/zero",
+                  "/dev/urandom")  # everything mounted, /proc and /dev's others apart
+
+
 def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
-    """bwrap ... python -S -s -P /opt/llm-erm/worker.py --scratch /tmp --path ... --read /."""
+    """bwrap ... /opt/llm-erm/python/bin/python -S -s -P /opt/llm-erm/worker.py --scratch /tmp --path ...
+
+    The filesystem holds the interpreter's shared libraries (not the rest of /usr), a private interpreter
+    under /opt/llm-erm/python (so no host path shows), the site-packages under /opt/llm-erm/libN, the worker,
+    a /proc of the sandbox's own pid namespace (which Landlock keeps candidates out of) and /dev."""
     argv = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--new-session", "--clearenv"]
     if os.geteuid() == 0:
         # As root, bwrap needs no user namespace; we skip it so the candidate can change to an
@@ -609,33 +723,43 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
         # CAP_SYS_ADMIN of bubblewrap's own user namespace, for the supervisors' per-candidate mount and
         # IPC namespaces; candidates drop every capability before their code runs.
         argv += ["--unshare-all", "--cap-add", "CAP_SYS_ADMIN"]
-    for name, value in {**CANDIDATE_ENV, "HOME": "/tmp", "TMPDIR": "/tmp"}.items():
-        argv += ["--setenv", name, value]
-    argv += ["--ro-bind", "/usr", "/usr"]
+    env = {**CANDIDATE_ENV, "HOME": "/tmp", "TMPDIR": "/tmp"}
+    prefix = os.path.realpath(sys.base_prefix)
+    binds = [(path, path) for path in _system_libraries()]
+    if python.startswith(prefix + "/") and prefix != "/usr" and not prefix.startswith("/usr/"):
+        # A private interpreter (pyenv, a build under /opt ...): its whole prefix, at a path of ours. It
+        # finds its standard library next to itself; its libpython through LD_LIBRARY_PATH where its
+        # rpath names the host path.
+        binds.append((prefix, "/opt/llm-erm/python"))
+        inside = "/opt/llm-erm/python" + python[len(prefix):]
+        env["LD_LIBRARY_PATH"] = "/opt/llm-erm/python/lib"
+    else:
+        binds += [(path, path) for path in (python, *_standard_library())]
+        inside = python
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
-            argv += ["--ro-bind", top, top]
-    argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    prefix = os.path.realpath(sys.base_prefix)
-    mounted = [prefix] if prefix != "/usr" and not prefix.startswith("/usr/") else []
-    if not python.startswith((prefix + "/", "/usr/")):
-        mounted.append(os.path.dirname(python))
-    binds = [(path, path) for path in mounted]
     binds += [(path, f"/opt/llm-erm/lib{i}") for i, path in enumerate(libraries)]
+    binds.append(("/etc/ld.so.cache", "/etc/ld.so.cache"))
+    for name, value in env.items():
+        argv += ["--setenv", name, value]
+    made = {"/"}
     for source, target in binds:
+        if not os.path.exists(source):
+            continue
         # Parent directories bwrap creates itself are mode 0700: make them traversable for that uid.
-        parents = Path(target).parents
-        for parent in reversed([p for p in parents if str(p) != "/"]):
-            argv += ["--perms", "0755", "--dir", str(parent)]
+        for parent in reversed([str(p) for p in Path(target).parents]):
+            if parent not in made:
+                argv += ["--perms", "0755", "--dir", parent]
+                made.add(parent)
         argv += ["--ro-bind", source, target]
     argv += ["--perms", "0755", "--dir", "/opt/llm-erm"]
     argv += ["--ro-bind", str(WORKER), "/opt/llm-erm/worker.py", "--ro-bind", str(JAIL), "/opt/llm-erm/jail.py"]
     argv += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     argv += ["--perms", "0755", "--dir", "/tmp"]  # each candidate gets its own tmpfs mounted here
     argv += ["--remount-ro", "/", "--chdir", "/"]
-    argv += [python, "-S", "-s", "-P", "/opt/llm-erm/worker.py", "--scratch", "/tmp", "--read", "/"]
+    argv += [inside, "-S", "-s", "-P", "/opt/llm-erm/worker.py", "--scratch", "/tmp"]
+    argv += [arg for path in BWRAP_READABLE for arg in ("--read", path)]
     for i in range(len(libraries)):
         argv += ["--path", f"/opt/llm-erm/lib{i}"]
     return argv
@@ -835,6 +959,8 @@ def _interpret(reply: object, sizes: list[int], mode: str) -> Execution:
     detail, function = _text(reply.get("detail")), _text(reply.get("function"), 200)
     seconds = reply.get("seconds") if type(reply.get("seconds")) in (int, float) else 0.0
     cpu = reply.get("cpu_s") if type(reply.get("cpu_s")) in (int, float) else 0.0
+    compiled = float(reply["compile_cpu_s"]) if type(reply.get("compile_cpu_s")) in (int, float) else None
+    idle = reply.get("idle_s") if type(reply.get("idle_s")) in (int, float) else 0.0
     stop_batch = reply.get("stop_batch")
     stop_batch = stop_batch if type(stop_batch) is int and 0 <= stop_batch < len(sizes) else None
 
@@ -842,7 +968,7 @@ def _interpret(reply: object, sizes: list[int], mode: str) -> Execution:
         outcomes = tuple(
             Outcome(m.replace("-", fill) if fill else m, _text(e)) for m, e in zip(marks, errors, strict=True))
         return Execution(status, outcomes, error, function, float(seconds), mode,
-                         stop_batch if limit else None, float(cpu))
+                         stop_batch if limit else None, float(cpu), compiled, float(idle))
 
     if outcome == "finished":
         clean = all(set(m) <= {"0", "1"} for m in marks)

@@ -9,13 +9,16 @@ Three roles, three processes, so that no candidate ever shares memory or kernel 
   how it ended, forks the next one. It never reads a request or a reply itself, so its memory, which
   every later candidate inherits, holds no byte of any candidate's program, inputs or answers.
 - the **supervisor** (trusted, one per candidate) enters a fresh IPC and mount namespace (where the host
-  allows it), reads one request, compiles the program (a syntax error is decided here, before the
-  candidate runs), finds the function to call from the syntax tree (no_function is decided here), mounts
-  a fresh bounded tmpfs as scratch, forks the candidate, measures its CPU time and wall clock while it
-  answers, validates every byte it sends, writes the reply and exits. Its namespaces (and the tmpfs with
-  whatever the candidate left in it) die with it: nothing is cleaned up, so nothing can slow a cleanup.
+  allows it), reads one request under its own small address-space limit, mounts a fresh bounded tmpfs as
+  scratch, forks the candidate, measures its CPU time, its time asleep and its wall clock while it
+  answers, validates every byte it sends, writes the reply and exits. It never parses the program: no
+  syntax tree of it exists outside the candidate. Its namespaces (and the tmpfs with whatever the
+  candidate left in it) die with it: nothing is cleaned up, so nothing can slow a cleanup.
 - the **candidate** process locks itself down (its own uid when we are root, resource limits, Landlock,
-  seccomp) before the untrusted code runs, then loads the program and answers the inputs in chunks.
+  seccomp), then, still before any untrusted code runs, parses and compiles the program and finds the
+  function to call from the syntax tree, under its own CPU clock and memory limit (a compile bomb is a
+  timeout or out of memory like any other; syntax_error and no_function are decided here, by our code),
+  drops the tree, and only then loads the program and answers the inputs in chunks.
 
 Frames (orchestrator <-> zygote's stdin/stdout): a 1-byte tag, an 8-byte big-endian length, the body.
   zygote -> orchestrator  b"H" hello JSON (once); b"Z" the supervisor's wait status (after each one)
@@ -26,7 +29,12 @@ Frames (orchestrator <-> zygote's stdin/stdout): a 1-byte tag, an 8-byte big-end
 Records (candidate -> supervisor, on a private pipe; untrusted, checked byte by byte):
   b"K"                 locked down (sent before any candidate code runs)
   b"F" len16 text      lockdown failed (accepted only before K: the sandbox's fault, not the candidate's)
-  b"L" index8          loaded; calling the index-th of the function names the supervisor allowed
+  b"S" len16 text      the program does not compile (accepted only between K and C)
+  b"N"                 it compiles but defines no function (only between K and C)
+  b"C" len16 names     compiled: the functions that may be called, best first, newline-separated (each
+                       cut to MAX_NAME_CHARS, at most 255); the last record written before untrusted code
+                       runs, so everything up to it is trusted
+  b"L" index8          loaded; calling the index-th of those names
   b"A" len16 text      the module failed at load
   b"X"                 MemoryError
   b"R" len16 text      first error of the current batch
@@ -60,6 +68,15 @@ MAX_ERROR_CHARS = 300
 MAX_ERROR_BYTES = 4 * MAX_ERROR_CHARS + 16
 EXIT_REPLIED, EXIT_EOF, EXIT_ORPHAN = 0, 3, 4
 DEF_NODES = (ast.FunctionDef, ast.AsyncFunctionDef)
+MAX_NAME_CHARS = 200  # of a function's name in a record or the reply (a name may have 100 000 characters)
+MAX_NAMES = 255
+SUPERVISOR_HEADROOM_BYTES = 32 << 20
+
+
+def address_space() -> int:
+    """This process's mapped size in bytes (VmSize)."""
+    with open("/proc/self/statm", "rb") as handle:
+        return int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 _exit = os._exit  # bound before any candidate runs (a candidate may patch `os`)
 
 
@@ -217,6 +234,9 @@ def supervise(requests: int, replies: int, options: Options, capabilities: dict,
     request = read_request(requests)
     if request is None:
         return EXIT_EOF
+    # From here on its own memory is what it holds now (interpreter, request) plus a small headroom for the
+    # reply and the records it buffers; the hard limit stays open for the candidate, which sets its own.
+    resource.setrlimit(resource.RLIMIT_AS, (address_space() + SUPERVISOR_HEADROOM_BYTES, resource.RLIM_INFINITY))
     reply = serve(request, options, capabilities)
     write_frame(replies, b"R", json.dumps(reply).encode())
     return EXIT_REPLIED
@@ -269,22 +289,9 @@ def serve(request: dict, options: Options, capabilities: dict) -> dict:
     sizes = request["sizes"]
     reply = {
         "outcome": None, "detail": None, "function": None, "marks": ["-" * n for n in sizes],
-        "errors": [None for _ in sizes], "stop_batch": None, "cpu_s": 0.0, "seconds": 0.0,
-        "maxrss_kb": None, "exit": None, "signal": None,
+        "errors": [None for _ in sizes], "stop_batch": None, "cpu_s": 0.0, "seconds": 0.0, "compile_cpu_s": None,
+        "idle_s": 0.0, "maxrss_kb": None, "exit": None, "signal": None,
     }
-    # The supervisor's own bounds while it handles untrusted source (compiling a huge program).
-    room = request["address_space_bytes"] + (256 << 20)
-    resource.setrlimit(resource.RLIMIT_AS, (room, room))
-    try:
-        tree = ast.parse(request["code"], "<candidate>")
-        compiled = compile(tree, "<candidate>", "exec")
-        names = function_names(tree)
-    except Exception as exc:  # noqa: BLE001 - whatever the compiler raises, the program does not compile
-        reply.update(outcome="syntax_error", detail=describe(exc))
-        return reply
-    if not names:
-        reply.update(outcome="no_function")
-        return reply
     scratch_writable = False
     if capabilities["namespaces"] and request["scratch_bytes"] > 0:
         jail.mount_scratch(options.scratch, request["scratch_bytes"], request["scratch_inodes"], request["uid"])
@@ -296,12 +303,12 @@ def serve(request: dict, options: Options, capabilities: dict) -> dict:
     if pid == 0:
         try:
             os.close(results_read)
-            candidate(request, compiled, names, results_write, options, capabilities, scratch_writable, supervisor)
+            candidate(request, results_write, options, capabilities, scratch_writable, supervisor)
         finally:
             _exit(0)
     os.close(results_write)
     try:
-        watch(pid, results_read, request, names, reply, started)
+        watch(pid, results_read, request, reply, started)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)  # whatever state it is in, it is over
@@ -322,33 +329,54 @@ def serve(request: dict, options: Options, capabilities: dict) -> dict:
     return reply
 
 
+def schedstat(pid: int) -> tuple[float, float] | None:
+    """(seconds on a CPU, seconds waiting on a run queue) of process `pid` (one thread: threads are
+    refused), from /proc/<pid>/schedstat; None where the kernel does not keep them."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as handle:
+            fields = handle.read().split()
+        return int(fields[0]) / 1e9, int(fields[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Protocol(Exception):
     """The candidate broke the record protocol."""
 
 
-def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, started: float) -> None:
+def watch(pid: int, fd: int, request: dict, reply: dict, started: float) -> None:
     """Follow the candidate until it has answered every input or is stopped; fills `reply`.
-    Its CPU time is read from the kernel (its process CPU clock). It has a reserve of startup_s of CPU:
+
+    CPU: read from the kernel (its process CPU clock). It has a reserve of startup_s of CPU: compiling,
     loading (lockdown, module, imports) may use it, and each chunk of n inputs may use n x
     time_per_input_s plus what is left of the reserve; what a chunk leaves of its per-input allowance
     refills the reserve, up to startup_s. So one-off costs (a lazy import on the first call, a garbage
     collection) never stop a program that is fast on average, while a loop is stopped within n x
-    time_per_input_s + startup_s. In wall-clock time a phase may take wall_extra_s + wall_factor x its CPU
-    allowance: a backstop for candidates that sleep or block."""
+    time_per_input_s + startup_s.
+
+    Time off the CPU: from /proc/<pid>/schedstat, its wall clock splits into time on a CPU, time waiting
+    on a run queue (a busy machine: never charged to it) and the rest, time it chose not to run (asleep,
+    blocked on its own pipe or futex, stopped). That rest may add up to idle_allowance_s over the whole
+    run; beyond it, it is a timeout. So its wall time, less the machine's queueing, is at most its CPU
+    allowance plus its idle allowance, whatever it does. Where the kernel keeps no schedstat, a chunk may
+    take wall_extra_s + wall_factor x its CPU allowance of wall-clock time instead."""
     sizes = request["sizes"]
     per_input, startup = request["time_per_input_s"], request["startup_s"]
     wall_factor, wall_extra = request["wall_factor"], request["wall_extra_s"]
+    idle_allowed = request["idle_allowance_s"]
     clock = ((~pid) << 3) | 2  # CPUCLOCK_SCHED of the whole process `pid`
     chunks = [(batch, start, stop) for batch, size in enumerate(sizes)
               for start, stop in chunk_bounds(size, request["chunk_sizes"])]
     marks: list[list[str]] = [[] for _ in sizes]
-    phase = "lock"  # lock -> load -> rows
+    names: list[str] = []
+    phase = "lock"  # lock -> compile -> load -> rows
     current = 0  # index in `chunks` of the chunk being answered
     rows_allowed = 0  # inputs of the current chunk (0 while loading)
     cpu_at_start, wall_at_start = 0.0, started  # where the current phase or chunk began
     reserve = startup  # CPU on top of the per-input allowance, refilled by what chunks leave
     errors_seen = [False for _ in sizes]
     buffer = bytearray()
+    use_schedstat = schedstat(pid) is not None
 
     def stop(outcome: str, detail: str | None) -> None:
         reply["outcome"], reply["detail"] = outcome, detail
@@ -375,11 +403,11 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
         cpu_at_start, wall_at_start = now, time.monotonic()
 
     def parse() -> bool:
-        """Consume complete records from `buffer`; True when every input has been answered."""
+        """Consume complete records from `buffer`; True when the candidate is done (answered or stopped)."""
         nonlocal phase, current
         while buffer:
             tag = buffer[0]
-            if tag in b"KLX":
+            if tag in b"KLXN":
                 size = 2 if tag == ord("L") else 1
                 if len(buffer) < size:
                     return False
@@ -388,19 +416,32 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
                 if len(buffer) < 3:
                     return False
                 length = int.from_bytes(buffer[1:3], "big")
-                if tag not in b"FARM" or (tag != ord("M") and length > MAX_ERROR_BYTES):
+                if tag not in b"FARMSC" or (tag not in b"MC" and length > MAX_ERROR_BYTES):
                     raise Protocol(f"record {bytes([tag])!r} of {length} bytes")
                 if tag == ord("M") and (phase != "rows" or length != chunks[current][2] - chunks[current][1]):
                     raise Protocol("marks that do not match the chunk")
+                if tag == ord("C") and phase != "compile":
+                    raise Protocol("a program compiled twice")
                 if len(buffer) < 3 + length:
                     return False
                 size = 3 + length
                 record, body = buffer[:size], bytes(buffer[3:size])
             del buffer[:size]
             if tag == ord("K") and phase == "lock":
-                phase = "load"
+                phase = "compile"
             elif tag == ord("F") and phase == "lock":
                 raise SandboxFailure(body.decode("utf-8", "replace")[:MAX_ERROR_CHARS])
+            elif tag == ord("S") and phase == "compile":
+                reply["outcome"] = "syntax_error"
+                reply["detail"] = body.decode("utf-8", "replace")[:MAX_ERROR_CHARS]
+                return True
+            elif tag == ord("N") and phase == "compile":
+                reply["outcome"] = "no_function"
+                return True
+            elif tag == ord("C"):
+                names[:] = [name[:MAX_NAME_CHARS] for name in body.decode("utf-8", "replace").split("\n")][:MAX_NAMES]
+                reply["compile_cpu_s"] = cpu_used()
+                phase = "load"
             elif tag == ord("L") and phase == "load":
                 index = record[1]
                 if index >= len(names):
@@ -415,8 +456,9 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
             elif tag == ord("A") and phase == "load":
                 stop("load_error", "at load: " + body.decode("utf-8", "replace")[:MAX_ERROR_CHARS])
                 return True
-            elif tag == ord("X") and phase in ("load", "rows"):
-                stop("memory", "the candidate ran out of memory (MemoryError under the memory limit)")
+            elif tag == ord("X") and phase in ("compile", "load", "rows"):
+                where = " while compiling" if phase == "compile" else ""
+                stop("memory", f"the candidate ran out of memory{where} (MemoryError under the memory limit)")
                 return True
             elif tag == ord("R") and phase == "rows":
                 batch = chunks[current][0]
@@ -443,18 +485,31 @@ def watch(pid: int, fd: int, request: dict, names: list[str], reply: dict, start
         if cpu is not None:
             reply["cpu_s"] = cpu
         cpu_allowed = max(reserve, 0.0) + per_input * rows_allowed
-        wall_allowed = wall_extra + wall_factor * cpu_allowed
         used = (cpu or 0.0) - cpu_at_start
-        wall = time.monotonic() - wall_at_start
-        where = f"{rows_allowed} inputs" if phase == "rows" else "loading"
+        now = time.monotonic()
+        where = f"{rows_allowed} inputs" if phase == "rows" else ("compiling" if phase == "compile" else "loading")
         if cpu is not None and used > cpu_allowed:
             return stop("timeout", f"the candidate used {used:.2f} s of CPU, over its allowance of "
                                    f"{cpu_allowed:.2f} s for {where}")
-        if wall > wall_allowed:
-            return stop("timeout", f"the candidate ran {wall:.1f} s of wall-clock time, over its backstop of "
-                                   f"{wall_allowed:.1f} s for {where} (sleeping or blocked?)")
+        sched = schedstat(pid) if use_schedstat else None
+        if sched is not None:
+            idle = (now - started) - sched[0] - sched[1]  # neither running nor waiting for a CPU
+            reply["idle_s"] = max(idle, 0.0)
+            if idle > idle_allowed:
+                return stop("timeout", f"the candidate spent {idle:.1f} s neither running nor waiting for a CPU "
+                                       f"(asleep, blocked or stopped), over its allowance of {idle_allowed:.1f} s "
+                                       f"({where})")
+            # Time off the CPU accrues no faster than the wall clock: waiting for what is left cannot overshoot.
+            off_left = idle_allowed - idle
+        else:
+            wall_allowed = wall_extra + wall_factor * cpu_allowed
+            wall = now - wall_at_start
+            if wall > wall_allowed:
+                return stop("timeout", f"the candidate ran {wall:.1f} s of wall-clock time, over its backstop of "
+                                       f"{wall_allowed:.1f} s for {where} (sleeping or blocked?)")
+            off_left = wall_allowed - wall
         # It cannot use more CPU than wall-clock time: waiting for the CPU time left cannot overshoot.
-        left = min(cpu_allowed - used, wall_allowed - wall)
+        left = min(cpu_allowed - used, off_left)
         if not select.select([fd], [], [], max(left, 0.001))[0]:
             continue
         chunk = os.read(fd, 1 << 16)
@@ -483,9 +538,10 @@ class SandboxFailure(Exception):
 # ---- the candidate process ---------------------------------------------------------------------------
 
 
-def candidate(request: dict, compiled, names: list[str], out: int, options: Options, capabilities: dict,
-              scratch_writable: bool, supervisor: int) -> None:
-    """The forked child: lock itself down, then load and call the candidate."""
+def candidate(request: dict, out: int, options: Options, capabilities: dict, scratch_writable: bool,
+              supervisor: int) -> None:
+    """The forked child: lock itself down, compile (our code, under its own clock and limits), then load and
+    call the candidate."""
     send = Sender(out)
     try:
         lock_down(request, out, options, capabilities, scratch_writable, supervisor)
@@ -493,6 +549,29 @@ def candidate(request: dict, compiled, names: list[str], out: int, options: Opti
         send.record(b"F", describe(exc))
         return
     send.raw(b"K")
+    code = request.pop("code")
+    try:
+        tree = ast.parse(code, "<candidate>")
+        names = function_names(tree)
+        compiled = compile(tree, "<candidate>", "exec")
+    except MemoryError:
+        send.raw(b"X")
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever the compiler raises, the program does not compile
+        send.record(b"S", describe(exc))
+        return
+    del tree, code
+    if not names:
+        send.raw(b"N")
+        return
+    listed, kept = b"", 0
+    for name in names[:MAX_NAMES]:  # as many as fit in one record (a name may be long, and not ASCII)
+        entry = (b"\n" if kept else b"") + name[:MAX_NAME_CHARS].encode("utf-8", "replace")
+        if len(listed) + len(entry) > 60_000:
+            break
+        listed, kept = listed + entry, kept + 1
+    names = names[:kept]
+    send.raw(b"C" + len(listed).to_bytes(2, "big") + listed)  # the last record before untrusted code runs
     namespace = {"__name__": "candidate", "__builtins__": __builtins__}
     try:
         exec(compiled, namespace)
@@ -504,7 +583,7 @@ def candidate(request: dict, compiled, names: list[str], out: int, options: Opti
         return
     index = pick(namespace, names)
     if index is None:
-        send.record(b"A", f"NameError: no callable {names[0]} after loading the module")
+        send.record(b"A", f"NameError: no callable {names[0][:MAX_NAME_CHARS]} after loading the module")
         return
     send.raw(b"L" + index.to_bytes(1, "big"))
     answer(namespace[names[index]], request["batches"], request["chunk_sizes"], send)
@@ -554,7 +633,7 @@ def lock_down(request: dict, out: int, options: Options, capabilities: dict, scr
     os.chdir(options.scratch)  # the tmpfs mounted after we got here, or the read-only empty directory
     pid = os.getpid()
     if capabilities["landlock"]:
-        readable = [*options.readable, f"/proc/{pid}"]
+        readable = list(options.readable)  # no /proc, not even its own (host paths in mountinfo)
         writable = ["/dev/null", *([options.scratch] if scratch_writable else [])]
         jail.landlock_restrict(capabilities["landlock"], readable, writable)
     if capabilities["seccomp"] is None:
