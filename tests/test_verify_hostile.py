@@ -571,3 +571,17 @@ def test_the_workers_are_fitted_to_the_hosts_available_memory() -> None:
     assert lowered == available // per_worker and "lowered from 10000" in note
     with pytest.raises(UsageError, match="lower --candidate-memory-mb"):
         fit_workers(1, available + 1)
+
+
+# ---- issue 20: host facts --------------------------------------------------------------------------------
+
+
+def test_a_candidate_reads_no_host_facts(pool, dataset) -> None:
+    """No host RAM, uptime, host-wide process counts or mount table (sysinfo refused, no /proc); in
+    bubblewrap mode no host path (the interpreter and libraries at paths of ours) and nothing of /usr beyond
+    the interpreter's libraries."""
+    strict = pool.mode == "bwrap"
+    host_paths = [os.path.realpath(sys.base_prefix), str(REPO), "/work", "/root"] if strict else []
+    code = hostile("host_facts", strict=strict, host_paths="|".join(host_paths), phys_pages=os.sysconf("SC_PHYS_PAGES"))
+    assert_contained(verify_candidate(code, dataset, pool, is_code=True))
+    assert_honest(verify_candidate(HONEST, dataset, pool, is_code=True))

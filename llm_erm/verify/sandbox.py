@@ -30,11 +30,12 @@ earlier candidate touched, and watches it from outside (see worker.py):
 - `bwrap` mode (bubblewrap, the default): new pid/net/ipc/uts namespaces around the worker, an empty
   environment, a read-only filesystem of the interpreter's shared libraries (the loader's multiarch
   directory, not the rest of /usr), a private interpreter under /opt/llm-erm/python (no host path), the
-  site-packages under /opt/llm-erm/libN; a /proc of the sandbox's own pid namespace for the supervisor,
-  which Landlock keeps candidates out of.
+  site-packages under /opt/llm-erm/libN; a /proc of the sandbox's own pid namespace for the supervisor, of
+  which Landlock lets a candidate read only its own maps, status and stat (not mountinfo).
 - `rlimit` mode (opt-in, where bubblewrap is missing or cannot run): the same supervisor, limits and
   seccomp filter in plain processes; Landlock gives the same read-only view (no home, no checkout, no
-  datasets, no /proc at all, so no orchestrator environment) and no network; Landlock is required.
+  datasets, of /proc only its own maps, status and stat, so no orchestrator environment) and no network;
+  Landlock is required.
 
 What a candidate can still learn of the host, and what it still shares with other candidates, is
 written down here because none of it carries label information:
@@ -49,7 +50,8 @@ written down here because none of it carries label information:
   filesystem on tmpfs would close it, at the cost of the libraries' size in memory).
 - the kernel's version (uname), the CPU count and features (cpuid, sched_getaffinity; in rlimit mode
   /sys/devices/system/cpu), the clock: the same for everyone, no labels in them. No host RAM, uptime or
-  host-wide process count (sysinfo refused, no /proc), no host path (mountinfo unreachable; the
+  host-wide process count (sysinfo refused, /proc closed but for its own maps, status and stat), no host
+  path (mountinfo unreachable; the
   interpreter and libraries are mounted at paths of ours in bwrap mode; rlimit mode's own paths are the
   host's interpreter paths, which Landlock lets it read).
 - kernel memory that no limit charges to it: negative dentries (stat() of missing names: reclaimable
@@ -442,7 +444,7 @@ class Sandbox:
         per_candidate = ["ipc", "mount"] if caps["namespaces"] else []
         if self._launch.mode == "bwrap":
             filesystem = ("bubblewrap: read-only shared libraries of the interpreter (not the rest of /usr), the "
-                          "interpreter under /opt/llm-erm/python, site-packages; no /proc for candidates")
+                          "interpreter under /opt/llm-erm/python, site-packages; of /proc a candidate's own maps, status, stat")
             network = "none: network namespace; sockets refused by seccomp"
             around = ["pid", "net", "ipc", "uts"] + (["user"] if not caps["root"] else [])
         else:

@@ -633,7 +633,8 @@ def lock_down(request: dict, out: int, options: Options, capabilities: dict, scr
     os.chdir(options.scratch)  # the tmpfs mounted after we got here, or the read-only empty directory
     pid = os.getpid()
     if capabilities["landlock"]:
-        readable = list(options.readable)  # no /proc, not even its own (host paths in mountinfo)
+        # Of /proc, only its own memory map and status: not mountinfo (host paths), nothing host-wide.
+        readable = [*options.readable, f"/proc/{pid}/maps", f"/proc/{pid}/status", f"/proc/{pid}/stat"]
         writable = ["/dev/null", *([options.scratch] if scratch_writable else [])]
         jail.landlock_restrict(capabilities["landlock"], readable, writable)
     if capabilities["seccomp"] is None:
