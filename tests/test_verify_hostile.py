@@ -585,3 +585,32 @@ def test_a_candidate_reads_no_host_facts(pool, dataset) -> None:
     code = hostile("host_facts", strict=strict, host_paths="|".join(host_paths), phys_pages=os.sysconf("SC_PHYS_PAGES"))
     assert_contained(verify_candidate(code, dataset, pool, is_code=True))
     assert_honest(verify_candidate(HONEST, dataset, pool, is_code=True))
+
+
+def test_an_answer_the_journal_cannot_store_fails_its_attempt_once_and_is_not_bought_on_resume(tmp_path) -> None:
+    """Where the journal cannot be written at all (here its directory is a file), the answer is an error
+    of its attempt, recorded in the ledger; a resume finds the trial finished and calls nobody."""
+    from llm_erm import GridConfig, run_grid
+    from llm_erm.proposers.wire_server import Reply, WireServer
+    from llm_erm.results import ledger
+    from llm_erm.results.journal import JOURNAL_DIR
+
+    sold = []
+
+    def model(endpoint: str, body: dict) -> Reply:
+        sold.append(body.get("seed"))
+        return Reply("```python\n" + HONEST + "```\n", prompt_tokens=100, completion_tokens=50)
+
+    run_dir = tmp_path / "results" / "j"
+    run_dir.mkdir(parents=True)
+    (run_dir / JOURNAL_DIR).write_text("not a directory")
+    with WireServer(model) as server:
+        config = {"functions": ["fn_a"], "lengths": [20], "attempts": 1, "trials": 1, "test_size": 200,
+                  "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10},
+                  "concurrency": 1, "verify_workers": 1, "analyze": False, "run_id": "j",
+                  "results_dir": str(tmp_path / "results"), "datasets_dir": str(tmp_path / "datasets")}
+        run_grid(GridConfig(**config))
+        run_grid(GridConfig(**config))
+    assert len(sold) == 1
+    (row,) = ledger.read_attempts(run_dir).to_pylist()
+    assert row["status"] == "unstorable" and "could not be journaled" in row["propose_error"], row

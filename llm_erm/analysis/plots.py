@@ -43,7 +43,7 @@ STATUS_COLOURS = dict(
     zip(
         STATUSES,
         ["#2ca02c", "#393b79", "#7f7f7f", "#ff7f0e", "#bcbd22", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-         "#17becf", "#c7c7c7"],
+         "#17becf", "#c7c7c7", "#8c6d31"],
         strict=True,
     )
 )

@@ -42,7 +42,7 @@ from llm_erm.results import ledger
 from llm_erm.results.journal import Journal, request_key, sha256_text
 from llm_erm.results.progress import pending, running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
-from llm_erm.results.schema import SKIPPED_BUDGET
+from llm_erm.results.schema import SKIPPED_BUDGET, UNSTORABLE
 from llm_erm.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
@@ -344,6 +344,8 @@ class GridRun:
             if isinstance(answer, str):  # skipped for budget, or the call failed: the row says which
                 row = attempt_row(identity=identity, attempt=attempt, skipped=answer == SKIPPED_BUDGET,
                                   propose_error=None if answer == SKIPPED_BUDGET else answer)
+                if isinstance(answer, _Unstorable):  # paid for: recorded once, never bought again by a resume
+                    row["status"] = UNSTORABLE
                 self.hooks.event(Event("attempt", label, row.get("propose_error") or "skipped: budget spent",
                                        {"row": row}))
                 return {**row, "seed": seed}
@@ -381,7 +383,7 @@ class GridRun:
             try:
                 return self.journal.append(key, {**record, **answer.to_dict()})
             except Exception as exc:  # noqa: BLE001 - an answer that cannot be stored fails its attempt, recorded
-                return f"the answer could not be journaled ({type(exc).__name__}: {exc})"
+                return _Unstorable(f"the answer could not be journaled ({type(exc).__name__}: {exc})")
 
     def identity(self, cell: Cell, work: Work) -> dict[str, Any]:
         """The columns every row of the trial shares."""
@@ -505,6 +507,10 @@ def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:
 def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
     """Submit with the caller's context variables, so hooks (a Prefect flow run's context) see them."""
     return pool.submit(contextvars.copy_context().run, fn, *args)
+
+
+class _Unstorable(str):
+    """The error of an answer that arrived but could not be journaled."""
 
 
 def _as_completed(futures: dict[Future, str]):

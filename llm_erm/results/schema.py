@@ -18,7 +18,10 @@ VERIFY_STATUSES = (
 )
 PROPOSE_ERROR = "propose_error"  # the proposer failed permanently (or ran out of retries)
 SKIPPED_BUDGET = "skipped_budget"  # never called: the run's budget was spent
-STATUSES = VERIFY_STATUSES + (PROPOSE_ERROR, SKIPPED_BUDGET)
+# The answer arrived (and was paid for) but the journal could not store it: an error of that attempt,
+# recorded here once and never bought again by a resume (unlike propose_error).
+UNSTORABLE = "unstorable"
+STATUSES = VERIFY_STATUSES + (PROPOSE_ERROR, SKIPPED_BUDGET, UNSTORABLE)
 
 ATTEMPT_SCHEMA = pa.schema(
     [
