@@ -51,9 +51,10 @@ written down here because none of it carries label information:
 - the kernel's version (uname), the CPU count and features (cpuid, sched_getaffinity; in rlimit mode
   /sys/devices/system/cpu), the clock: the same for everyone, no labels in them. No host RAM, uptime or
   host-wide process count (sysinfo refused, /proc closed but for its own maps, status and stat), no host
-  path (mountinfo unreachable; the
-  interpreter and libraries are mounted at paths of ours in bwrap mode; rlimit mode's own paths are the
-  host's interpreter paths, which Landlock lets it read).
+  path in bwrap mode (mountinfo unreachable; the interpreter and libraries at paths of ours; the files
+  an install leaves in site-packages that name the checkout, an editable finder, .pth, direct_url.json,
+  read as empty). rlimit mode shows the host's paths of the interpreter and site-packages it reads
+  (Landlock cannot rename paths).
 - kernel memory that no limit charges to it: negative dentries (stat() of missing names: reclaimable
   slab, growing with CPU time, not memory; the kernel reclaims them under pressure), VMAs and page tables
   (at most vm.max_map_count VMAs, a global setting no process can lower for itself: counted in
@@ -702,6 +703,18 @@ def _launch_for(mode: str, scratch: str) -> _Launch:
     return _Launch(mode, tuple(_bwrap_argv(python, libraries)))
 
 
+def _host_path_files(library: str) -> list[str]:
+    """Files of a site-packages directory (relative paths) that record host paths rather than code."""
+    names = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(library):
+            if entry.name.startswith("__editable__") or entry.name.endswith(".pth"):
+                names.append(entry.name)
+            elif entry.name.endswith(".dist-info") and os.path.exists(os.path.join(entry.path, "direct_url.json")):
+                names.append(f"{entry.name}/direct_url.json")
+    return sorted(names)
+
+
 BWRAP_READABLE = ("/usr", "/lib", "/lib64", "/opt/llm-erm", "/etc/ld.so.cache", "/dev/null", "/dev/zero",
                   "/dev/urandom")  # everything mounted, /proc and /dev's others apart
 
@@ -742,6 +755,10 @@ def _bwrap_argv(python: str, libraries: list[str]) -> list[str]:
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
     binds += [(path, f"/opt/llm-erm/lib{i}") for i, path in enumerate(libraries)]
+    # Files that name host paths (an editable install's finder and .pth, direct_url.json: the checkout's
+    # path) read as empty; none of them is imported under `python -S`.
+    binds += [("/dev/null", f"/opt/llm-erm/lib{i}/{name}") for i, path in enumerate(libraries)
+              for name in _host_path_files(path)]
     binds.append(("/etc/ld.so.cache", "/etc/ld.so.cache"))
     for name, value in env.items():
         argv += ["--setenv", name, value]

@@ -3,6 +3,7 @@
 # interpreter's libraries. An honest parity program (fn_a) that raises, naming what it read, when
 # anything got through.
 import ctypes
+import glob
 import os
 import sys
 
@@ -34,6 +35,14 @@ def leaks():
     if STRICT:
         seen = [sys.executable, sys.prefix, sys.base_prefix, os.__file__, *sys.path, os.environ.get("PATH", ""),
                 os.environ.get("LD_LIBRARY_PATH", "")]
+        for directory in sys.path:  # what an install left behind: an editable finder, .pth, direct_url.json
+            for name in glob.glob(directory + "/__editable__*") + glob.glob(directory + "/*.pth") + \
+                    glob.glob(directory + "/*.dist-info/direct_url.json"):
+                try:
+                    with open(name, errors="replace") as handle:
+                        seen.append(handle.read())
+                except OSError:
+                    pass
         found += [f"host path {path}" for path in HOST_PATHS if any(path in text for text in seen)]
         found += [path for path in NOT_MOUNTED if os.path.exists(path)]
     return found
