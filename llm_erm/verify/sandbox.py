@@ -37,8 +37,9 @@ earlier candidate touched, and watches it from outside (see worker.py):
   datasets, of /proc only its own maps, status and stat, so no orchestrator environment) and no network;
   Landlock is required.
 
-What a candidate can still learn of the host, and what it still shares with other candidates, is
-written down here because none of it carries label information:
+What a candidate can still learn of the host, and what it still shares with other candidates, is written
+down here: none of it carries label information, except the one residual channel named as such (the
+timing of cold reads):
 - read-only files (the shared libraries, the interpreter, site-packages): the same bytes for every
   candidate. Their page-cache residency is host state, so every call that reveals or changes it on
   purpose is refused (mincore, fadvise64, readahead, cachestat, remap_file_pages, preadv2/pwritev2 with
