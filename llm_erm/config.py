@@ -243,7 +243,21 @@ class GridConfig(BaseModel):
         return self.model_copy(update={"proposer": self.proposer.resolved()})
 
     def identity(self) -> dict:
-        return self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        """What determines the answers and their scores, by content: the prompt template's text (not its
+        path), the replay source's recorded answers, the table and labelled files' bytes; never a path,
+        so `./t.txt` and `t.txt` are one run and an edited template is another."""
+        data = self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        if self.prompt_template:
+            data["prompt_template"] = "sha256:" + _sha256(self.template_text() or "")
+        data["proposer"] = _proposer_identity(data["proposer"])
+        for method in data["methods"]:
+            if method.get("proposer"):
+                method["proposer"] = _proposer_identity(method["proposer"])
+        if data.get("functions"):
+            data["functions"] = [_file_identity(f) if _is_file_target(f) else f for f in data["functions"]]
+        if self.table_files:
+            data["table_files"] = {key: _file_identity(path) for key, path in sorted(self.table_files.items())}
+        return data
 
     def resolved_run_id(self) -> str:
         if self.run_id:
@@ -253,6 +267,13 @@ class GridConfig(BaseModel):
 
     def run_dir(self) -> Path:
         return Path(self.results_dir).resolve() / self.resolved_run_id()
+
+    def template_record(self) -> dict[str, str] | None:
+        """The prompt template as the manifest records it: where it was read, its digest and its text."""
+        text = self.template_text()
+        if text is None:
+            return None
+        return {"path": str(self.prompt_template), "sha256": _sha256(text), "text": text}
 
     def template_text(self) -> str | None:
         """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""
@@ -270,6 +291,34 @@ class GridConfig(BaseModel):
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _is_file_target(function: str) -> bool:
+    from llm_erm.datasets.targets import FILE_SUFFIXES
+
+    return function.lower().endswith(FILE_SUFFIXES)
+
+
+def _file_identity(path: str) -> str:
+    """A file by its bytes (its name is where it was read, not what it holds); a file that cannot be read
+    keeps its path here, and the dataset step refuses it with its own message."""
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return str(path)
+
+
+def _proposer_identity(proposer: dict[str, Any]) -> dict[str, Any]:
+    """A proposer's settings with the replay source as the digest of its recorded answers."""
+    if not proposer.get("replay_from"):
+        return proposer
+    from llm_erm.proposers.replay import source_digest
+
+    return {**proposer, "replay_from": "sha256:" + source_digest(Path(proposer["replay_from"]))}
 
 
 def describe_error(exc: ValidationError) -> str:

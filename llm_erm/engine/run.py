@@ -170,6 +170,8 @@ class GridRun:
             "run_id": self.run_id,
             # what the user set; every default is in GridConfig, and what each proposer really sends is below
             "config": self.config.model_dump(mode="json", exclude_defaults=True),
+            # the template's text and digest: the run id is derived from them, not from the file's path
+            "prompt_template": self.config.template_record(),
             "methods": [{"label": m.resolved_label, "method": m.method, "n_train": m.n_train} for m in self.methods],
             "proposers": self.providers,
             "selection_rule": self.rule.name,
@@ -463,16 +465,26 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
 
 def run_trial(config: GridConfig, target: str, length: int, trial: int = 1, method: str | None = None,
               hooks: Hooks | None = None) -> TrialResult:
-    """One trial of one cell (and method: the grid's first by default), written to the run's ledger like any
-    other; a finished one is run again."""
-    config = config.model_copy(update={"functions": [target], "lengths": [length]})
+    """One trial of one of the grid's cells (and methods: the grid's first by default), in the grid's own run:
+    the same run id, ledger and journal as `run_grid(config)`. A finished trial is read back from the ledger,
+    not run again; an unfinished one reuses every answer the journal holds."""
     with GridRun(config, hooks) as run:
-        run.write_manifest()
         chosen = next((m for m in run.methods if method in (None, m.resolved_label)), None)
         if chosen is None:
             raise UsageError(f"no method {method!r} in this grid: use one of "
-                                            f"{', '.join(m.resolved_label for m in run.methods)}")
-        work = Work(chosen, method_spec(chosen, run.specs[0]), trial)
+                             f"{', '.join(m.resolved_label for m in run.methods)}")
+        spec = next((s for s in run.specs if (s.target, s.length) == (target, length)), None)
+        if spec is None or not 1 <= trial <= run.config.trials:
+            cells = ", ".join(cell_label(s) for s in run.specs)
+            raise UsageError(f"{target} L{length} trial {trial} is not in this grid (cells: {cells}; trials "
+                             f"1..{run.config.trials}): add it to the config's functions, lengths or trials")
+        work = Work(chosen, method_spec(chosen, spec), trial)
+        if work not in run.pending([spec]):  # done: its rows, as the ledger holds them
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(ledger.trial_path(run.run_dir, *work.key)).to_pylist()
+            return TrialResult(spec.target, spec.length, trial, rows, work.label)
+        run.write_manifest()
         return run.trial(run.prepare(work.spec, chosen.method == ERM), work)
 
 
