@@ -22,6 +22,8 @@ from llm_erm.proposers.config import ProposerConfig
 SandboxMode = Literal["bwrap", "rlimit", "auto"]
 ERM, ICL = "erm", "icl"
 TRAINED = ("sgd", "finetune", "xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")
+# The sandbox's own bound (llm_erm.verify.sandbox): refused here, by the option's name, before Prefect starts.
+MAX_CANDIDATE_TIMEOUT_S = 60.0
 METHODS = (ERM, ICL, *TRAINED)  # what a grid compares: llm_erm.methods has the trained learners
 
 
@@ -128,8 +130,9 @@ class GridConfig(BaseModel):
     selection: str = Field("erm", description="erm (highest validation accuracy) | shortest (the smallest "
                            "program among the best)")
     sanitize: bool = Field(True, description="Strip comments and docstrings the program cannot observe")
-    candidate_timeout_s: float = Field(0.01, gt=0, description="CPU seconds a candidate may spend per input, "
-                                       "on average over each batch of inputs; machine load does not count")
+    candidate_timeout_s: float = Field(0.01, gt=0, le=MAX_CANDIDATE_TIMEOUT_S, description="CPU seconds a "
+                                       "candidate may spend per input, on average over each batch of inputs; "
+                                       "machine load does not count")
     candidate_memory_mb: int = Field(1024, ge=128, description="Memory limit of one candidate, in MB")
     sandbox: SandboxMode = Field("bwrap", description="bwrap (required by default) | rlimit (weaker: "
                                  "resource limits only, opt in) | auto (bwrap where it works)")

@@ -105,14 +105,12 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
 
     prepared: Prepared = run.methods_ready[work.label]
     settings, asker = prepared.settings, prepared.asker
-    dataset = cell.dataset
-    examples = dataset.split("train").lines + dataset.split("val").lines
-    test = dataset.split("test")
-    chosen = icl.test_selection(test.labels, settings["test_prompts"])
+    test = cell.dataset.split("test")
+    prompts = icl.test_prompts(cell.dataset, settings)  # the dry run counts these same prompts
+    chosen = [index for index, _ in prompts]
     parse = icl.PARSERS[settings["parser"]]
 
-    def one(index: int) -> dict[str, Any]:
-        prompt = icl.build_prompt(examples, test.texts[index], work.spec.length, dataset.target.alphabet)
+    def one(index: int, prompt: str) -> dict[str, Any]:
         digest = sha256_text(prompt)
         seed = attempt_seed(run.run_id, digest, work.trial, 1)
         key = request_key(run_id=run.run_id, method=work.label, proposer=prepared.provider, prompt_sha256=digest,
@@ -130,7 +128,7 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
                 "truncated_prompt": answer["usage"]["prompt_tokens"] < icl.TRUNCATION_RATIO * estimate_tokens(prompt),
                 "correct": predicted is not None and predicted == str(test.labels[index])}
 
-    futures = [submit(run.waves(), one, index) for index in chosen]
+    futures = [submit(run.waves(), one, index, prompt) for index, prompt in prompts]
     asked = [f.result() for f in futures]
     failed = [a for a in asked if "error" in a]
     answered = [a for a in asked if "answer" in a]

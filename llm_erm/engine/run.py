@@ -24,20 +24,21 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import llm_erm
 from llm_erm.budget import Budget
-from llm_erm.config import ERM, GridConfig, MethodSpec
+from llm_erm.config import ERM, GridConfig
 from llm_erm.datasets import Dataset, DatasetSpec, build_dataset
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
 from llm_erm.errors import UsageError
-from llm_erm.proposers import ProposeRequest, ProposerError, make_proposer
+from llm_erm.plan import Plan, Work, cell_label, method_spec, plan_run, work_items
+from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
 from llm_erm.results.journal import Journal, request_key, sha256_text
 from llm_erm.results.progress import pending, running_marker
@@ -52,27 +53,6 @@ def attempt_seed(run_id: str, prompt_sha256: str, trial: int, attempt: int) -> i
     """A sampling seed of its own per attempt: k attempts are k different, reproducible samples."""
     digest = hashlib.sha256(f"{run_id}|{prompt_sha256}|t{trial}|a{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def cell_label(spec: DatasetSpec) -> str:
-    return f"{spec.target} L{spec.length}"
-
-
-@dataclass(frozen=True)
-class Work:
-    """One trial of one method on one cell."""
-
-    method: MethodSpec
-    spec: DatasetSpec  # the dataset it learns from (the cell's, or a sample-size sweep point's)
-    trial: int
-
-    @property
-    def label(self) -> str:
-        return self.method.resolved_label
-
-    @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.label, self.spec.target, self.spec.length, self.trial)
 
 
 @dataclass(frozen=True)
@@ -103,31 +83,24 @@ class GridRun:
     """One run of a grid in this process. Everything that can refuse the run does so in the constructor,
     before any dataset, call or file; use it as a context manager (it owns worker processes)."""
 
-    def __init__(self, config: GridConfig, hooks: Hooks | None = None):
-        from llm_erm.engine import methods
-
-        self.config = config = config.resolved()
+    def __init__(self, config: GridConfig, hooks: Hooks | None = None, plan: Plan | None = None):
+        self.plan = plan = plan or plan_run(config)  # every refusal is the plan's
+        self.config = config = plan.config
         self.hooks = hooks or Hooks()
-        self.run_id = config.resolved_run_id()
-        self.run_dir = config.run_dir()
-        self.specs = config.dataset_specs()
-        self.methods = config.resolved_methods()
+        self.run_id = plan.run_id
+        self.run_dir = plan.run_dir
+        self.specs = plan.specs
+        self.methods = [m.spec for m in plan.methods.values()]
         self.several = len(self.methods) > 1  # labels appear in task-run names only when they tell apart
-        self.template = config.template_text()
+        self.template = plan.template
         self.rule = get_rule(config.selection)
         self.policy = RetryPolicy(retries=config.retries, first_delay_s=config.retry_delay_s,
                                   max_retry_after_s=config.max_retry_after_s)
-        self.proposers: dict[str, Any] = {}
-        self.providers: dict[str, dict[str, Any]] = {}
-        self.methods_ready: dict[str, Any] = {}  # label -> what a non-erm method prepared (settings, askers)
-        for method in self.methods:
-            if method.method == ERM:
-                proposer = make_proposer(config.method_proposer(method))
-                proposer.preflight()
-                self.proposers[method.resolved_label] = proposer
-                self.providers[method.resolved_label] = proposer.identity()
-            else:
-                self.methods_ready[method.resolved_label] = methods.prepare(config, method)
+        self.proposers: dict[str, Any] = {m.label: m.proposer for m in plan.methods.values() if m.proposer}
+        self.providers: dict[str, dict[str, Any]] = {label: self.proposers[label].identity()
+                                                     for label in self.proposers}
+        # label -> what a non-erm method prepared (settings, askers)
+        self.methods_ready: dict[str, Any] = {m.label: m.prepared for m in plan.methods.values() if m.prepared}
         self.stop = threading.Event()
         self.sandbox = open_sandbox(config) if self.proposers else None
         self.journal = Journal(self.run_dir)
@@ -191,32 +164,16 @@ class GridRun:
     # -- the run ------------------------------------------------------------------------------------
     def prepare(self, spec: DatasetSpec, with_prompt: bool = True) -> Cell:
         """A dataset (built, or verified and reused) and, for erm, its prompt."""
-        from llm_erm.proposers.prompt import build_prompt
-
         label = cell_label(spec)
 
         def prepare() -> Cell:
             dataset = _load(spec, Path(self.config.datasets_dir))
-            prompt = None
-            if with_prompt:
-                prompt = build_prompt(dataset, variant=self.config.prompt_variant, template=self.template)
-                self.check_prompt(label, prompt)
-            return Cell(spec, dataset, prompt)
+            return Cell(spec, dataset, self.plan.erm_prompt(dataset) if with_prompt else None)
 
         # one step (one task run under Prefect) per cell: generate the dataset, then build the prompt
         cell = self.hooks.step("prepare", f"prepare {label}{_size_suffix(spec, self.config)}", prepare)
         self.hooks.event(Event("cell", label, f"dataset {cell.dataset.path}"))
         return cell
-
-    def check_prompt(self, label: str, prompt: str) -> None:
-        """Refuse a prompt a proposer's server cannot take (too long for its context), before any call."""
-        for proposer in self.proposers.values():
-            check = getattr(proposer, "check_prompt", None)
-            if check is not None:
-                try:
-                    check(prompt)
-                except UsageError as exc:
-                    raise UsageError(f"{label}: {exc}") from None
 
     def run(self, todo: Sequence[Work]) -> GridResult:
         """Every trial in `todo`: datasets are prepared on a small pool and each one's trials start on the
@@ -414,21 +371,6 @@ class GridRun:
                 workers = self.config.concurrency * max(self.config.wave_size, 2)
                 self._wave_pool = ThreadPoolExecutor(workers, thread_name_prefix="llm-erm-calls")
             return self._wave_pool
-
-
-def method_spec(method: MethodSpec, spec: DatasetSpec) -> DatasetSpec:
-    """The dataset a method learns from: the cell's, or a sample-size point's (train = val = n/2)."""
-    if method.n_train is None:
-        return spec
-    sized = replace(spec, train_size=method.n_train // 2, val_size=method.n_train // 2)
-    sized.validate()
-    return sized
-
-
-def work_items(config: GridConfig, specs: Sequence[DatasetSpec]) -> list[Work]:
-    """Every trial of the grid's cells, in grid order: cell, then method, then trial."""
-    return [Work(method, method_spec(method, spec), t) for spec in specs for method in config.resolved_methods()
-            for t in range(1, config.trials + 1)]
 
 
 def aggregate(run_dir: Path) -> list[dict[str, Any]]:
