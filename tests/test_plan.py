@@ -26,7 +26,8 @@ def answer(endpoint: str, body: dict) -> Reply:
     match = TEST_INPUT.search(prompt_of(body))
     if match is None:
         return Reply(f"```python\n{WRONG}\n```", prompt_tokens=10, completion_tokens=10)
-    return Reply('{"label": "%d"}' % (match.group(1).count("1") % 2), prompt_tokens=10, completion_tokens=3)
+    label = match.group(1).count("1") % 2
+    return Reply(f'{{"label": "{label}"}}', prompt_tokens=10, completion_tokens=3)
 
 
 def grid(tmp_path: Path, server_url: str, **overrides) -> GridConfig:
