@@ -86,7 +86,8 @@ class _Job:
 
 
 def supports_batch(proposer: Any) -> bool:
-    return all(hasattr(proposer, name) for name in ("batch_body", "batch_client", "proposal_from_body",
+    return all(hasattr(proposer, name) for name in ("batch_body", "batch_upload", "batch_create", "batch_list",
+                                                    "batch_retrieve", "batch_file_text", "proposal_from_body",
                                                     "batch_endpoint"))
 
 
@@ -232,28 +233,26 @@ class _Batches:
 
     # -- submitting -------------------------------------------------------------------------------
     def _submit(self, jobs: list[_Job], label: str) -> dict[str, Any]:
-        client = self.proposer.batch_client()
-        endpoint = self.proposer.batch_endpoint
+        proposer = self.proposer
+        endpoint = proposer.batch_endpoint
         tag = hashlib.sha256("\n".join(sorted(j.key for j in jobs)).encode()).hexdigest()[:32]
         metadata = {"llm_erm_run": self.run.run_id[:512], "llm_erm_requests": tag}
-        batch = self._find_created(client, metadata)
+        batch = self._find_created(metadata)
         if batch is None:
             lines = [{"custom_id": j.key, "method": "POST", "url": endpoint,
                       "body": self.proposer.batch_body(ProposeRequest(prompt=j.trial.cell.prompt, trial=j.trial.trial,
                                                                       attempt=j.attempt, seed=j.seed))}
                      for j in jobs]
             data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-            file = self._call("upload the batch input", lambda: client.files.create(
-                file=(f"llm-erm-{tag}.jsonl", data, "application/jsonl"), purpose="batch"))
+            file_id = self._call("upload the batch input", lambda: proposer.batch_upload(f"llm-erm-{tag}.jsonl", data))
             retried = [False]
 
             def create() -> Any:
                 # A retry after a timeout may find the batch the first try created: never create it twice.
-                if retried[0] and (found := self._find_created(client, metadata)) is not None:
+                if retried[0] and (found := self._find_created(metadata)) is not None:
                     return found
                 retried[0] = True
-                return client.batches.create(input_file_id=file.id, endpoint=endpoint,
-                                             completion_window=COMPLETION_WINDOW, metadata=metadata)
+                return proposer.batch_create(file_id, metadata, COMPLETION_WINDOW)
 
             batch = self._call("create the batch", create)
         record = self.run.journal.append(f"batch:{batch.id}", {
@@ -264,13 +263,10 @@ class _Batches:
         self.run.hooks.event(Event("batch", label, f"batch {batch.id} submitted: {len(jobs)} request(s)"))
         return record
 
-    def _find_created(self, client: Any, metadata: dict[str, str]) -> Any | None:
+    def _find_created(self, metadata: dict[str, str]) -> Any | None:
         """A batch with this metadata that the journal does not know yet (created just before a kill)."""
         known = {r.get("batch_id") for r in self.run.journal.records() if r.get("kind") == BATCH}
-        page = self._call("list batches", lambda: client.batches.list(limit=100))
-        for seen, batch in enumerate(page):  # the SDK pages on by itself
-            if seen >= FIND_LIMIT:
-                break
+        for batch in self._call("list batches", lambda: self.proposer.batch_list(FIND_LIMIT)):
             if (batch.metadata or {}) == metadata and batch.id not in known:
                 return batch
         return None
@@ -279,11 +275,10 @@ class _Batches:
     def _finish(self, record: dict[str, Any], failures: dict[str, Any], fresh: set[str]) -> None:
         """Poll a batch until it ends, journal its answers, and note the requests it did not answer."""
         batch_id = record["batch_id"]
-        client = self.proposer.batch_client()
         started = time.monotonic()
         try:
-            batch = self._poll(client, batch_id)
-            mine = self._ingest(client, record, batch, started, fresh)
+            batch = self._poll(batch_id)
+            mine = self._ingest(record, batch, started, fresh)
         except ProposerError as exc:
             # Not ended as far as we know: no batch_end record, so a re-run polls it again (never resubmits).
             message = f"{type(exc).__name__}: batch {batch_id} could not be read: {exc}; re-run to pick it up"
@@ -295,10 +290,10 @@ class _Batches:
             "failed": mine, "request_counts": _counts(batch),
         })
 
-    def _poll(self, client: Any, batch_id: str) -> Any:
+    def _poll(self, batch_id: str) -> Any:
         last = None
         while True:
-            batch = self._call("check the batch", lambda: client.batches.retrieve(batch_id))
+            batch = self._call("check the batch", lambda: self.proposer.batch_retrieve(batch_id))
             state = (batch.status, json.dumps(_counts(batch), sort_keys=True))
             if state != last:
                 self.run.hooks.event(Event("batch", batch_id, f"batch {batch_id}: {batch.status} {_counts(batch)}"))
@@ -308,7 +303,7 @@ class _Batches:
             if self.run.stop.wait(self.cfg.batch_poll_s):
                 raise Interrupted("the run is stopping (the batch stays journaled: a re-run picks it up)")
 
-    def _ingest(self, client: Any, record: dict[str, Any], batch: Any, started: float,
+    def _ingest(self, record: dict[str, Any], batch: Any, started: float,
                 fresh: set[str]) -> dict[str, str]:
         journal = self.run.journal
         jobs: dict[str, dict[str, Any]] = record["jobs"]
@@ -321,7 +316,7 @@ class _Batches:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            text = self._call("download the batch results", lambda fid=file_id: client.files.content(fid).text)
+            text = self._call("download the batch results", lambda fid=file_id: self.proposer.batch_file_text(fid))
             for line in text.splitlines():
                 try:
                     item = json.loads(line)
@@ -352,20 +347,9 @@ class _Batches:
 
     # -- calls ------------------------------------------------------------------------------------
     def _call(self, what: str, call: Callable[[], T]) -> T:
-        """One Batch API call, with the run's retries; failures as ProposerError naming what failed."""
-        import openai
-
-        from llm_erm.proposers.openai_api import classify_error
-
-        url = f"{self.proposer.batch_client().base_url}"
-
-        def once() -> T:
-            try:
-                return call()
-            except openai.OpenAIError as exc:
-                raise classify_error(exc, url, self.cfg, what) from exc
-
-        return call_with_retries(once, self.run.policy, self.run.stop, on_retry=lambda n, delay, exc: self.run.hooks.event(
+        """One Batch API operation of the proposer (its failures are ProposerErrors naming `what`), with the
+        run's retries."""
+        return call_with_retries(call, self.run.policy, self.run.stop, on_retry=lambda n, delay, exc: self.run.hooks.event(
             Event("retry", "batch", f"{what}: retry {n}/{self.run.policy.retries} in {delay:.1f} s: {exc}")))
 
 
