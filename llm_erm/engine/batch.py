@@ -31,19 +31,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llm_erm.engine.calls import Request, request
 from llm_erm.engine.hooks import Event
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, call_with_retries
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
-from llm_erm.results.journal import request_key
 from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial
 from llm_erm.results.schema import SKIPPED_BUDGET
 
 if TYPE_CHECKING:
-    from llm_erm.engine.run import Cell, GridRun, Work
+    from llm_erm.engine.run import Cell, GridRun
+    from llm_erm.plan import Work
 
 T = TypeVar("T")
 BATCH, BATCH_END = "batch", "batch_end"  # the journal records of this module
@@ -70,19 +71,23 @@ class _Trial:
 
 @dataclass(frozen=True)
 class _Job:
-    """One attempt of one trial in a wave."""
+    """One attempt of one trial in a wave: the same request (key, seed, record) a plain call would make."""
 
     trial: _Trial
     attempt: int
-    seed: int
-    key: str
+    call: Request
+
+    @property
+    def key(self) -> str:
+        return self.call.key
+
+    @property
+    def seed(self) -> int:
+        return self.call.seed
 
     def describe(self) -> dict[str, Any]:
         """What the journal's batch record keeps of the job, to journal its answer in any later session."""
-        spec = self.trial.cell.spec
-        return {"method": self.trial.work.label, "target": spec.target, "length": spec.length,
-                "trial": self.trial.trial, "attempt": self.attempt, "seed": self.seed,
-                "prompt_sha256": self.trial.cell.prompt_sha256}
+        return self.call.describe()
 
 
 def supports_batch(proposer: Any) -> bool:
@@ -106,8 +111,6 @@ def run_batched(run: GridRun, todo: Sequence[Work]) -> GridResult:
 
 
 def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
-    from llm_erm.engine.run import attempt_seed
-
     label = todo[0].label
     proposer = run.proposers[label]
     if not supports_batch(proposer):
@@ -128,10 +131,8 @@ def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
     verify = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="llm-erm-verify")
 
     def job(trial: _Trial, attempt: int) -> _Job:
-        cell = trial.cell
-        key = request_key(run_id=run.run_id, method=label, proposer=run.providers[label],
-                          prompt_sha256=cell.prompt_sha256, trial=trial.trial, attempt=attempt)  # GridRun.attempt's
-        return _Job(trial, attempt, attempt_seed(run.run_id, cell.prompt_sha256, trial.trial, attempt), key)
+        return _Job(trial, attempt, request(run.run_id, trial.work, run.providers[label], trial.cell.prompt_sha256,
+                                            attempt))
 
     def finish(trial: _Trial) -> None:
         rows = finish_trial(trial.rows, cfg.attempts, run.rule)

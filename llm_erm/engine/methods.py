@@ -17,11 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llm_erm.config import ICL, TRAINED, GridConfig, MethodSpec
-from llm_erm.results.journal import request_key, sha256_text
+from llm_erm.engine.calls import attempt_seed, request, submit
+from llm_erm.results.journal import sha256_text
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
 
 if TYPE_CHECKING:
-    from llm_erm.engine.run import Cell, GridRun, Work
+    from llm_erm.engine.run import Cell, GridRun
+    from llm_erm.plan import Work
 
 MAX_ANSWER_CHARS = 500  # of each icl answer kept in the row (the journal keeps them whole)
 # torch's seed and thread count are process-wide: two torch learners in one process run one at a time, so
@@ -66,8 +68,6 @@ def trial_of(method: str) -> Callable[[GridRun, Cell, Work, dict], list[dict[str
 
 
 def trial_seed(run: GridRun, cell: Cell, work: Work) -> int:
-    from llm_erm.engine.run import attempt_seed
-
     return attempt_seed(run.run_id, cell.dataset.dataset_id, work.trial, 0)
 
 
@@ -99,7 +99,6 @@ def learner_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]
 
 # -- in-context learning ----------------------------------------------------------------------------
 def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    from llm_erm.engine.run import attempt_seed, submit
     from llm_erm.methods import icl
     from llm_erm.plan import estimate_tokens
 
@@ -111,16 +110,11 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
     parse = icl.PARSERS[settings["parser"]]
 
     def one(index: int, prompt: str) -> dict[str, Any]:
-        digest = sha256_text(prompt)
-        seed = attempt_seed(run.run_id, digest, work.trial, 1)
-        key = request_key(run_id=run.run_id, method=work.label, proposer=prepared.provider, prompt_sha256=digest,
-                          trial=work.trial, attempt=1)
-        answer = run.journal.lookup(key)
+        call = request(run.run_id, work, prepared.provider, sha256_text(prompt), 1, kind="icl", test_index=index)
+        answer = run.journal.lookup(call.key)
         if answer is None:
-            answer = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, seed), key, {
-                "kind": "icl", "run_id": run.run_id, "method": work.label, "target": work.spec.target,
-                "length": work.spec.length, "trial": work.trial, "attempt": 1, "seed": seed, "test_index": index,
-                "prompt_sha256": digest, "provider": prepared.provider})
+            answer = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, call.seed), call.key,
+                              call.record)
             if isinstance(answer, str):
                 return {"index": index, "error": answer}
         predicted = parse(answer["text"])

@@ -16,8 +16,6 @@ those calls again.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import hashlib
 import importlib.metadata as md
 import platform
 import sys
@@ -33,6 +31,7 @@ import llm_erm
 from llm_erm.budget import Budget
 from llm_erm.config import ERM, GridConfig
 from llm_erm.datasets import Dataset, DatasetSpec, build_dataset
+from llm_erm.engine.calls import request, submit
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
@@ -40,19 +39,13 @@ from llm_erm.errors import UsageError
 from llm_erm.plan import Plan, Work, cell_label, method_spec, plan_run, work_items
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
-from llm_erm.results.journal import Journal, request_key, sha256_text
+from llm_erm.results.journal import Journal, sha256_text
 from llm_erm.results.progress import pending, running_marker
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET
 from llm_erm.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
-
-
-def attempt_seed(run_id: str, prompt_sha256: str, trial: int, attempt: int) -> int:
-    """A sampling seed of its own per attempt: k attempts are k different, reproducible samples."""
-    digest = hashlib.sha256(f"{run_id}|{prompt_sha256}|t{trial}|a{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -288,18 +281,14 @@ class GridRun:
         from llm_erm.verify import verify_candidate
 
         label = f"{self.trial_label(work)} a{attempt}"
-        seed = attempt_seed(self.run_id, cell.prompt_sha256, work.trial, attempt)
-        proposer, provider = self.proposers[work.label], self.providers[work.label]
-        key = request_key(run_id=self.run_id, method=work.label, proposer=provider,
-                          prompt_sha256=cell.prompt_sha256, trial=work.trial, attempt=attempt)
-        answer, reused = self.journal.lookup(key), True
+        proposer = self.proposers[work.label]
+        call = request(self.run_id, work, self.providers[work.label], cell.prompt_sha256, attempt)
+        seed = call.seed
+        answer, reused = self.journal.lookup(call.key), True
         if answer is None:
             reused = False
-            request = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
-            answer = self.call(label, lambda: proposer.propose(request), key, {
-                "kind": "answer", "run_id": self.run_id, "method": work.label, "target": work.spec.target,
-                "length": work.spec.length, "trial": work.trial, "attempt": attempt, "seed": seed,
-                "prompt_sha256": cell.prompt_sha256, "provider": provider})
+            asked = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
+            answer = self.call(label, lambda: proposer.propose(asked), call.key, call.record)
             if isinstance(answer, str):  # skipped for budget, or the call failed: the row says which
                 row = attempt_row(identity=identity, attempt=attempt, skipped=answer == SKIPPED_BUDGET,
                                   propose_error=None if answer == SKIPPED_BUDGET else answer)
@@ -451,11 +440,6 @@ def _load(spec: DatasetSpec, datasets_dir: Path) -> Dataset:
 def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:
     same = (spec.train_size, spec.val_size) == (config.train_size, config.val_size)
     return "" if same else f" n{spec.train_size + spec.val_size}"
-
-
-def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
-    """Submit with the caller's context variables, so hooks (a Prefect flow run's context) see them."""
-    return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
 def _as_completed(futures: dict[Future, str]):
