@@ -20,11 +20,16 @@ from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
 SandboxMode = Literal["bwrap", "rlimit", "auto"]
-ERM, ICL = "erm", "icl"
-TRAINED = ("sgd", "finetune", "xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")
+ERM, ICL = "erm", "icl"  # the other method kinds are the trained learners: see llm_erm.engine.methods.KINDS
 # The sandbox's own bound (llm_erm.verify.sandbox): refused here, by the option's name, before Prefect starts.
 MAX_CANDIDATE_TIMEOUT_S = 60.0
-METHODS = (ERM, ICL, *TRAINED)  # what a grid compares: llm_erm.methods has the trained learners
+
+
+def _kind(method: str):
+    """The registered kind of a method id (llm_erm.engine.methods.KINDS: erm, icl, the trained learners)."""
+    from llm_erm.engine.methods import KINDS
+
+    return KINDS.get(method)
 
 
 class MethodSpec(BaseModel):
@@ -57,8 +62,10 @@ class MethodSpec(BaseModel):
     @field_validator("method")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in METHODS:
-            raise ValueError(f"unknown method {value!r}: use one of {', '.join(METHODS)}")
+        if _kind(value) is None:
+            from llm_erm.engine.methods import KINDS
+
+            raise ValueError(f"unknown method {value!r}: use one of {', '.join(KINDS)}")
         return value
 
     @model_validator(mode="after")
@@ -69,7 +76,7 @@ class MethodSpec(BaseModel):
                              else "erm: n_train does not apply (set --train-size/--val-size)")
         if self.label is not None and (not self.label or any(c in self.label for c in "/\\ ")):
             raise ValueError(f"method label {self.label!r} must be a non-empty name without slashes or spaces")
-        if self.proposer and self.method not in (ERM, ICL):
+        if self.proposer and not self.calls_a_model:
             raise ValueError(f"{self.method} is a trained baseline: it has no proposer settings")
         return self
 
@@ -81,7 +88,7 @@ class MethodSpec(BaseModel):
 
     @property
     def calls_a_model(self) -> bool:
-        return self.method in (ERM, ICL)
+        return _kind(self.method).calls_model
 
 # Fields that do not change what is computed, and so not the default run id: where results go, how fast
 # they are computed, how failures are retried and whether anything is spent.
@@ -192,7 +199,7 @@ class GridConfig(BaseModel):
             return list(self.methods)
         out = []
         for spec in self.methods:
-            if spec.method in (ERM, ICL) or spec.n_train is not None:
+            if spec.calls_a_model or spec.n_train is not None:
                 out.append(spec)
             else:
                 default = self.train_size + self.val_size

@@ -149,7 +149,7 @@ def plan_run(config: GridConfig) -> Plan:
     template = config.template_text()
     planned: dict[str, MethodPlan] = {}
     for method in config.resolved_methods():
-        if method.method == ERM:
+        if methods.get_kind(method.method).prepare is None:  # erm: the proposer is made here
             proposer = make_proposer(config.method_proposer(method))
             proposer.preflight()
             planned[method.resolved_label] = MethodPlan(method, proposer=proposer)

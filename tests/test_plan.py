@@ -95,3 +95,28 @@ def test_a_refusal_comes_from_the_plan_before_anything_is_written(tmp_path):
             run_grid(config)
         assert not [r for r in server.requests if r.method == "POST"]
     assert not (tmp_path / "results").exists() and not (tmp_path / "datasets").exists()
+
+
+def test_a_new_method_kind_is_one_registration(tmp_path):
+    """The config, the plan and the engine read the registry: a kind registered here runs in a grid."""
+    from llm_erm.engine import methods
+    from llm_erm.engine.methods import KINDS, MethodKind, Prepared, register
+
+    def majority(run, cell, work, identity):
+        labels = cell.dataset.split("train").labels
+        guess = int(sum(labels) * 2 >= len(labels))
+        test = cell.dataset.split("test").labels
+        return [methods._row(identity, status="ok", test_acc=sum(y == guess for y in test) / len(test), cost_usd=0.0)]
+
+    register(MethodKind("majority", majority, lambda config, spec: Prepared(spec, dict(spec.settings))))
+    try:
+        config = GridConfig(functions=["fn_a"], lengths=[20], test_size=200, methods=["majority"], analyze=False,
+                            results_dir=str(tmp_path / "results"), datasets_dir=str(tmp_path / "datasets"))
+        assert dry_run(plan_run(config)).calls == 0
+        result = run_grid(config)
+        assert result.ok and [c["method_label"] for c in result.cells] == ["majority"]
+        assert result.cells[0]["test_mean"] == 0.5  # balanced test split
+    finally:
+        del KINDS["majority"]
+    with pytest.raises(UsageError, match="unknown method 'majority'"):
+        GridConfig.from_options(methods=["majority"])

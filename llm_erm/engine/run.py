@@ -242,7 +242,7 @@ class GridRun:
         from llm_erm.engine import methods
 
         label = self.trial_label(work)
-        body = self._erm_trial if work.method.method == ERM else methods.trial_of(work.method.method)
+        body = methods.get_kind(work.method.method).trial
         result = self.hooks.step("trial", f"trial {label}", lambda: self._write(cell, work, body))
         self.hooks.event(Event("trial", label, result.failure or "", {"result": result}))
         return result
@@ -255,8 +255,9 @@ class GridRun:
             ledger.write_trial(self.run_dir, *work.key, rows)
         return TrialResult(work.spec.target, work.spec.length, work.trial, rows, work.label)
 
-    @staticmethod
-    def _erm_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    def erm_trial(self, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+        """Propose, verify and select, attempt by attempt (or wave by wave), until the rule calls it solved."""
+        run = self
         cfg = run.config
         rows: list[dict[str, Any]] = []
         attempt = 1
