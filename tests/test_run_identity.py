@@ -13,6 +13,7 @@ from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
 from llm_erm import GridConfig  # noqa: E402
 from llm_erm.proposers.wire_server import WireServer  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
+from llm_erm.results.prompts import with_prompts  # noqa: E402
 
 TEMPLATE = "Learn f on {length} bits ({alphabet}).\n```\n{examples}\n```\nAnswer with Python code for f(x)."
 
@@ -75,7 +76,8 @@ def test_the_manifest_records_the_templates_digest_and_text(tmp_path):
 
     assert recorded["sha256"] == hashlib.sha256(TEMPLATE.encode()).hexdigest()
     # the prompts sent are the template's: every row's prompt starts with its text
-    assert all(r["prompt"].startswith("Learn f on 20 bits") for r in ledger.read_attempts(result.run_dir).to_pylist())
+    rows = with_prompts(result.run_dir, ledger.read_attempts(result.run_dir).to_pylist())
+    assert rows and all(r["prompt"].startswith("Learn f on 20 bits") for r in rows)
 
 
 def test_the_readme_notebook_snippet_run_trial_reads_the_grids_run_and_buys_nothing_again(tmp_path):

@@ -35,12 +35,12 @@ from llm_erm.engine.calls import Request, request
 from llm_erm.engine.hooks import Event
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, call_with_retries
+from llm_erm.engine.waves import trial_over, waves
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
 from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial
-from llm_erm.results.schema import SKIPPED_BUDGET
 
 if TYPE_CHECKING:
     from llm_erm.engine.run import Cell, GridRun
@@ -147,23 +147,19 @@ def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
     try:
         for trial in trials:
             trial.marker.enter_context(running_marker(run.run_dir, *trial.work.key))
-        first = 1
-        while first <= cfg.attempts and any(not t.done for t in trials):
-            wave = range(first, min(first + cfg.wave_size, cfg.attempts + 1))
+        for wave in waves(cfg.attempts, cfg.wave_size):  # the plain loop's waves, of every trial at once
             active = [t for t in trials if not t.done]
+            if not active:
+                break
             jobs = [job(t, a) for t in active for a in wave]
-            failures, fresh = batches.fetch(jobs, f"wave {first}" if len(wave) == 1 else f"wave {first}-{wave[-1]}")
+            name = f"wave {wave.start}" if len(wave) == 1 else f"wave {wave.start}-{wave[-1]}"
+            failures, fresh = batches.fetch(jobs, name)
             rows = list(verify.map(_row, [run] * len(jobs), jobs, [failures] * len(jobs), [fresh] * len(jobs)))
             for one, row in zip(jobs, rows, strict=True):
                 one.trial.rows.append(row)
             for trial in active:
-                if any(row["status"] == SKIPPED_BUDGET for row in trial.rows):
-                    trial.rows += [attempt_row(identity=trial.identity, attempt=a, skipped=True)
-                                   for a in range(wave.stop, cfg.attempts + 1)]
+                if trial_over(trial.rows, wave, cfg.attempts, run.rule, trial.identity):
                     finish(trial)
-                elif wave.stop > cfg.attempts or any(run.rule.solved(row) for row in trial.rows):
-                    finish(trial)
-            first = wave.stop
     except Interrupted:
         result.interrupted = True
     finally:

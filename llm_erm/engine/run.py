@@ -35,12 +35,14 @@ from llm_erm.engine.calls import request, submit
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
+from llm_erm.engine.waves import trial_over, waves
 from llm_erm.errors import UsageError
 from llm_erm.plan import Plan, Work, cell_label, method_spec, plan_run, work_items
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
 from llm_erm.results.journal import Journal, sha256_text
 from llm_erm.results.progress import pending, running_marker
+from llm_erm.results.prompts import store_prompt
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET
 from llm_erm.selection import get_rule
@@ -161,7 +163,10 @@ class GridRun:
 
         def prepare() -> Cell:
             dataset = _load(spec, Path(self.config.datasets_dir))
-            return Cell(spec, dataset, self.plan.erm_prompt(dataset) if with_prompt else None)
+            prompt = self.plan.erm_prompt(dataset) if with_prompt else None
+            if prompt is not None:
+                store_prompt(self.run_dir, prompt)  # once per run; the rows keep its hash
+            return Cell(spec, dataset, prompt)
 
         # one step (one task run under Prefect) per cell: generate the dataset, then build the prompt
         cell = self.hooks.step("prepare", f"prepare {label}{_size_suffix(spec, self.config)}", prepare)
@@ -257,25 +262,17 @@ class GridRun:
 
     def erm_trial(self, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
         """Propose, verify and select, attempt by attempt (or wave by wave), until the rule calls it solved."""
-        run = self
-        cfg = run.config
+        cfg = self.config
         rows: list[dict[str, Any]] = []
-        attempt = 1
-        while attempt <= cfg.attempts:
-            wave = range(attempt, min(attempt + cfg.wave_size, cfg.attempts + 1))
+        for wave in waves(cfg.attempts, cfg.wave_size):
             if len(wave) == 1:
-                rows.append(run.attempt(cell, work, attempt, identity))
+                rows.append(self.attempt(cell, work, wave.start, identity))
             else:
-                futures = [submit(run.waves(), run.attempt, cell, work, a, identity) for a in wave]
+                futures = [submit(self.waves(), self.attempt, cell, work, a, identity) for a in wave]
                 rows += [f.result() for f in futures]
-            attempt = wave.stop
-            if any(row["status"] == SKIPPED_BUDGET for row in rows):
-                rows += [attempt_row(identity=identity, attempt=a, skipped=True)
-                         for a in range(attempt, cfg.attempts + 1)]
+            if trial_over(rows, wave, cfg.attempts, self.rule, identity):
                 break
-            if any(run.rule.solved(row) for row in rows):
-                break
-        return finish_trial(rows, cfg.attempts, run.rule)
+        return finish_trial(rows, cfg.attempts, self.rule)
 
     def attempt(self, cell: Cell, work: Work, attempt: int, identity: dict[str, Any]) -> dict[str, Any]:
         """Propose (or find the answer in the journal), verify, and return the attempt's row."""
@@ -350,7 +347,7 @@ class GridRun:
             "request_params": request_params_json(provider),
             "tools": ",".join(provider.get("tools") or []) or None,
             "prompt_variant": self.config.prompt_variant if work.method.method == ERM else None,
-            "prompt": cell.prompt if work.method.method == ERM else None,
+            "prompt": None,  # stored once under prompts/<prompt_sha256>.txt (llm_erm.results.prompts)
             "prompt_sha256": cell.prompt_sha256 if work.method.method == ERM else None,
         }
 
