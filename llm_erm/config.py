@@ -247,6 +247,19 @@ class GridConfig(BaseModel):
                     **overrides.pop("proposer", {})}
         return cls.from_options(**{**data, **overrides, **({"proposer": proposer} if proposer else {})})
 
+    @classmethod
+    def recorded(cls, run_dir: Path) -> GridConfig:
+        """The config a run recorded in its manifest (what was set; every other field at its default), so a
+        later command (generalize, verify --run-id) scores with the run's own settings."""
+        from llm_erm.results.ledger import read_manifest
+
+        manifest = read_manifest(Path(run_dir))
+        try:
+            return cls(**{**(manifest.get("config") or {}), "run_id": manifest.get("run_id") or Path(run_dir).name})
+        except ValidationError as exc:
+            raise UsageError(f"the manifest of run {Path(run_dir).name} holds a config this version cannot read "
+                             f"({describe_error(exc)}): pass the settings as options") from None
+
     # -- derived ------------------------------------------------------------------------------------
     def resolved(self) -> GridConfig:
         """This config with the automatic choices made (the proposer kind), as a run records it."""
@@ -301,6 +314,12 @@ class GridConfig(BaseModel):
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs
+
+
+def default(field: str) -> Any:
+    """A GridConfig field's default: the one place every command reads its defaults from."""
+    info = GridConfig.model_fields[field]
+    return info.default_factory() if info.default_factory is not None else info.default
 
 
 def _sha256(text: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import typer
 
 from llm_erm.cli.options import MultiValueCommand
-from llm_erm.config import GridConfig, option_name
+from llm_erm.config import GridConfig, default, option_name
 from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
@@ -382,7 +382,7 @@ Examples:
 
 def status(
     run_id: str = typer.Option(..., help="The run to inspect."),
-    results_dir: str = typer.Option("results", help="Where runs are stored."),
+    results_dir: str = typer.Option(default("results_dir"), help="Where runs are stored."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -417,7 +417,7 @@ def export(
     run_id: str = typer.Option(..., help="The run to export."),
     format: str = typer.Option("jsonl", "--format", help="jsonl | csv"),
     output: Path = typer.Option(..., help="File to write (its directory must exist)."),
-    results_dir: str = typer.Option("results", help="Where runs are stored."),
+    results_dir: str = typer.Option(default("results_dir"), help="Where runs are stored."),
 ) -> None:
     from llm_erm.results.export import write_export
 

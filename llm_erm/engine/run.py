@@ -234,9 +234,10 @@ class GridRun:
         from llm_erm.analysis.generalize import generalize_run
 
         cfg = self.config
+        # the grid's own sandbox pool, with the run's bounds: no second pool of workers while it is open
         self.hooks.step("generalize", "generalize", lambda: generalize_run(
             self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir), sandbox_mode=cfg.sandbox,
-            time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb))
+            time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb, sandbox=self.sandbox))
 
     # -- one trial ----------------------------------------------------------------------------------
     def trial_label(self, work: Work) -> str:
