@@ -126,3 +126,21 @@ def test_run_trial_outside_the_grid_is_refused_by_name(tmp_path):
         run_trial(grid(tmp_path), "fn_b", 20)
     with pytest.raises(UsageError, match="trial 3 is not in this grid"):
         run_trial(grid(tmp_path), "fn_a", 20, trial=3)
+
+
+def test_the_readme_notebook_snippet_as_written(tmp_path, monkeypatch):
+    """The README's snippet itself, run in an empty folder: one run, and run_trial reads the grid's trial."""
+    import re
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"\*\*From a notebook\*\*.*?```python\n(.*?)```", readme, re.DOTALL)
+    assert block and "run_trial(" in block.group(1), "the README's notebook snippet moved: update this test"
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    runs = list((tmp_path / "results").iterdir())
+    assert [p.name for p in runs] == [scope["result"].run_id]  # "into the same ledger"
+    assert scope["result"].ok and scope["one"].complete
+    first = next(r for r in ledger.read_attempts(runs[0]).to_pylist()
+                 if (r["target"], r["length"], r["trial"], r["selected"]) == ("fn_a", 20, 1, True))
+    assert scope["one"].selected["test_acc"] == first["test_acc"] and scope["one"].selected["text"] == first["text"]
