@@ -20,9 +20,16 @@ from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
 SandboxMode = Literal["bwrap", "rlimit", "auto"]
-ERM, ICL = "erm", "icl"
-TRAINED = ("sgd", "finetune", "xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")
-METHODS = (ERM, ICL, *TRAINED)  # what a grid compares: llm_erm.methods has the trained learners
+ERM, ICL = "erm", "icl"  # the other method kinds are the trained learners: see llm_erm.engine.methods.KINDS
+# The sandbox's own bound (llm_erm.verify.sandbox): refused here, by the option's name, before Prefect starts.
+MAX_CANDIDATE_TIMEOUT_S = 60.0
+
+
+def _kind(method: str):
+    """The registered kind of a method id (llm_erm.engine.methods.KINDS: erm, icl, the trained learners)."""
+    from llm_erm.engine.methods import KINDS
+
+    return KINDS.get(method)
 
 
 class MethodSpec(BaseModel):
@@ -55,8 +62,10 @@ class MethodSpec(BaseModel):
     @field_validator("method")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value not in METHODS:
-            raise ValueError(f"unknown method {value!r}: use one of {', '.join(METHODS)}")
+        if _kind(value) is None:
+            from llm_erm.engine.methods import KINDS
+
+            raise ValueError(f"unknown method {value!r}: use one of {', '.join(KINDS)}")
         return value
 
     @model_validator(mode="after")
@@ -67,7 +76,7 @@ class MethodSpec(BaseModel):
                              else "erm: n_train does not apply (set --train-size/--val-size)")
         if self.label is not None and (not self.label or any(c in self.label for c in "/\\ ")):
             raise ValueError(f"method label {self.label!r} must be a non-empty name without slashes or spaces")
-        if self.proposer and self.method not in (ERM, ICL):
+        if self.proposer and not self.calls_a_model:
             raise ValueError(f"{self.method} is a trained baseline: it has no proposer settings")
         return self
 
@@ -79,7 +88,7 @@ class MethodSpec(BaseModel):
 
     @property
     def calls_a_model(self) -> bool:
-        return self.method in (ERM, ICL)
+        return _kind(self.method).calls_model
 
 # Fields that do not change what is computed, and so not the default run id: where results go, how fast
 # they are computed, how failures are retried and whether anything is spent.
@@ -128,8 +137,9 @@ class GridConfig(BaseModel):
     selection: str = Field("erm", description="erm (highest validation accuracy) | shortest (the smallest "
                            "program among the best)")
     sanitize: bool = Field(True, description="Strip comments and docstrings the program cannot observe")
-    candidate_timeout_s: float = Field(0.01, gt=0, description="CPU seconds a candidate may spend per input, "
-                                       "on average over each batch of inputs; machine load does not count")
+    candidate_timeout_s: float = Field(0.01, gt=0, le=MAX_CANDIDATE_TIMEOUT_S, description="CPU seconds a "
+                                       "candidate may spend per input, on average over each batch of inputs; "
+                                       "machine load does not count")
     candidate_memory_mb: int = Field(1024, ge=128, description="Memory limit of one candidate, in MB")
     sandbox: SandboxMode = Field("bwrap", description="bwrap (required by default) | rlimit (weaker: "
                                  "resource limits only, opt in) | auto (bwrap where it works)")
@@ -189,7 +199,7 @@ class GridConfig(BaseModel):
             return list(self.methods)
         out = []
         for spec in self.methods:
-            if spec.method in (ERM, ICL) or spec.n_train is not None:
+            if spec.calls_a_model or spec.n_train is not None:
                 out.append(spec)
             else:
                 default = self.train_size + self.val_size
@@ -237,13 +247,40 @@ class GridConfig(BaseModel):
                     **overrides.pop("proposer", {})}
         return cls.from_options(**{**data, **overrides, **({"proposer": proposer} if proposer else {})})
 
+    @classmethod
+    def recorded(cls, run_dir: Path) -> GridConfig:
+        """The config a run recorded in its manifest (what was set; every other field at its default), so a
+        later command (generalize, verify --run-id) scores with the run's own settings."""
+        from llm_erm.results.ledger import read_manifest
+
+        manifest = read_manifest(Path(run_dir))
+        try:
+            return cls(**{**(manifest.get("config") or {}), "run_id": manifest.get("run_id") or Path(run_dir).name})
+        except ValidationError as exc:
+            raise UsageError(f"the manifest of run {Path(run_dir).name} holds a config this version cannot read "
+                             f"({describe_error(exc)}): pass the settings as options") from None
+
     # -- derived ------------------------------------------------------------------------------------
     def resolved(self) -> GridConfig:
         """This config with the automatic choices made (the proposer kind), as a run records it."""
         return self.model_copy(update={"proposer": self.proposer.resolved()})
 
     def identity(self) -> dict:
-        return self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        """What determines the answers and their scores, by content: the prompt template's text (not its
+        path), the replay source's recorded answers, the table and labelled files' bytes; never a path,
+        so `./t.txt` and `t.txt` are one run and an edited template is another."""
+        data = self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        if self.prompt_template:
+            data["prompt_template"] = "sha256:" + _sha256(self.template_text() or "")
+        data["proposer"] = _proposer_identity(data["proposer"])
+        for method in data["methods"]:
+            if method.get("proposer"):
+                method["proposer"] = _proposer_identity(method["proposer"])
+        if data.get("functions"):
+            data["functions"] = [_file_identity(f) if _is_file_target(f) else f for f in data["functions"]]
+        if self.table_files:
+            data["table_files"] = {key: _file_identity(path) for key, path in sorted(self.table_files.items())}
+        return data
 
     def resolved_run_id(self) -> str:
         if self.run_id:
@@ -253,6 +290,13 @@ class GridConfig(BaseModel):
 
     def run_dir(self) -> Path:
         return Path(self.results_dir).resolve() / self.resolved_run_id()
+
+    def template_record(self) -> dict[str, str] | None:
+        """The prompt template as the manifest records it: where it was read, its digest and its text."""
+        text = self.template_text()
+        if text is None:
+            return None
+        return {"path": str(self.prompt_template), "sha256": _sha256(text), "text": text}
 
     def template_text(self) -> str | None:
         """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""
@@ -270,6 +314,40 @@ class GridConfig(BaseModel):
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs
+
+
+def default(field: str) -> Any:
+    """A GridConfig field's default: the one place every command reads its defaults from."""
+    info = GridConfig.model_fields[field]
+    return info.default_factory() if info.default_factory is not None else info.default
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _is_file_target(function: str) -> bool:
+    from llm_erm.datasets.targets import FILE_SUFFIXES
+
+    return function.lower().endswith(FILE_SUFFIXES)
+
+
+def _file_identity(path: str) -> str:
+    """A file by its bytes (its name is where it was read, not what it holds); a file that cannot be read
+    keeps its path here, and the dataset step refuses it with its own message."""
+    try:
+        return "sha256:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return str(path)
+
+
+def _proposer_identity(proposer: dict[str, Any]) -> dict[str, Any]:
+    """A proposer's settings with the replay source as the digest of its recorded answers."""
+    if not proposer.get("replay_from"):
+        return proposer
+    from llm_erm.proposers.replay import source_digest
+
+    return {**proposer, "replay_from": "sha256:" + source_digest(Path(proposer["replay_from"]))}
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -20,6 +20,7 @@ import pytest
 from llm_erm.errors import UsageError
 from llm_erm.local_model import GGUF_MAGIC, MODEL, MODELS_DIR_ENV, BundledModel, model_path
 from llm_erm.proposers import PermanentProposerError, ProposerConfig, ProposeRequest, make_proposer
+from llm_erm.results.prompts import with_prompts
 
 REPO = Path(__file__).resolve().parents[1]
 # What a grid may record for an answer of a real 0.5B model: anything but a failed call.
@@ -284,7 +285,7 @@ def test_a_small_grid_against_the_real_model_records_answers_usage_and_finish_re
     result = run_grid(cfg)
     assert result.ok, result.failure_message()
     run_dir = tmp_path / "results" / "real"
-    every = ledger.read_attempts(run_dir).to_pylist()
+    every = with_prompts(run_dir, ledger.read_attempts(run_dir).to_pylist())  # prompts are stored once per run
     rows = sorted((r for r in every if r["method"] == "erm"), key=lambda r: (r["target"], r["attempt"]))
     icl_rows = [r for r in every if r["method"] == "icl"]
     assert {r["target"] for r in rows} == {"fn_a", "fn_c"} and 2 <= len(rows) <= 4

@@ -303,7 +303,9 @@ def test_a_grid_runs_through_each_provider_and_records_tools_usage_and_finish_re
     assert result.ok, result.failure_message()
     rows = sorted(ledger.read_attempts(tmp_path / "results" / "p").to_pylist(), key=lambda r: r["attempt"])
     assert [r["status"] for r in rows] == ["ok", "ok"] and rows[1]["stopped_early"] and rows[1]["test_acc"] == 1.0
-    assert all(json.loads(r["request_params"])["tools"] == ["code_execution"] for r in rows)
+    # the tools enabled have their column; request_params holds the request's own parameters, not the identity
+    assert all(r["tools"] == "code_execution" and not {"provider", "model"} & set(json.loads(r["request_params"]))
+               for r in rows)
     assert all(r["proposer"] == kind and r["prompt_tokens"] == 300 and r["completion_tokens"] == 40 for r in rows)
     assert all(r["finish_reason"] in ("end_turn", "STOP") and r["tool_uses"] == 1 for r in rows)
     assert all(r["cost_usd"] is not None and r["cost_usd"] > 0 for r in rows)

@@ -48,7 +48,14 @@ def test_jsonl_replay_returns_exactly_what_was_recorded(tmp_path):
     second = proposer.propose(request(PROMPT_A, 1, 2))
     assert second.text == "second answer" and second.cost_usd is None and second.usage == Usage()
     assert proposer.propose(request(PROMPT_A, 2, 1)).text == "trial two"
-    assert proposer.identity() == {"provider": "replay", "source": str(source.resolve())}
+    # the identity is the recording's content: a copy elsewhere is the same proposer, an edited one is not
+    copy = tmp_path / "elsewhere" / "copy.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes(source.read_bytes())
+    assert proposer.identity() == make_proposer(ProposerConfig(kind="replay", replay_from=copy)).identity()
+    assert set(proposer.identity()) == {"provider", "source_sha256"}
+    copy.write_text(source.read_text().replace("trial two", "trial 2"))
+    assert proposer.identity() != make_proposer(ProposerConfig(kind="replay", replay_from=copy)).identity()
 
 
 def test_an_unrecorded_request_is_refused_naming_it_and_the_source(tmp_path):

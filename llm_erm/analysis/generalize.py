@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -82,11 +83,17 @@ def fresh_test_set(spec: DatasetSpec, source_length: int, length: int, test_size
 
 
 def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path, test_size: int = 2000,
-                   sandbox_mode: str = "bwrap", time_per_input_s: float = 0.01, memory_mb: int = 1024) -> pd.DataFrame:
-    """Every selected erm program of the run, scored at every length; written as generalization.parquet/csv."""
+                   sandbox_mode: str | None = None, time_per_input_s: float | None = None,
+                   memory_mb: int | None = None, sandbox: Any = None) -> pd.DataFrame:
+    """Every selected erm program of the run, scored at every length; written as generalization.parquet/csv.
+
+    The sandbox's bounds are the run's own (its manifest's config) unless given; `sandbox`, an open
+    llm_erm.verify.Sandbox (the grid's), is used instead of opening a second pool of workers."""
+    import contextlib
     import hashlib
 
     from llm_erm.analysis.stats import select_attempts
+    from llm_erm.config import GridConfig
     from llm_erm.verify import Sandbox
     from llm_erm.verify.score import accuracy
 
@@ -98,7 +105,14 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
     if chosen.empty:
         raise UsageError(f"run {run_dir.name} has no selected erm program to generalise")
     rows = []
-    with Sandbox(workers=1, time_per_input_s=time_per_input_s, memory_mb=memory_mb, mode=sandbox_mode) as sandbox:
+    if sandbox is None:
+        run = GridConfig.recorded(run_dir)
+        opened = Sandbox(workers=1, mode=run.sandbox if sandbox_mode is None else sandbox_mode,
+                         time_per_input_s=run.candidate_timeout_s if time_per_input_s is None else time_per_input_s,
+                         memory_mb=run.candidate_memory_mb if memory_mb is None else memory_mb)
+    else:
+        opened = contextlib.nullcontext(sandbox)
+    with opened as sandbox:
         for record in chosen.to_dict("records"):
             spec = _spec_of(record)
             if spec.target_obj.alphabet == "tabular":

@@ -127,12 +127,22 @@ def _rule_names(df: pd.DataFrame, group: pd.Series, rule: str | None) -> pd.Seri
     return group.map(first).fillna(HighestValidation.name).astype(str)
 
 
+def _solved(df: pd.DataFrame, names: pd.Series) -> pd.Series:
+    """Per row: its trial's selection rule calls it solved (the trial's early stop, and a pass on validation)."""
+    solved = pd.Series(False, index=df.index)
+    for name in names.unique():
+        rows = df[names.eq(name)]
+        rule = get_rule(name)
+        solved[rows.index] = [bool(rule.solved(row)) for row in rows.to_dict("records")]
+    return solved
+
+
 def summarize_trials(attempts: pd.DataFrame) -> pd.DataFrame:
     """One row per (target, length, trial): attempts made, the selected attempt and its scores, successes."""
     df = select_attempts(attempts)
     df["made"] = df["status"] != SKIPPED_BUDGET
     df["scorable"] = df["val_acc"].notna() | ((df["method"] != "erm") & df["test_acc"].notna())
-    df["val_success"] = df["made"] & (df["val_acc"] == 1.0)
+    df["val_success"] = df["made"] & _solved(df, _rule_names(df, df.groupby(TRIAL_KEYS, sort=False).ngroup(), None))
     df["test_success"] = df["made"] & (df["test_acc"] >= TEST_PASS)
     df["stopped_early"] = df["stopped_early"].eq(True)  # a nullable ledger column: null -> False
     chosen = df[df["selected"]].set_index(TRIAL_KEYS)
@@ -255,7 +265,8 @@ def summarize_cells(attempts: pd.DataFrame) -> pd.DataFrame:
 
 
 def progression(attempts: pd.DataFrame) -> pd.DataFrame:
-    """Per trial and attempt a = 1..K: validation and test accuracy of the attempt selected among 1..a.
+    """Per trial and attempt a = 1..K: validation and test accuracy of the attempt that the trial's selection
+    rule (the one its rows record, else ERM's) chooses among attempts 1..a.
 
     This is what a budget of a attempts would have returned. A trial that ended before K (early stop,
     budget) carries its final selection forward, as a bigger budget would have stopped there too.
@@ -264,13 +275,18 @@ def progression(attempts: pd.DataFrame) -> pd.DataFrame:
     max_k = int(attempts["attempt"].max()) if len(attempts) else 0
     rows = []
     ordered = attempts.sort_values([*TRIAL_KEYS, "attempt"], kind="stable")
+    names = _rule_names(ordered, ordered.groupby(TRIAL_KEYS, sort=False).ngroup(), None)
     for (label, target, length, trial), group in ordered.groupby(TRIAL_KEYS, sort=True):
+        rule = get_rule(names[group.index[0]])
+        records = group.to_dict("records")
         best_val, best_test = math.nan, math.nan
-        by_attempt = dict(zip(group["attempt"], zip(group["val_acc"], group["test_acc"], strict=True), strict=True))
         for a in range(1, max_k + 1):
-            val, test = by_attempt.get(a, (math.nan, math.nan))
-            if not math.isnan(val) and (math.isnan(best_val) or val > best_val):
-                best_val, best_test = val, (0.0 if math.isnan(test) else test)
+            seen = [r for r in records if r["attempt"] <= a]
+            index = rule.select(seen)
+            if index is not None:
+                test = seen[index]["test_acc"]
+                # a selected candidate without a test score was not run on test (timeout): it counts as wrong
+                best_val, best_test = seen[index]["val_acc"], 0.0 if test is None or test != test else test
             rows.append(
                 {"method_label": label, "target": target, "length": length, "trial": trial, "attempt": a,
                  "best_val_acc": best_val, "best_test_acc": best_test}

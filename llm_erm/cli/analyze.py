@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from llm_erm.cli.options import MultiValueCommand
+from llm_erm.config import default
 from llm_erm.errors import UsageError
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def analyze(
         run_id: Annotated[str, typer.Option("--run-id", help="The run to analyse (a directory under --results-dir).")],
-        results_dir: ResultsDir = Path("results"),
+        results_dir: ResultsDir = Path(default("results_dir")),
     ) -> None:
         """Leakage checks, statistics, tables, plots and the HTML report of a run.
 
@@ -81,12 +82,15 @@ def register(app: typer.Typer) -> None:
     def generalize(
         run_id: Annotated[str, typer.Option("--run-id", help="The run whose selected programs to score.")],
         lengths: Annotated[list[str], typer.Option("--lengths", help="Lengths to score them at, e.g. 10 20 50 100.")],
-        results_dir: ResultsDir = Path("results"),
-        datasets_dir: Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored.")] = Path("datasets"),
+        results_dir: ResultsDir = Path(default("results_dir")),
+        datasets_dir: Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored.")] = Path(default("datasets_dir")),
         test_size: Annotated[int, typer.Option("--test-size", help="Test inputs per length (even).")] = 2000,
-        sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap | rlimit | auto")] = "bwrap",
-        candidate_timeout: Annotated[float, typer.Option("--candidate-timeout",
-                                                         help="CPU seconds a program may spend per input.")] = 0.01,
+        sandbox: Annotated[str | None, typer.Option(
+            "--sandbox", help="bwrap | rlimit | auto (default: the run's)")] = None,
+        candidate_timeout: Annotated[float | None, typer.Option(
+            "--candidate-timeout", help="CPU seconds a program may spend per input (default: the run's).")] = None,
+        candidate_memory_mb: Annotated[int | None, typer.Option(
+            "--candidate-memory-mb", help="Memory limit of one program, in MB (default: the run's).")] = None,
     ) -> None:
         """Score a run's selected erm programs on fresh test sets at other lengths (length generalisation).
 
@@ -105,7 +109,8 @@ def register(app: typer.Typer) -> None:
         if test_size < 2 or test_size % 2:
             raise UsageError(f"--test-size must be a positive even number, got {test_size}")
         table = generalize_run(_run_dir(results_dir, run_id), values, datasets_dir=datasets_dir, test_size=test_size,
-                               sandbox_mode=sandbox, time_per_input_s=candidate_timeout)
+                               sandbox_mode=sandbox, time_per_input_s=candidate_timeout,
+                               memory_mb=candidate_memory_mb)  # None: the run's recorded setting
         wide = table.pivot_table(index=["method_label", "target", "source_length", "trial"], columns="length",
                                  values="test_acc", aggfunc="first").round(3).reset_index()
         wide.columns = [str(c) if not isinstance(c, int) else f"L{c}" for c in wide.columns]
@@ -116,7 +121,7 @@ def register(app: typer.Typer) -> None:
     def compare(
         baseline: Annotated[str, typer.Argument(help="Run id of the baseline (e.g. last night's run).")],
         candidate: Annotated[str, typer.Argument(help="Run id of the run to check against it.")],
-        results_dir: ResultsDir = Path("results"),
+        results_dir: ResultsDir = Path(default("results_dir")),
     ) -> None:
         """Compare two runs cell by cell and list the regressions.
 

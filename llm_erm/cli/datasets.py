@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from llm_erm.cli.options import MultiValueCommand
+from llm_erm.config import default
 
 FUNCTIONS_HELP = (
     "Targets: ids (fn_a ... fn_l, fn_v, fn_aa; two_primes, prime_minus_5, gcd_range, poly_f2_deg3; tabular "
@@ -109,7 +110,7 @@ def register(app: typer.Typer) -> None:
         val_size: ValSize = 100,
         test_size: TestSize = 10000,
         seed: Seed = 42,
-        datasets_dir: DatasetsDir = Path("datasets"),
+        datasets_dir: DatasetsDir = Path(default("datasets_dir")),
         alphabet: Alphabet = None,
         workers: Workers = 0,
         protocol: Protocol = "clean",
@@ -151,7 +152,7 @@ def register(app: typer.Typer) -> None:
         val_size: ValSize = 100,
         test_size: TestSize = 10000,
         seed: Seed = 42,
-        datasets_dir: DatasetsDir = Path("datasets"),
+        datasets_dir: DatasetsDir = Path(default("datasets_dir")),
         alphabet: Alphabet = None,
         protocol: Protocol = "clean",
         table_file: TableFiles = None,

@@ -23,7 +23,7 @@ from typing import Any
 import typer
 
 from llm_erm.cli.options import MultiValueCommand
-from llm_erm.config import GridConfig, option_name
+from llm_erm.config import GridConfig, default, option_name
 from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
 
@@ -180,47 +180,24 @@ def register(app: typer.Typer) -> None:
                 epilog=EXPORT_EXAMPLES)(export)
 
 
-def check_before_work(config: GridConfig) -> None:
-    """Everything that can refuse the run, before any dataset, call or file (and before Prefect starts)."""
-    import shutil
-
-    from llm_erm.config import ERM
-    from llm_erm.engine import methods
-    from llm_erm.engine.run import work_items
-    from llm_erm.proposers import make_proposer
-
-    work_items(config, config.dataset_specs())  # every cell and sample size is possible
-    config.template_text()
-    for method in config.resolved_methods():
-        if method.method == ERM:
-            make_proposer(config.method_proposer(method)).preflight()
-        else:
-            methods.prepare(config, method)
-    uses_sandbox = any(m.method == ERM for m in config.methods)
-    if uses_sandbox and config.sandbox == "bwrap" and not shutil.which("bwrap"):
-        raise UsageError("bubblewrap (bwrap) is not installed, and candidates run only in its sandbox by default: "
-                         "install it (apt-get install bubblewrap) or pass --sandbox rlimit to accept the weaker "
-                         "resource-limit sandbox")
-
-
 def run(**given: Any) -> None:
     no_prefect = given.pop("no_prefect", False)
     config = config_from_options(given)
-    check_before_work(config)
+    from llm_erm.plan import plan_run
+
+    plan = plan_run(config)  # every refusal, before any dataset, call or file (and before Prefect starts)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
     if config.sandbox == "rlimit":
         typer.echo("warning: --sandbox rlimit: candidates run in resource-limited processes without bubblewrap's "
                    "isolation (recorded in every row)", err=True)
     if config.dry_run:  # the prompts go to stdout; no Prefect, no ledger, no call
-        _print_plan(config)
+        _print_plan(plan)
         return
 
-    from llm_erm.engine.run import work_items
     from llm_erm.results.progress import run_is_complete
 
-    run_dir = config.run_dir()
-    work = work_items(config, config.dataset_specs())
+    run_dir, work = plan.run_dir, plan.work
     if run_is_complete(run_dir, [w.key for w in work], with_report=config.analyze):
         # Nothing to propose, verify or aggregate: no need to start Prefect to learn that.
         typer.echo(f"run {run_dir.name} is complete: nothing to do (another --run-id starts a new run)", err=True)
@@ -300,13 +277,14 @@ def _exit_now(code: int) -> None:
     os._exit(code)
 
 
-def _print_plan(config: GridConfig) -> None:
-    from llm_erm.plan import plan_grid
+def _print_plan(plan) -> None:
+    from llm_erm.plan import describe, dry_run
 
-    plan = plan_grid(config)
-    for item in plan.prompts:
-        typer.echo(f"===== {item.label}: {item.calls} call(s), ~{item.tokens:,} tokens each =====\n{item.prompt}")
-    typer.echo(plan.estimate_text())
+    grid = dry_run(plan)
+    several = len(plan.methods) > 1
+    for item in grid.prompts:
+        typer.echo(f"{describe(item, several)}\n{item.prompt}")
+    typer.echo(grid.estimate_text())
 
 
 def _print_paths(run_dir: Path) -> None:
@@ -404,7 +382,7 @@ Examples:
 
 def status(
     run_id: str = typer.Option(..., help="The run to inspect."),
-    results_dir: str = typer.Option("results", help="Where runs are stored."),
+    results_dir: str = typer.Option(default("results_dir"), help="Where runs are stored."),
 ) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -439,7 +417,7 @@ def export(
     run_id: str = typer.Option(..., help="The run to export."),
     format: str = typer.Option("jsonl", "--format", help="jsonl | csv"),
     output: Path = typer.Option(..., help="File to write (its directory must exist)."),
-    results_dir: str = typer.Option("results", help="Where runs are stored."),
+    results_dir: str = typer.Option(default("results_dir"), help="Where runs are stored."),
 ) -> None:
     from llm_erm.results.export import write_export
 

@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from llm_erm.config import default
+
 ProgramFile = Annotated[
     Path, typer.Argument(help="Plain Python defining f(x), or a raw model answer (JSON, fences, prose around it).")
 ]
@@ -13,19 +15,23 @@ Function = Annotated[
 ]
 Length = Annotated[int, typer.Option("--length", "-L", help="Input length L of the cell.")]
 Alphabet = Annotated[str | None, typer.Option("--alphabet", help="Alphabet of a user target (binary, decimal ...).")]
-TrainSize = Annotated[int, typer.Option("--train-size")]
-ValSize = Annotated[int, typer.Option("--val-size")]
-TestSize = Annotated[int, typer.Option("--test-size")]
-Seed = Annotated[int, typer.Option("--seed", help="Base seed of the dataset.")]
-DatasetsDir = Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored (and built when missing).")]
-CandidateTimeout = Annotated[float, typer.Option(
+TrainSize = Annotated[int | None, typer.Option("--train-size", help="Default: the run's (--run-id), else 100.")]
+ValSize = Annotated[int | None, typer.Option("--val-size", help="Default: the run's (--run-id), else 100.")]
+TestSize = Annotated[int | None, typer.Option("--test-size", help="Default: the run's (--run-id), else 10000.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Base seed of the dataset.")]
+DatasetsDir = Annotated[Path | None, typer.Option("--datasets-dir", help="Where datasets are stored (and built when missing).")]
+CandidateTimeout = Annotated[float | None, typer.Option(
     "--candidate-timeout",
     help="CPU seconds the program may use per input (measured by the sandbox, so a busy machine does not "
          "cause timeouts); the same option as on `llm-erm run`.")]
-SandboxMode = Annotated[str, typer.Option(
+SandboxMode = Annotated[str | None, typer.Option(
     "--sandbox", help="bwrap (bubblewrap, the default: refuses to run without it), rlimit (weaker, opt-in) "
                       "or auto (bwrap where it works, else rlimit).")]
-MemoryMb = Annotated[int, typer.Option("--memory-mb", help="Memory limit of the candidate, in MB.")]
+MemoryMb = Annotated[int | None, typer.Option("--candidate-memory-mb", help="Memory limit of the candidate, in MB; "
+                                               "the same option as on `llm-erm run`.")]
+RunId = Annotated[str | None, typer.Option("--run-id", help="Take every setting not given here (sizes, seed, "
+                                           "timeout, memory, sandbox, datasets dir) from this run's manifest.")]
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored (with --run-id).")]
 AsJson = Annotated[bool, typer.Option("--json", help="One compact JSON line instead of indented JSON.")]
 
 
@@ -37,15 +43,17 @@ def verify(
     program_file: ProgramFile,
     function: Function,
     length: Length,
-    train_size: TrainSize = 100,
-    val_size: ValSize = 100,
-    test_size: TestSize = 10000,
-    seed: Seed = 42,
+    train_size: TrainSize = None,
+    val_size: ValSize = None,
+    test_size: TestSize = None,
+    seed: Seed = None,
     alphabet: Alphabet = None,
-    datasets_dir: DatasetsDir = Path("datasets"),
-    candidate_timeout: CandidateTimeout = 0.01,
-    memory_mb: MemoryMb = 1024,
-    sandbox_mode: SandboxMode = "bwrap",
+    datasets_dir: DatasetsDir = None,
+    candidate_timeout: CandidateTimeout = None,
+    memory_mb: MemoryMb = None,
+    sandbox_mode: SandboxMode = None,
+    run_id: RunId = None,
+    results_dir: ResultsDir = Path(default("results_dir")),
     as_json: AsJson = False,
 ) -> None:
     """Score one program on a cell's dataset in the sandbox and print the verdict as JSON.
@@ -71,6 +79,16 @@ def verify(
     from llm_erm.verify.sandbox import MODE_CHOICES
 
     # Everything is checked before the dataset store is touched.
+    run = _settings(run_id, results_dir)  # every setting not given: the run's, else GridConfig's default
+    train_size = run.train_size if train_size is None else train_size
+    val_size = run.val_size if val_size is None else val_size
+    test_size = run.test_size if test_size is None else test_size
+    seed = run.seed if seed is None else seed
+    alphabet = run.alphabet if alphabet is None else alphabet
+    datasets_dir = Path(run.datasets_dir) if datasets_dir is None else datasets_dir
+    candidate_timeout = run.candidate_timeout_s if candidate_timeout is None else candidate_timeout
+    memory_mb = run.candidate_memory_mb if memory_mb is None else memory_mb
+    sandbox_mode = run.sandbox if sandbox_mode is None else sandbox_mode
     try:
         text = program_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -102,3 +120,16 @@ def verify(
     typer.echo(json.dumps(verdict) if as_json else json.dumps(verdict, indent=2))
     if result.status != "ok":
         raise typer.Exit(1)
+
+
+def _settings(run_id: str | None, results_dir: Path):
+    """The run's recorded config (UsageError naming --run-id when there is none), or the defaults."""
+    from llm_erm.config import GridConfig
+    from llm_erm.errors import UsageError
+
+    if run_id is None:
+        return GridConfig()
+    run_dir = Path(results_dir).resolve() / run_id
+    if not (run_dir / "manifest.json").is_file():
+        raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
+    return GridConfig.recorded(run_dir)

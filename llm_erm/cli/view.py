@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from llm_erm.config import default
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def view(
-        results_dir: Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")] = Path("results"),
+        results_dir: Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")] = Path(default("results_dir")),
         port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 8765,
         host: Annotated[str, typer.Option("--host", help="Interface to bind; anything but loopback needs --token.")]
         = "127.0.0.1",

@@ -8,10 +8,11 @@
 Nothing here imports Prefect; llm_erm/tasks and llm_erm/flows give the engine Prefect's orchestration.
 """
 
+from llm_erm.engine.calls import attempt_seed
 from llm_erm.engine.hooks import STEPS, Callback, Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy
-from llm_erm.engine.run import Cell, GridRun, aggregate, attempt_seed, run_grid, run_trial
+from llm_erm.engine.run import Cell, GridRun, aggregate, run_grid, run_trial
 
 __all__ = [
     "STEPS",

@@ -31,19 +31,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from llm_erm.engine.calls import Request, request
 from llm_erm.engine.hooks import Event
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, call_with_retries
+from llm_erm.engine.waves import trial_over, waves
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
-from llm_erm.results.journal import request_key
 from llm_erm.results.progress import running_marker
 from llm_erm.results.rows import attempt_row, finish_trial
-from llm_erm.results.schema import SKIPPED_BUDGET
 
 if TYPE_CHECKING:
-    from llm_erm.engine.run import Cell, GridRun, Work
+    from llm_erm.engine.run import Cell, GridRun
+    from llm_erm.plan import Work
 
 T = TypeVar("T")
 BATCH, BATCH_END = "batch", "batch_end"  # the journal records of this module
@@ -70,23 +71,28 @@ class _Trial:
 
 @dataclass(frozen=True)
 class _Job:
-    """One attempt of one trial in a wave."""
+    """One attempt of one trial in a wave: the same request (key, seed, record) a plain call would make."""
 
     trial: _Trial
     attempt: int
-    seed: int
-    key: str
+    call: Request
+
+    @property
+    def key(self) -> str:
+        return self.call.key
+
+    @property
+    def seed(self) -> int:
+        return self.call.seed
 
     def describe(self) -> dict[str, Any]:
         """What the journal's batch record keeps of the job, to journal its answer in any later session."""
-        spec = self.trial.cell.spec
-        return {"method": self.trial.work.label, "target": spec.target, "length": spec.length,
-                "trial": self.trial.trial, "attempt": self.attempt, "seed": self.seed,
-                "prompt_sha256": self.trial.cell.prompt_sha256}
+        return self.call.describe()
 
 
 def supports_batch(proposer: Any) -> bool:
-    return all(hasattr(proposer, name) for name in ("batch_body", "batch_client", "proposal_from_body",
+    return all(hasattr(proposer, name) for name in ("batch_body", "batch_upload", "batch_create", "batch_list",
+                                                    "batch_retrieve", "batch_file_text", "proposal_from_body",
                                                     "batch_endpoint"))
 
 
@@ -105,8 +111,6 @@ def run_batched(run: GridRun, todo: Sequence[Work]) -> GridResult:
 
 
 def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
-    from llm_erm.engine.run import attempt_seed
-
     label = todo[0].label
     proposer = run.proposers[label]
     if not supports_batch(proposer):
@@ -127,10 +131,8 @@ def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
     verify = ThreadPoolExecutor(cfg.concurrency, thread_name_prefix="llm-erm-verify")
 
     def job(trial: _Trial, attempt: int) -> _Job:
-        cell = trial.cell
-        key = request_key(run_id=run.run_id, method=label, proposer=run.providers[label],
-                          prompt_sha256=cell.prompt_sha256, trial=trial.trial, attempt=attempt)  # GridRun.attempt's
-        return _Job(trial, attempt, attempt_seed(run.run_id, cell.prompt_sha256, trial.trial, attempt), key)
+        return _Job(trial, attempt, request(run.run_id, trial.work, run.providers[label], trial.cell.prompt_sha256,
+                                            attempt))
 
     def finish(trial: _Trial) -> None:
         rows = finish_trial(trial.rows, cfg.attempts, run.rule)
@@ -145,23 +147,19 @@ def _run_label(run: GridRun, todo: Sequence[Work]) -> GridResult:
     try:
         for trial in trials:
             trial.marker.enter_context(running_marker(run.run_dir, *trial.work.key))
-        first = 1
-        while first <= cfg.attempts and any(not t.done for t in trials):
-            wave = range(first, min(first + cfg.wave_size, cfg.attempts + 1))
+        for wave in waves(cfg.attempts, cfg.wave_size):  # the plain loop's waves, of every trial at once
             active = [t for t in trials if not t.done]
+            if not active:
+                break
             jobs = [job(t, a) for t in active for a in wave]
-            failures, fresh = batches.fetch(jobs, f"wave {first}" if len(wave) == 1 else f"wave {first}-{wave[-1]}")
+            name = f"wave {wave.start}" if len(wave) == 1 else f"wave {wave.start}-{wave[-1]}"
+            failures, fresh = batches.fetch(jobs, name)
             rows = list(verify.map(_row, [run] * len(jobs), jobs, [failures] * len(jobs), [fresh] * len(jobs)))
             for one, row in zip(jobs, rows, strict=True):
                 one.trial.rows.append(row)
             for trial in active:
-                if any(row["status"] == SKIPPED_BUDGET for row in trial.rows):
-                    trial.rows += [attempt_row(identity=trial.identity, attempt=a, skipped=True)
-                                   for a in range(wave.stop, cfg.attempts + 1)]
+                if trial_over(trial.rows, wave, cfg.attempts, run.rule, trial.identity):
                     finish(trial)
-                elif wave.stop > cfg.attempts or any(run.rule.solved(row) for row in trial.rows):
-                    finish(trial)
-            first = wave.stop
     except Interrupted:
         result.interrupted = True
     finally:
@@ -232,28 +230,26 @@ class _Batches:
 
     # -- submitting -------------------------------------------------------------------------------
     def _submit(self, jobs: list[_Job], label: str) -> dict[str, Any]:
-        client = self.proposer.batch_client()
-        endpoint = self.proposer.batch_endpoint
+        proposer = self.proposer
+        endpoint = proposer.batch_endpoint
         tag = hashlib.sha256("\n".join(sorted(j.key for j in jobs)).encode()).hexdigest()[:32]
         metadata = {"llm_erm_run": self.run.run_id[:512], "llm_erm_requests": tag}
-        batch = self._find_created(client, metadata)
+        batch = self._find_created(metadata)
         if batch is None:
             lines = [{"custom_id": j.key, "method": "POST", "url": endpoint,
                       "body": self.proposer.batch_body(ProposeRequest(prompt=j.trial.cell.prompt, trial=j.trial.trial,
                                                                       attempt=j.attempt, seed=j.seed))}
                      for j in jobs]
             data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
-            file = self._call("upload the batch input", lambda: client.files.create(
-                file=(f"llm-erm-{tag}.jsonl", data, "application/jsonl"), purpose="batch"))
+            file_id = self._call("upload the batch input", lambda: proposer.batch_upload(f"llm-erm-{tag}.jsonl", data))
             retried = [False]
 
             def create() -> Any:
                 # A retry after a timeout may find the batch the first try created: never create it twice.
-                if retried[0] and (found := self._find_created(client, metadata)) is not None:
+                if retried[0] and (found := self._find_created(metadata)) is not None:
                     return found
                 retried[0] = True
-                return client.batches.create(input_file_id=file.id, endpoint=endpoint,
-                                             completion_window=COMPLETION_WINDOW, metadata=metadata)
+                return proposer.batch_create(file_id, metadata, COMPLETION_WINDOW)
 
             batch = self._call("create the batch", create)
         record = self.run.journal.append(f"batch:{batch.id}", {
@@ -264,13 +260,10 @@ class _Batches:
         self.run.hooks.event(Event("batch", label, f"batch {batch.id} submitted: {len(jobs)} request(s)"))
         return record
 
-    def _find_created(self, client: Any, metadata: dict[str, str]) -> Any | None:
+    def _find_created(self, metadata: dict[str, str]) -> Any | None:
         """A batch with this metadata that the journal does not know yet (created just before a kill)."""
         known = {r.get("batch_id") for r in self.run.journal.records() if r.get("kind") == BATCH}
-        page = self._call("list batches", lambda: client.batches.list(limit=100))
-        for seen, batch in enumerate(page):  # the SDK pages on by itself
-            if seen >= FIND_LIMIT:
-                break
+        for batch in self._call("list batches", lambda: self.proposer.batch_list(FIND_LIMIT)):
             if (batch.metadata or {}) == metadata and batch.id not in known:
                 return batch
         return None
@@ -279,11 +272,10 @@ class _Batches:
     def _finish(self, record: dict[str, Any], failures: dict[str, Any], fresh: set[str]) -> None:
         """Poll a batch until it ends, journal its answers, and note the requests it did not answer."""
         batch_id = record["batch_id"]
-        client = self.proposer.batch_client()
         started = time.monotonic()
         try:
-            batch = self._poll(client, batch_id)
-            mine = self._ingest(client, record, batch, started, fresh)
+            batch = self._poll(batch_id)
+            mine = self._ingest(record, batch, started, fresh)
         except ProposerError as exc:
             # Not ended as far as we know: no batch_end record, so a re-run polls it again (never resubmits).
             message = f"{type(exc).__name__}: batch {batch_id} could not be read: {exc}; re-run to pick it up"
@@ -295,10 +287,10 @@ class _Batches:
             "failed": mine, "request_counts": _counts(batch),
         })
 
-    def _poll(self, client: Any, batch_id: str) -> Any:
+    def _poll(self, batch_id: str) -> Any:
         last = None
         while True:
-            batch = self._call("check the batch", lambda: client.batches.retrieve(batch_id))
+            batch = self._call("check the batch", lambda: self.proposer.batch_retrieve(batch_id))
             state = (batch.status, json.dumps(_counts(batch), sort_keys=True))
             if state != last:
                 self.run.hooks.event(Event("batch", batch_id, f"batch {batch_id}: {batch.status} {_counts(batch)}"))
@@ -308,7 +300,7 @@ class _Batches:
             if self.run.stop.wait(self.cfg.batch_poll_s):
                 raise Interrupted("the run is stopping (the batch stays journaled: a re-run picks it up)")
 
-    def _ingest(self, client: Any, record: dict[str, Any], batch: Any, started: float,
+    def _ingest(self, record: dict[str, Any], batch: Any, started: float,
                 fresh: set[str]) -> dict[str, str]:
         journal = self.run.journal
         jobs: dict[str, dict[str, Any]] = record["jobs"]
@@ -321,7 +313,7 @@ class _Batches:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            text = self._call("download the batch results", lambda fid=file_id: client.files.content(fid).text)
+            text = self._call("download the batch results", lambda fid=file_id: self.proposer.batch_file_text(fid))
             for line in text.splitlines():
                 try:
                     item = json.loads(line)
@@ -352,20 +344,9 @@ class _Batches:
 
     # -- calls ------------------------------------------------------------------------------------
     def _call(self, what: str, call: Callable[[], T]) -> T:
-        """One Batch API call, with the run's retries; failures as ProposerError naming what failed."""
-        import openai
-
-        from llm_erm.proposers.openai_api import classify_error
-
-        url = f"{self.proposer.batch_client().base_url}"
-
-        def once() -> T:
-            try:
-                return call()
-            except openai.OpenAIError as exc:
-                raise classify_error(exc, url, self.cfg, what) from exc
-
-        return call_with_retries(once, self.run.policy, self.run.stop, on_retry=lambda n, delay, exc: self.run.hooks.event(
+        """One Batch API operation of the proposer (its failures are ProposerErrors naming `what`), with the
+        run's retries."""
+        return call_with_retries(call, self.run.policy, self.run.stop, on_retry=lambda n, delay, exc: self.run.hooks.event(
             Event("retry", "batch", f"{what}: retry {n}/{self.run.policy.retries} in {delay:.1f} s: {exc}")))
 
 

@@ -16,12 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llm_erm.config import ICL, TRAINED, GridConfig, MethodSpec
-from llm_erm.results.journal import request_key, sha256_text
+from llm_erm.config import ERM, ICL, GridConfig, MethodSpec
+from llm_erm.engine.calls import attempt_seed, request, submit
+from llm_erm.errors import UsageError
+from llm_erm.results.journal import sha256_text
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
 
 if TYPE_CHECKING:
-    from llm_erm.engine.run import Cell, GridRun, Work
+    from llm_erm.engine.run import Cell, GridRun
+    from llm_erm.plan import Work
 
 MAX_ANSWER_CHARS = 500  # of each icl answer kept in the row (the journal keeps them whole)
 # torch's seed and thread count are process-wide: two torch learners in one process run one at a time, so
@@ -43,31 +46,67 @@ class Prepared:
         return self.provider or {"provider": self.method.method, "params": self.settings}
 
 
-def prepare(config: GridConfig, method: MethodSpec) -> Prepared:
-    """Settings checked, extras imported, the model endpoint checked: UsageError before any work."""
-    if method.method == ICL:
-        from llm_erm.methods import icl
+TrialBody = Callable[["GridRun", "Cell", "Work", dict], list[dict[str, Any]]]
 
-        settings = icl.resolve_settings(method.settings)
-        asker = icl.Asker(config.method_proposer(method), settings)
-        asker.preflight()
-        return Prepared(method, settings, asker, asker.identity())
+
+@dataclass(frozen=True)
+class MethodKind:
+    """A kind of method a grid can run (MethodSpec.method): how it is prepared and what one trial does.
+
+    A new kind (an agent baseline, say) is one module that calls `register`; the config, the plan and the
+    engine read this registry, so nothing else lists the kinds."""
+
+    name: str
+    trial: TrialBody  # (run, cell, work, identity) -> the trial's rows
+    # settings checked, extras imported, endpoint checked (UsageError before any work); None: erm, whose
+    # proposer the plan makes
+    prepare: Callable[[GridConfig, MethodSpec], Prepared] | None = None
+    calls_model: bool = False  # it takes proposer overrides and its calls are priced
+    searches: bool = False  # propose k, verify, select: the erm prompt, attempts, the sandbox
+
+
+KINDS: dict[str, MethodKind] = {}
+
+
+def register(kind: MethodKind) -> MethodKind:
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> MethodKind:
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise UsageError(f"unknown method {name!r}: use one of {', '.join(KINDS)}") from None
+
+
+def prepare(config: GridConfig, method: MethodSpec) -> Prepared:
+    """What a method other than erm needs for its trials (UsageError before any work)."""
+    kind = get_kind(method.method)
+    assert kind.prepare is not None, f"{kind.name} is prepared by the plan"
+    return kind.prepare(config, method)
+
+
+def _prepare_icl(config: GridConfig, method: MethodSpec) -> Prepared:
+    from llm_erm.methods import icl
+
+    settings = icl.resolve_settings(method.settings)
+    asker = icl.Asker(config.method_proposer(method), settings)
+    asker.preflight()
+    return Prepared(method, settings, asker, asker.identity())
+
+
+def _prepare_learner(config: GridConfig, method: MethodSpec) -> Prepared:
     from llm_erm.methods import check_learner
 
     return Prepared(method, check_learner(method.method, method.settings))
 
 
-def trial_of(method: str) -> Callable[[GridRun, Cell, Work, dict], list[dict[str, Any]]]:
-    if method == ICL:
-        return icl_trial
-    if method in TRAINED:
-        return learner_trial
-    raise ValueError(f"no trial body for method {method!r}")
+def _erm_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+    return run.erm_trial(cell, work, identity)
 
 
 def trial_seed(run: GridRun, cell: Cell, work: Work) -> int:
-    from llm_erm.engine.run import attempt_seed
-
     return attempt_seed(run.run_id, cell.dataset.dataset_id, work.trial, 0)
 
 
@@ -99,30 +138,22 @@ def learner_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]
 
 # -- in-context learning ----------------------------------------------------------------------------
 def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
-    from llm_erm.engine.run import attempt_seed, submit
     from llm_erm.methods import icl
     from llm_erm.plan import estimate_tokens
 
     prepared: Prepared = run.methods_ready[work.label]
     settings, asker = prepared.settings, prepared.asker
-    dataset = cell.dataset
-    examples = dataset.split("train").lines + dataset.split("val").lines
-    test = dataset.split("test")
-    chosen = icl.test_selection(test.labels, settings["test_prompts"])
+    test = cell.dataset.split("test")
+    prompts = icl.test_prompts(cell.dataset, settings)  # the dry run counts these same prompts
+    chosen = [index for index, _ in prompts]
     parse = icl.PARSERS[settings["parser"]]
 
-    def one(index: int) -> dict[str, Any]:
-        prompt = icl.build_prompt(examples, test.texts[index], work.spec.length, dataset.target.alphabet)
-        digest = sha256_text(prompt)
-        seed = attempt_seed(run.run_id, digest, work.trial, 1)
-        key = request_key(run_id=run.run_id, method=work.label, proposer=prepared.provider, prompt_sha256=digest,
-                          trial=work.trial, attempt=1)
-        answer = run.journal.lookup(key)
+    def one(index: int, prompt: str) -> dict[str, Any]:
+        call = request(run.run_id, work, prepared.provider, sha256_text(prompt), 1, kind="icl", test_index=index)
+        answer = run.journal.lookup(call.key)
         if answer is None:
-            answer = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, seed), key, {
-                "kind": "icl", "run_id": run.run_id, "method": work.label, "target": work.spec.target,
-                "length": work.spec.length, "trial": work.trial, "attempt": 1, "seed": seed, "test_index": index,
-                "prompt_sha256": digest, "provider": prepared.provider})
+            answer = run.call(f"{run.trial_label(work)} q{index}", lambda: asker.ask(prompt, call.seed), call.key,
+                              call.record)
             if isinstance(answer, str):
                 return {"index": index, "error": answer}
         predicted = parse(answer["text"])
@@ -130,7 +161,7 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
                 "truncated_prompt": answer["usage"]["prompt_tokens"] < icl.TRUNCATION_RATIO * estimate_tokens(prompt),
                 "correct": predicted is not None and predicted == str(test.labels[index])}
 
-    futures = [submit(run.waves(), one, index) for index in chosen]
+    futures = [submit(run.waves(), one, index, prompt) for index, prompt in prompts]
     asked = [f.result() for f in futures]
     failed = [a for a in asked if "error" in a]
     answered = [a for a in asked if "answer" in a]
@@ -161,3 +192,16 @@ def icl_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) ->
         return [_row(identity, status=SKIPPED_BUDGET if budget else PROPOSE_ERROR, propose_error=error, **common)]
     correct = sum(a["correct"] for a in answered)
     return [_row(identity, status="ok", test_acc=correct / len(chosen), **common)]
+
+
+# -- the registry: erm, icl and every trained learner of llm_erm.methods ------------------------------
+def _register_builtin() -> None:
+    from llm_erm.methods import LEARNERS
+
+    register(MethodKind(ERM, _erm_trial, calls_model=True, searches=True))
+    register(MethodKind(ICL, icl_trial, _prepare_icl, calls_model=True))
+    for name in LEARNERS:
+        register(MethodKind(name, learner_trial, _prepare_learner))
+
+
+_register_builtin()

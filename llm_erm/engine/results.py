@@ -42,6 +42,14 @@ class TrialResult:
         return next((row for row in self.rows if row.get("selected")), None)
 
     @property
+    def solved(self) -> bool:
+        """The trial's selection rule (the one its rows record) calls its selected attempt solved."""
+        from llm_erm.selection import get_rule
+
+        selected = self.selected
+        return selected is not None and get_rule(selected.get("selection_rule") or "erm").solved(selected)
+
+    @property
     def cost_usd(self) -> float:
         return sum(row.get("cost_usd") or 0.0 for row in self.rows)
 
@@ -59,7 +67,7 @@ class TrialResult:
         return {
             "trial": self.label,
             "attempts": len(self.rows),
-            "solved": any(row.get("stopped_early") for row in self.rows) or selected.get("val_acc") == 1.0,
+            "solved": self.solved,
             "selected val": selected.get("val_acc"),
             "selected test": selected.get("test_acc"),
             "failed calls": self.failed_calls,

@@ -16,63 +16,38 @@ those calls again.
 from __future__ import annotations
 
 import contextlib
-import contextvars
-import hashlib
 import importlib.metadata as md
 import platform
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import llm_erm
 from llm_erm.budget import Budget
-from llm_erm.config import ERM, GridConfig, MethodSpec
+from llm_erm.config import ERM, GridConfig
 from llm_erm.datasets import Dataset, DatasetSpec, build_dataset
+from llm_erm.engine.calls import request, submit
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
 from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
+from llm_erm.engine.waves import trial_over, waves
 from llm_erm.errors import UsageError
-from llm_erm.proposers import ProposeRequest, ProposerError, make_proposer
+from llm_erm.plan import Plan, Work, cell_label, method_spec, plan_run, work_items
+from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
-from llm_erm.results.journal import Journal, request_key, sha256_text
+from llm_erm.results.journal import Journal, sha256_text
 from llm_erm.results.progress import pending, running_marker
+from llm_erm.results.prompts import store_prompt
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET, UNSTORABLE
 from llm_erm.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
-
-
-def attempt_seed(run_id: str, prompt_sha256: str, trial: int, attempt: int) -> int:
-    """A sampling seed of its own per attempt: k attempts are k different, reproducible samples."""
-    digest = hashlib.sha256(f"{run_id}|{prompt_sha256}|t{trial}|a{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def cell_label(spec: DatasetSpec) -> str:
-    return f"{spec.target} L{spec.length}"
-
-
-@dataclass(frozen=True)
-class Work:
-    """One trial of one method on one cell."""
-
-    method: MethodSpec
-    spec: DatasetSpec  # the dataset it learns from (the cell's, or a sample-size sweep point's)
-    trial: int
-
-    @property
-    def label(self) -> str:
-        return self.method.resolved_label
-
-    @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.label, self.spec.target, self.spec.length, self.trial)
 
 
 @dataclass(frozen=True)
@@ -103,31 +78,24 @@ class GridRun:
     """One run of a grid in this process. Everything that can refuse the run does so in the constructor,
     before any dataset, call or file; use it as a context manager (it owns worker processes)."""
 
-    def __init__(self, config: GridConfig, hooks: Hooks | None = None):
-        from llm_erm.engine import methods
-
-        self.config = config = config.resolved()
+    def __init__(self, config: GridConfig, hooks: Hooks | None = None, plan: Plan | None = None):
+        self.plan = plan = plan or plan_run(config)  # every refusal is the plan's
+        self.config = config = plan.config
         self.hooks = hooks or Hooks()
-        self.run_id = config.resolved_run_id()
-        self.run_dir = config.run_dir()
-        self.specs = config.dataset_specs()
-        self.methods = config.resolved_methods()
+        self.run_id = plan.run_id
+        self.run_dir = plan.run_dir
+        self.specs = plan.specs
+        self.methods = [m.spec for m in plan.methods.values()]
         self.several = len(self.methods) > 1  # labels appear in task-run names only when they tell apart
-        self.template = config.template_text()
+        self.template = plan.template
         self.rule = get_rule(config.selection)
         self.policy = RetryPolicy(retries=config.retries, first_delay_s=config.retry_delay_s,
                                   max_retry_after_s=config.max_retry_after_s)
-        self.proposers: dict[str, Any] = {}
-        self.providers: dict[str, dict[str, Any]] = {}
-        self.methods_ready: dict[str, Any] = {}  # label -> what a non-erm method prepared (settings, askers)
-        for method in self.methods:
-            if method.method == ERM:
-                proposer = make_proposer(config.method_proposer(method))
-                proposer.preflight()
-                self.proposers[method.resolved_label] = proposer
-                self.providers[method.resolved_label] = proposer.identity()
-            else:
-                self.methods_ready[method.resolved_label] = methods.prepare(config, method)
+        self.proposers: dict[str, Any] = {m.label: m.proposer for m in plan.methods.values() if m.proposer}
+        self.providers: dict[str, dict[str, Any]] = {label: self.proposers[label].identity()
+                                                     for label in self.proposers}
+        # label -> what a non-erm method prepared (settings, askers)
+        self.methods_ready: dict[str, Any] = {m.label: m.prepared for m in plan.methods.values() if m.prepared}
         self.stop = threading.Event()
         self.sandbox = open_sandbox(config) if self.proposers else None
         self.journal = Journal(self.run_dir)
@@ -170,6 +138,8 @@ class GridRun:
             "run_id": self.run_id,
             # what the user set; every default is in GridConfig, and what each proposer really sends is below
             "config": self.config.model_dump(mode="json", exclude_defaults=True),
+            # the template's text and digest: the run id is derived from them, not from the file's path
+            "prompt_template": self.config.template_record(),
             "methods": [{"label": m.resolved_label, "method": m.method, "n_train": m.n_train} for m in self.methods],
             "proposers": self.providers,
             "selection_rule": self.rule.name,
@@ -189,32 +159,19 @@ class GridRun:
     # -- the run ------------------------------------------------------------------------------------
     def prepare(self, spec: DatasetSpec, with_prompt: bool = True) -> Cell:
         """A dataset (built, or verified and reused) and, for erm, its prompt."""
-        from llm_erm.proposers.prompt import build_prompt
-
         label = cell_label(spec)
 
         def prepare() -> Cell:
             dataset = _load(spec, Path(self.config.datasets_dir))
-            prompt = None
-            if with_prompt:
-                prompt = build_prompt(dataset, variant=self.config.prompt_variant, template=self.template)
-                self.check_prompt(label, prompt)
+            prompt = self.plan.erm_prompt(dataset) if with_prompt else None
+            if prompt is not None:
+                store_prompt(self.run_dir, prompt)  # once per run; the rows keep its hash
             return Cell(spec, dataset, prompt)
 
         # one step (one task run under Prefect) per cell: generate the dataset, then build the prompt
         cell = self.hooks.step("prepare", f"prepare {label}{_size_suffix(spec, self.config)}", prepare)
         self.hooks.event(Event("cell", label, f"dataset {cell.dataset.path}"))
         return cell
-
-    def check_prompt(self, label: str, prompt: str) -> None:
-        """Refuse a prompt a proposer's server cannot take (too long for its context), before any call."""
-        for proposer in self.proposers.values():
-            check = getattr(proposer, "check_prompt", None)
-            if check is not None:
-                try:
-                    check(prompt)
-                except UsageError as exc:
-                    raise UsageError(f"{label}: {exc}") from None
 
     def run(self, todo: Sequence[Work]) -> GridResult:
         """Every trial in `todo`: datasets are prepared on a small pool and each one's trials start on the
@@ -277,9 +234,10 @@ class GridRun:
         from llm_erm.analysis.generalize import generalize_run
 
         cfg = self.config
+        # the grid's own sandbox pool, with the run's bounds: no second pool of workers while it is open
         self.hooks.step("generalize", "generalize", lambda: generalize_run(
             self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir), sandbox_mode=cfg.sandbox,
-            time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb))
+            time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb, sandbox=self.sandbox))
 
     # -- one trial ----------------------------------------------------------------------------------
     def trial_label(self, work: Work) -> str:
@@ -290,7 +248,7 @@ class GridRun:
         from llm_erm.engine import methods
 
         label = self.trial_label(work)
-        body = self._erm_trial if work.method.method == ERM else methods.trial_of(work.method.method)
+        body = methods.get_kind(work.method.method).trial
         result = self.hooks.step("trial", f"trial {label}", lambda: self._write(cell, work, body))
         self.hooks.event(Event("trial", label, result.failure or "", {"result": result}))
         return result
@@ -303,44 +261,33 @@ class GridRun:
             ledger.write_trial(self.run_dir, *work.key, rows)
         return TrialResult(work.spec.target, work.spec.length, work.trial, rows, work.label)
 
-    @staticmethod
-    def _erm_trial(run: GridRun, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
-        cfg = run.config
+    def erm_trial(self, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
+        """Propose, verify and select, attempt by attempt (or wave by wave), until the rule calls it solved."""
+        cfg = self.config
         rows: list[dict[str, Any]] = []
-        attempt = 1
-        while attempt <= cfg.attempts:
-            wave = range(attempt, min(attempt + cfg.wave_size, cfg.attempts + 1))
+        for wave in waves(cfg.attempts, cfg.wave_size):
             if len(wave) == 1:
-                rows.append(run.attempt(cell, work, attempt, identity))
+                rows.append(self.attempt(cell, work, wave.start, identity))
             else:
-                futures = [submit(run.waves(), run.attempt, cell, work, a, identity) for a in wave]
+                futures = [submit(self.waves(), self.attempt, cell, work, a, identity) for a in wave]
                 rows += [f.result() for f in futures]
-            attempt = wave.stop
-            if any(row["status"] == SKIPPED_BUDGET for row in rows):
-                rows += [attempt_row(identity=identity, attempt=a, skipped=True)
-                         for a in range(attempt, cfg.attempts + 1)]
+            if trial_over(rows, wave, cfg.attempts, self.rule, identity):
                 break
-            if any(run.rule.solved(row) for row in rows):
-                break
-        return finish_trial(rows, cfg.attempts, run.rule)
+        return finish_trial(rows, cfg.attempts, self.rule)
 
     def attempt(self, cell: Cell, work: Work, attempt: int, identity: dict[str, Any]) -> dict[str, Any]:
         """Propose (or find the answer in the journal), verify, and return the attempt's row."""
         from llm_erm.verify import verify_candidate
 
         label = f"{self.trial_label(work)} a{attempt}"
-        seed = attempt_seed(self.run_id, cell.prompt_sha256, work.trial, attempt)
-        proposer, provider = self.proposers[work.label], self.providers[work.label]
-        key = request_key(run_id=self.run_id, method=work.label, proposer=provider,
-                          prompt_sha256=cell.prompt_sha256, trial=work.trial, attempt=attempt)
-        answer, reused = self.journal.lookup(key), True
+        proposer = self.proposers[work.label]
+        call = request(self.run_id, work, self.providers[work.label], cell.prompt_sha256, attempt)
+        seed = call.seed
+        answer, reused = self.journal.lookup(call.key), True
         if answer is None:
             reused = False
-            request = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
-            answer = self.call(label, lambda: proposer.propose(request), key, {
-                "kind": "answer", "run_id": self.run_id, "method": work.label, "target": work.spec.target,
-                "length": work.spec.length, "trial": work.trial, "attempt": attempt, "seed": seed,
-                "prompt_sha256": cell.prompt_sha256, "provider": provider})
+            asked = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
+            answer = self.call(label, lambda: proposer.propose(asked), call.key, call.record)
             if isinstance(answer, str):  # skipped for budget, or the call failed: the row says which
                 row = attempt_row(identity=identity, attempt=attempt, skipped=answer == SKIPPED_BUDGET,
                                   propose_error=None if answer == SKIPPED_BUDGET else answer)
@@ -406,7 +353,7 @@ class GridRun:
             "request_params": request_params_json(provider),
             "tools": ",".join(provider.get("tools") or []) or None,
             "prompt_variant": self.config.prompt_variant if work.method.method == ERM else None,
-            "prompt": cell.prompt if work.method.method == ERM else None,
+            "prompt": None,  # stored once under prompts/<prompt_sha256>.txt (llm_erm.results.prompts)
             "prompt_sha256": cell.prompt_sha256 if work.method.method == ERM else None,
         }
 
@@ -417,21 +364,6 @@ class GridRun:
                 workers = self.config.concurrency * max(self.config.wave_size, 2)
                 self._wave_pool = ThreadPoolExecutor(workers, thread_name_prefix="llm-erm-calls")
             return self._wave_pool
-
-
-def method_spec(method: MethodSpec, spec: DatasetSpec) -> DatasetSpec:
-    """The dataset a method learns from: the cell's, or a sample-size point's (train = val = n/2)."""
-    if method.n_train is None:
-        return spec
-    sized = replace(spec, train_size=method.n_train // 2, val_size=method.n_train // 2)
-    sized.validate()
-    return sized
-
-
-def work_items(config: GridConfig, specs: Sequence[DatasetSpec]) -> list[Work]:
-    """Every trial of the grid's cells, in grid order: cell, then method, then trial."""
-    return [Work(method, method_spec(method, spec), t) for spec in specs for method in config.resolved_methods()
-            for t in range(1, config.trials + 1)]
 
 
 def aggregate(run_dir: Path) -> list[dict[str, Any]]:
@@ -468,16 +400,26 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
 
 def run_trial(config: GridConfig, target: str, length: int, trial: int = 1, method: str | None = None,
               hooks: Hooks | None = None) -> TrialResult:
-    """One trial of one cell (and method: the grid's first by default), written to the run's ledger like any
-    other; a finished one is run again."""
-    config = config.model_copy(update={"functions": [target], "lengths": [length]})
+    """One trial of one of the grid's cells (and methods: the grid's first by default), in the grid's own run:
+    the same run id, ledger and journal as `run_grid(config)`. A finished trial is read back from the ledger,
+    not run again; an unfinished one reuses every answer the journal holds."""
     with GridRun(config, hooks) as run:
-        run.write_manifest()
         chosen = next((m for m in run.methods if method in (None, m.resolved_label)), None)
         if chosen is None:
             raise UsageError(f"no method {method!r} in this grid: use one of "
-                                            f"{', '.join(m.resolved_label for m in run.methods)}")
-        work = Work(chosen, method_spec(chosen, run.specs[0]), trial)
+                             f"{', '.join(m.resolved_label for m in run.methods)}")
+        spec = next((s for s in run.specs if (s.target, s.length) == (target, length)), None)
+        if spec is None or not 1 <= trial <= run.config.trials:
+            cells = ", ".join(cell_label(s) for s in run.specs)
+            raise UsageError(f"{target} L{length} trial {trial} is not in this grid (cells: {cells}; trials "
+                             f"1..{run.config.trials}): add it to the config's functions, lengths or trials")
+        work = Work(chosen, method_spec(chosen, spec), trial)
+        if work not in run.pending([spec]):  # done: its rows, as the ledger holds them
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(ledger.trial_path(run.run_dir, *work.key)).to_pylist()
+            return TrialResult(spec.target, spec.length, trial, rows, work.label)
+        run.write_manifest()
         return run.trial(run.prepare(work.spec, chosen.method == ERM), work)
 
 
@@ -502,11 +444,6 @@ def _load(spec: DatasetSpec, datasets_dir: Path) -> Dataset:
 def _size_suffix(spec: DatasetSpec, config: GridConfig) -> str:
     same = (spec.train_size, spec.val_size) == (config.train_size, config.val_size)
     return "" if same else f" n{spec.train_size + spec.val_size}"
-
-
-def submit(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> Future:
-    """Submit with the caller's context variables, so hooks (a Prefect flow run's context) see them."""
-    return pool.submit(contextvars.copy_context().run, fn, *args)
 
 
 class _Unstorable(str):

@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
+from llm_erm.config import default
 from llm_erm.results import ledger
 from llm_erm.tasks import artifact_key
 
@@ -23,7 +24,7 @@ def analyze(run_id: str, run_dir: str):
 
 
 @flow(name="erm-analysis", log_prints=True)
-def erm_analysis(run_id: str, results_dir: str = "results"):
+def erm_analysis(run_id: str, results_dir: str = default("results_dir")):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
     run_dir = Path(results_dir).resolve() / run_id
     result = analyze(run_id, str(run_dir))
@@ -72,7 +73,7 @@ def erm_nightly(
     grid: dict[str, Any] | None = None,
     baseline_run_id: str | None = None,
     run_id: str | None = None,
-    results_dir: str = "results",
+    results_dir: str = default("results_dir"),
     run_id_prefix: str = "nightly-",
     baselines: list[str] | None = None,
 ):

@@ -19,7 +19,7 @@ from prefect.states import Completed, Failed
 
 from llm_erm.config import GridConfig, flow_signature
 from llm_erm.engine import GridResult, GridRun
-from llm_erm.engine.run import cell_label
+from llm_erm.plan import cell_label, describe, dry_run, plan_run
 from llm_erm.tasks import PrefectHooks, artifact_key, call_limit_name
 
 
@@ -40,22 +40,19 @@ def _cell_run_name() -> str:
 def erm_grid_fn(**params: Any):
     config = GridConfig.from_options(**params)
     logger = get_run_logger()
+    plan = plan_run(config)  # every refusal, before any dataset, call or file
     if config.dry_run:
-        from llm_erm.plan import plan_grid
-
-        plan = plan_grid(config)
-        for item in plan.prompts:
-            logger.info("===== %s (%d calls, about %d tokens) =====\n%s", item.label, item.calls, item.tokens,
-                        item.prompt)
-        logger.info(plan.estimate_text())
-        return {"run_id": config.resolved_run_id(), "dry_run": True, "calls": plan.calls}
-    config = config.resolved()
-    run_id = config.resolved_run_id()
+        grid = dry_run(plan)
+        for item in grid.prompts:
+            logger.info("%s\n%s", describe(item, len(plan.methods) > 1), item.prompt)
+        logger.info(grid.estimate_text())
+        return {"run_id": plan.run_id, "dry_run": True, "calls": grid.calls}
+    config, run_id = plan.config, plan.run_id
     if config.call_limit is not None:
         _ensure_call_limit(run_id, config.call_limit)
     if (config.run_dir() / "manifest.json").exists():  # a resume: its killed flow runs, if any, read Crashed
         _mark_stale_runs_crashed("erm-grid", run_id)
-    with GridRun(config.model_copy(update={"run_id": run_id}), hooks=None) as run:
+    with GridRun(config, hooks=None, plan=plan) as run:
         todo = run.pending()
         hooks = PrefectHooks(run_id, len(todo), config.call_limit)
         run.hooks = hooks

@@ -88,6 +88,14 @@ def test_selection(labels: list[int], n: int) -> list[int]:
     return out
 
 
+def test_prompts(dataset: Any, settings: Mapping[str, Any]) -> list[tuple[int, str]]:
+    """(test index, prompt) of every test input a cell asks, exactly as sent: the run and the dry run use this."""
+    examples = dataset.split("train").lines + dataset.split("val").lines
+    test = dataset.split("test")
+    return [(index, build_prompt(examples, test.texts[index], dataset.spec.length, dataset.target.alphabet))
+            for index in test_selection(test.labels, settings["test_prompts"])]
+
+
 # -- parsers ------------------------------------------------------------------------------------
 _GREEDY = re.compile(r"\{.*\}", re.DOTALL)
 _STRICT = re.compile(r"""\{"label":\s*["']?([01])["']?\}""")
@@ -160,6 +168,13 @@ class Asker:
     def identity(self) -> dict[str, Any]:
         return {"provider": f"icl-{self.settings['api']}", "base_url": self._chat.identity()["base_url"],
                 "model": self.cfg.model, "params": self.request_params()}
+
+    def cost_basis(self):
+        """How the dry run prices an answer as `ask` does: the model's list price (icl sends no service tier
+        and is never batched), each answer at this method's output cap."""
+        from llm_erm.proposers.pricing import cost_basis
+
+        return cost_basis(self.cfg.model, self.settings["max_tokens"])
 
     def request_params(self) -> dict[str, Any]:
         s = self.settings

@@ -180,6 +180,47 @@ class _OpenAIProposer:
     def batch_client(self) -> openai.OpenAI:
         return self._get_client()
 
+    # The Batch API's operations, each one SDK call; an SDK error becomes a ProposerError naming `what`
+    # (the engine retries the transient ones), so the engine sees no SDK.
+    def batch_upload(self, name: str, data: bytes) -> str:
+        """Upload a batch's JSONL input; its file id."""
+        client = self._get_client()
+        return self._batch_call("upload the batch input", lambda: client.files.create(
+            file=(name, data, "application/jsonl"), purpose="batch")).id
+
+    def batch_create(self, input_file_id: str, metadata: dict[str, str], window: str) -> Any:
+        client = self._get_client()
+        return self._batch_call("create the batch", lambda: client.batches.create(
+            input_file_id=input_file_id, endpoint=self.batch_endpoint, completion_window=window, metadata=metadata))
+
+    def batch_list(self, limit: int) -> list[Any]:
+        """Up to `limit` batches of the project, newest first (the SDK pages on by itself)."""
+        client = self._get_client()
+
+        def take() -> list[Any]:
+            out = []
+            for batch in client.batches.list(limit=100):
+                if len(out) >= limit:
+                    break
+                out.append(batch)
+            return out
+
+        return self._batch_call("list batches", take)
+
+    def batch_retrieve(self, batch_id: str) -> Any:
+        client = self._get_client()
+        return self._batch_call("check the batch", lambda: client.batches.retrieve(batch_id))
+
+    def batch_file_text(self, file_id: str) -> str:
+        client = self._get_client()
+        return self._batch_call("download the batch results", lambda: client.files.content(file_id).text)
+
+    def _batch_call(self, what: str, call: Any) -> Any:
+        try:
+            return call()
+        except openai.OpenAIError as exc:
+            raise classify_error(exc, f"{self._get_client().base_url}", self.cfg, what) from exc
+
     def proposal_from_body(self, body: dict[str, Any], latency_s: float, extra: dict[str, Any]) -> Proposal:
         """The Proposal of a batch line's response body, priced at the batch rate."""
         # Built as the SDK builds a response it receives: leniently (construct), not validated strictly, so a

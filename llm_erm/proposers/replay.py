@@ -18,6 +18,7 @@ Two ways to look a record up:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -73,6 +74,28 @@ def load_records(source: Path) -> list[Recorded]:
     if not records:
         raise UsageError(f"replay source {source} holds no recorded answers (no row with a text): check the path")
     return records
+
+
+def records_digest(records: list[Recorded]) -> str:
+    """The content of a recording: its answers by request, in any order, wherever the files lie."""
+    items = sorted((r.prompt_sha256, -1 if r.trial is None else r.trial, r.attempt, r.text) for r in records)
+    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+_DIGESTS: dict[tuple, str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def source_digest(source: Path) -> str:
+    """records_digest of a replay source (UsageError when it holds none), cached while its files are unchanged:
+    the run id is derived from it several times per run."""
+    source = Path(source)
+    files = sorted(source.rglob("*")) if source.is_dir() else [source]
+    stamp = (str(source.resolve()), *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()))
+    with _DIGESTS_LOCK:
+        if stamp not in _DIGESTS:
+            _DIGESTS[stamp] = records_digest(load_records(source))
+        return _DIGESTS[stamp]
 
 
 def _parquet_rows(source: Path) -> list[tuple[str, dict[str, Any]]]:
@@ -189,7 +212,8 @@ class ReplayProposer:
         self._records()
 
     def identity(self) -> dict[str, Any]:
-        return {"provider": self.kind, "source": str(self.source.resolve())}
+        # the recording's content, not where it lies: a moved or copied source is the same proposer
+        return {"provider": self.kind, "source_sha256": records_digest(list(self._records().values()))}
 
     def propose(self, request: ProposeRequest) -> Proposal:
         started = time.monotonic()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_erm.results import ledger
+from llm_erm.results.prompts import with_prompts
 from llm_erm.results.schema import ATTEMPT_SCHEMA
 
 # The original runner's columns, in its order, so existing analysis scripts keep working.
@@ -20,7 +21,7 @@ _COMPILE_STATUSES = {"too_large", "no_code", "syntax_error", "no_function"}
 
 
 def export_rows(run_dir: Path) -> list[dict[str, Any]]:
-    rows = ledger.read_attempts(run_dir).to_pylist()
+    rows = with_prompts(run_dir, ledger.read_attempts(run_dir).to_pylist())
     ours = [c for c in ATTEMPT_SCHEMA.names if c not in ORIGINAL_COLUMNS]
     out = []
     for row in sorted(rows, key=lambda r: (r["target"], r["length"], r["trial"], r["attempt"])):

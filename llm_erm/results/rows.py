@@ -70,5 +70,14 @@ def finish_trial(rows: list[dict[str, Any]], attempts_planned: int,
     ]
 
 
+# The identity fields that have columns of their own (proposer, model, base_url, tools): not request parameters.
+_OWN_COLUMNS = ("provider", "model", "base_url", "tools")
+
+
 def request_params_json(identity: dict[str, Any]) -> str:
-    return json.dumps(identity, sort_keys=True, default=str)
+    """The request parameters of a proposer identity, as JSON: its `params` (sampling, output cap, reasoning
+    ...), or, for a proposer without (enumerate, replay, a learner), its settings; never the fields that have
+    their own columns."""
+    params = identity["params"] if "params" in identity else {
+        k: v for k, v in identity.items() if k not in _OWN_COLUMNS}
+    return json.dumps(params, sort_keys=True, default=str)

@@ -22,6 +22,7 @@ from llm_erm.analysis.stats import summarize_trials, with_methods
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
 from llm_erm.results.progress import UNFINISHED, cell_statuses, marker_alive
+from llm_erm.results.prompts import with_prompts
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET, VERIFY_STATUSES
 from llm_erm.viewer.ledger_cache import FILE_COLUMN, LedgerCache, read_row, trial_files
 
@@ -225,6 +226,7 @@ class Results:
         row = read_row(run_dir, relative, {"attempt": attempt, "trial": trial, "method_label": label})
         if row is None:
             raise NotFound(f"attempt {attempt} is no longer in {relative}")
+        row = with_prompts(run_dir, [row])[0]  # the prompt is stored once per run, by its hash
         row.setdefault("method", match["method"].iloc[0])
         row.setdefault("method_label", label)
         row["method_extra"] = parse_extra(row.get("method_extra"))

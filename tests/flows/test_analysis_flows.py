@@ -72,6 +72,7 @@ def test_dry_run_flow_spends_nothing_and_writes_no_ledger(tmp_path):
 
     with WireServer(ScriptedModel([PARITY])) as server:
         outcome = erm_grid(**grid(tmp_path, server, dry_run=True, run_id="dry", results_dir=str(tmp_path / "r")))
-        assert server.request_count == 0
+        # no model call: at most a look at the server's context size (GET /props), which refuses a prompt too long
+        assert not [r for r in server.requests if r.method != "GET"]
     assert outcome == {"run_id": "dry", "dry_run": True, "calls": 4}
     assert not (tmp_path / "r").exists()
