@@ -16,8 +16,8 @@ from llm_erm.config import default
 from llm_erm.proposers.wire_server import Reply, WireServer
 
 LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
-# parity, after ~2 million loop steps per input: tens of ms of CPU, far above the 0.01 s default per input
-SLOW = "def f(x):\n    s = 0\n    for i in range(2_000_000):\n        s += i\n    return x.count('1') % 2\n"
+# parity, after ~20 million loop steps per input: about 0.1 s of CPU, ten times the 0.01 s default per input
+SLOW = "def f(x):\n    s = 0\n    for i in range(20_000_000):\n        s += i\n    return x.count('1') % 2\n"
 
 
 def slow_run(tmp_path: Path) -> Path:
