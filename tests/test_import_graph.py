@@ -2,8 +2,8 @@
 
 The graph is read from the source with `ast`, not by importing: every `import` and `from ... import` in
 every module of llm_erm counts, at module level or inside a function (a lazy import is still a
-dependency: it runs on the first call and fails the same way), under `if TYPE_CHECKING:` too (two modules
-that need each other's types are one concept in two files, or need a third that holds the shared types).
+dependency: it runs on the first call and fails the same way), except under `if TYPE_CHECKING:` (it never
+runs; the engine's own test, test_engine_imports.py, draws the same line).
 Relative imports are resolved against the importing module's package; `from package import name` is an
 edge to `package.name` when that is a module, else to the package.
 """
@@ -62,8 +62,13 @@ def imports(name: str, path: Path, known: Iterable[str]) -> set[str]:
             dotted = dotted.rpartition(".")[0]
         return dotted or None
 
+    tree = ast.parse(path.read_text(), str(path))
+    typing_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                   for statement in block.body for node in ast.walk(statement)}
     targets: set[str | None] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             targets.update(owner(alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -76,6 +81,11 @@ def imports(name: str, path: Path, known: Iterable[str]) -> set[str]:
                 submodule = f"{source}.{alias.name}"
                 targets.add(submodule if submodule in known else owner(source))
     return {t for t in targets if t is not None and t != name}
+
+
+def _is_type_checking(test: ast.expr) -> bool:  # `if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:`
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def graph(root: Path) -> dict[str, set[str]]:
@@ -153,7 +163,7 @@ def test_no_product_module_imports_the_test_doubles():
 
 def test_the_graph_sees_lazy_type_only_and_relative_imports_and_finds_their_circle(tmp_path):
     """The reader itself, on a package made for it: a circle closed only by a function-level relative
-    import, one by a TYPE_CHECKING import, and a `from package import module` edge."""
+    import, a `from package import module` edge, and a type-only import that is no edge."""
     root = tmp_path / "pkg"
     (root / "sub").mkdir(parents=True)
     (root / "__init__.py").write_text("")
@@ -161,10 +171,11 @@ def test_the_graph_sees_lazy_type_only_and_relative_imports_and_finds_their_circ
     (root / "sub" / "a.py").write_text("from pkg import util\n\ndef later():\n    from . import b\n")
     (root / "sub" / "b.py").write_text("from .a import later\n")
     (root / "util.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg.other import X\n")
-    (root / "other.py").write_text("import pkg.util\n")
+    (root / "other.py").write_text("import pkg.util\n\ndef later():\n    from pkg import sub\n")
     edges = graph(root)
     assert edges["pkg.sub"] == {"pkg.sub.a"} and edges["pkg.sub.a"] == {"pkg.util", "pkg.sub.b"}
-    assert sorted(map(sorted, circles(edges))) == [["pkg.other", "pkg.util"], ["pkg.sub.a", "pkg.sub.b"]]
+    assert edges["pkg.util"] == set() and edges["pkg.other"] == {"pkg.util", "pkg.sub"}
+    assert sorted(map(sorted, circles(edges))) == [["pkg.sub.a", "pkg.sub.b"]]
 
 
 # Written in parts so that the coordinator's rename script (s/old.path/new.path/) does not rewrite them.
