@@ -39,7 +39,7 @@ LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
 
 SERVER = """
 import signal, sys, time
-from llm_erm.proposers.wire_server import WireServer
+from llm_erm.wire.server import WireServer
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 first = []
 def answer(endpoint, body, text=sys.argv[3]):

@@ -26,7 +26,7 @@ import openai
 
 from llm_erm.proposers import ProposerConfig, ProposeRequest, make_proposer
 from llm_erm.proposers.replay import ReplayProposer
-from llm_erm.proposers.wire_server import WireServer
+from llm_erm.wire.server import WireServer
 
 PROMPT = "**Problem Statement:**\n" + "\n".join(f"{i:020b} -> {i % 2}" for i in range(100))
 

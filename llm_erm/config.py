@@ -176,7 +176,7 @@ class GridConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> GridConfig:
         from llm_erm.proposers.prompt import VARIANTS
-        from llm_erm.selection import RULES
+        from llm_erm.results.selection import RULES
 
         if self.prompt_variant is not None and self.prompt_variant not in VARIANTS:
             raise ValueError(f"unknown prompt variant {self.prompt_variant!r}: use one of {', '.join(VARIANTS)}")

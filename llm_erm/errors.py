@@ -1,4 +1,9 @@
-"""Errors that reach the user as one line and exit code 2."""
+"""Errors that reach the user as one line and exit code 2.
+
+At the package root on purpose: every layer raises UsageError (datasets, verify, proposers, the engine,
+the CLI, which turns it into the exit code) and it imports nothing, so in any one package it would make
+all the others depend on that package.
+"""
 
 
 class UsageError(Exception):

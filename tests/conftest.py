@@ -23,7 +23,7 @@ def wire_server():
     Script it with `wire_server.answer = lambda endpoint, body: Reply(...)`, `wire_server.inject(Fault...)`,
     `wire_server.latency_s`; inspect `wire_server.requests` / `request_count`.
     """
-    from llm_erm.proposers.wire_server import WireServer
+    from llm_erm.wire.server import WireServer
 
     with WireServer() as server:
         yield server

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from llm_erm.analysis.stats import TRIAL_KEYS, select_attempts, with_methods
-from llm_erm.selection import get_rule
+from llm_erm.results.selection import get_rule
 
 
 def by_rules(df: pd.DataFrame, rule: str | None = None) -> pd.Series:

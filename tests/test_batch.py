@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
 
 from llm_erm.proposers.pricing import LIST_PRICES  # noqa: E402
-from llm_erm.proposers.wire_server import WireServer  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
 from llm_erm.results.journal import JOURNAL_DIR, read_records  # noqa: E402
+from llm_erm.wire.server import WireServer  # noqa: E402
 
 COMPARED = ["target", "length", "trial", "attempt", "seed", "text", "code", "status", "val_acc", "test_acc",
             "selected", "stopped_early"]

@@ -20,8 +20,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import WRONG, SeededModel  # noqa: E402
 
-from llm_erm.proposers.wire_server import WireServer  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
+from llm_erm.wire.server import WireServer  # noqa: E402
 
 LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
 pytestmark = pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposerConfig, ProposeRequest, Usage, make_proposer
 from llm_erm.proposers.pricing import LIST_PRICES, cost_usd
-from llm_erm.proposers.wire_server import Reply
+from llm_erm.wire.server import Reply
 
 REQUEST = ProposeRequest(prompt="find f\n0101 -> 0", trial=1, attempt=1, seed=5)
 USAGE = dict(prompt_tokens=10_000, cached_tokens=2_000, completion_tokens=3_000)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llm_erm.budget import Budget
+from llm_erm.engine.budget import Budget
 from llm_erm.results.journal import JOURNAL_DIR, Journal, read_records, request_key
 
 

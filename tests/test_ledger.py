@@ -13,7 +13,7 @@ from llm_erm.results import ledger
 from llm_erm.results.export import ORIGINAL_COLUMNS, write_export
 from llm_erm.results.progress import cell_statuses, pending, running_marker, trial_done
 from llm_erm.results.rows import attempt_row, finish_trial
-from llm_erm.selection import select_index
+from llm_erm.results.selection import select_index
 
 IDENTITY = {"run_id": "r1", "target": "fn_a", "target_name": "parity_all", "length": 20, "trial": 1}
 
@@ -142,7 +142,7 @@ def test_default_run_id_is_a_hash_of_what_is_computed():
 
 
 def test_the_shortest_rule_breaks_validation_ties_by_program_size_and_never_sees_test():
-    from llm_erm.selection import get_rule
+    from llm_erm.results.selection import get_rule
 
     rows = [{"attempt": 1, "val_acc": 0.9, "ast_nodes": 40, "test_acc": 1.0},
             {"attempt": 2, "val_acc": 0.95, "ast_nodes": 30, "test_acc": 0.1},

@@ -22,8 +22,8 @@ from scripted import PARITY, reply  # noqa: E402
 from llm_erm import GridConfig, run_grid  # noqa: E402
 from llm_erm.datasets import DatasetSpec, build_dataset  # noqa: E402
 from llm_erm.methods.icl import build_prompt, parse_fork, parse_upstream  # noqa: E402
-from llm_erm.proposers.wire_server import Reply, WireServer, prompt_of  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
+from llm_erm.wire.server import Reply, WireServer, prompt_of  # noqa: E402
 
 TEST_INPUT = re.compile(r"\*\*Test Input:\*\*\n```\n(.*)\n```")
 

@@ -16,7 +16,7 @@ from llm_erm.proposers import (
     make_proposer,
 )
 from llm_erm.proposers.openai_api import ChatProposer, ResponsesProposer, retry_after_seconds
-from llm_erm.proposers.wire_server import Fault, Reply, WireServer
+from llm_erm.wire.server import Fault, Reply, WireServer
 
 KEY = "sk-test-0123456789"
 PROMPT = "**Problem Statement:**\nfind f\n```\n0101 -> 0\n```"

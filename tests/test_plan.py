@@ -16,7 +16,7 @@ from llm_erm import GridConfig, run_grid  # noqa: E402
 from llm_erm.errors import UsageError  # noqa: E402
 from llm_erm.plan import dry_run, plan_run  # noqa: E402
 from llm_erm.proposers.pricing import LIST_PRICES  # noqa: E402
-from llm_erm.proposers.wire_server import Reply, WireServer, prompt_of  # noqa: E402
+from llm_erm.wire.server import Reply, WireServer, prompt_of  # noqa: E402
 
 TEST_INPUT = re.compile(r"\*\*Test Input:\*\*\n```\n(.*)\n```")
 

@@ -1,5 +1,5 @@
 """Anthropic and Gemini proposers through their official SDKs, against wire-protocol servers of their APIs
-on 127.0.0.1 (llm_erm.proposers.anthropic_wire, gemini_wire): request bodies, usage, cost, tools, finish
+on 127.0.0.1 (llm_erm.testing.anthropic_wire, gemini_wire): request bodies, usage, cost, tools, finish
 reasons, faults, keys, and a grid end to end."""
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from llm_erm.proposers import (
     TransientProposerError,
     make_proposer,
 )
-from llm_erm.proposers.anthropic_wire import AnthropicWireServer
 from llm_erm.proposers.base import Usage
-from llm_erm.proposers.gemini_wire import GeminiWireServer, generation_config
 from llm_erm.proposers.pricing import LIST_PRICES, base_model, cost_usd
-from llm_erm.proposers.wire_server import Fault, Reply
+from llm_erm.testing.anthropic_wire import AnthropicWireServer
+from llm_erm.testing.gemini_wire import GeminiWireServer, generation_config
+from llm_erm.wire.server import Fault, Reply
 
 PROMPT = "**Problem Statement:**\nfind f\n```\n0101 -> 0\n```"
 REQUEST = ProposeRequest(prompt=PROMPT, trial=1, attempt=2, seed=1234)

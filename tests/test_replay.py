@@ -12,8 +12,8 @@ import pytest
 from llm_erm.errors import UsageError
 from llm_erm.proposers import PermanentProposerError, ProposerConfig, ProposeRequest, Usage, make_proposer
 from llm_erm.proposers.replay import ReplayAnswers, ReplayProposer, load_records, sha256_text
-from llm_erm.proposers.wire_server import WireServer
 from llm_erm.results.ledger import write_table, write_trial
+from llm_erm.wire.server import WireServer
 
 PROMPT_A = "**Problem Statement:**\nprompt A\n```\n0101 -> 0\n```"
 PROMPT_B = "**Problem Statement:**\nprompt B\n```\n1111 -> 1\n```"

@@ -11,9 +11,9 @@ sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
 
 from llm_erm import GridConfig  # noqa: E402
-from llm_erm.proposers.wire_server import WireServer  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
 from llm_erm.results.prompts import with_prompts  # noqa: E402
+from llm_erm.wire.server import WireServer  # noqa: E402
 
 TEMPLATE = "Learn f on {length} bits ({alphabet}).\n```\n{examples}\n```\nAnswer with Python code for f(x)."
 

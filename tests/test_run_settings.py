@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from llm_erm import GridConfig, run_grid
 from llm_erm.config import default
-from llm_erm.proposers.wire_server import Reply, WireServer
+from llm_erm.wire.server import Reply, WireServer
 
 LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
 # parity, after ~20 million loop steps per input: about 0.1 s of CPU, ten times the 0.01 s default per input

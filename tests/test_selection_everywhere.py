@@ -15,7 +15,7 @@ from llm_erm.analysis.stats import pass_at_k_table, progression, summarize_cells
 from llm_erm.engine.results import TrialResult  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
 from llm_erm.results.rows import finish_trial  # noqa: E402
-from llm_erm.selection import RULES  # noqa: E402
+from llm_erm.results.selection import RULES  # noqa: E402
 
 # trial 1: two attempts tie at val 0.75 (test 0.6 with 50 AST nodes, test 0.9 with 10), a third at val 0.5;
 # trial 2: solved at attempt 2 (val 1.0), where it stopped

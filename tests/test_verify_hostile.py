@@ -345,9 +345,9 @@ def test_a_lone_surrogate_answer_is_journaled_scored_and_never_bought_twice(tmp_
     """A correct answer whose comment holds a lone surrogate (U+D83D), from an OpenAI-compatible server
     through run_grid: journaled exactly, scored 1.0, and a resume (and a replay) buys nothing again."""
     from llm_erm import GridConfig, run_grid
-    from llm_erm.proposers.wire_server import Reply, WireServer
     from llm_erm.results import ledger
     from llm_erm.results.journal import JOURNAL_DIR, read_records
+    from llm_erm.wire.server import Reply, WireServer
 
     answer = "```python\n# counts the ones \ud83d\ndef f(x):\n    return x.count('1') % 2\n```\n"
     sold = []
@@ -591,9 +591,9 @@ def test_an_answer_the_journal_cannot_store_fails_its_attempt_once_and_is_not_bo
     """Where the journal cannot be written at all (here its directory is a file), the answer is an error
     of its attempt, recorded in the ledger; a resume finds the trial finished and calls nobody."""
     from llm_erm import GridConfig, run_grid
-    from llm_erm.proposers.wire_server import Reply, WireServer
     from llm_erm.results import ledger
     from llm_erm.results.journal import JOURNAL_DIR
+    from llm_erm.wire.server import Reply, WireServer
 
     sold = []
 

@@ -3,7 +3,7 @@
 Definitions used throughout (SPEC section 8):
 
 - a cell is (method label, target, length); rows without a method are erm's (a run from before methods).
-- selection: in each erm trial, the trial's selection rule (llm_erm.selection; the ERM default: the strictly
+- selection: in each erm trial, the trial's selection rule (llm_erm.results.selection; the ERM default: the strictly
   highest validation accuracy, ties keep the earlier attempt; an attempt without a validation score is never
   selected). Test accuracy plays no part. A trained baseline's or icl's trial is one row, its own result.
 - an erm trial is *scored* when at least one attempt has a validation score; another method's when its row
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from llm_erm.results.schema import SKIPPED_BUDGET, STATUSES, VERIFY_STATUSES
-from llm_erm.selection import HighestValidation, get_rule
+from llm_erm.results.selection import HighestValidation, get_rule
 
 CELL_KEYS = ["method_label", "target", "length"]
 TRIAL_KEYS = [*CELL_KEYS, "trial"]

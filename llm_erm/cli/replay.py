@@ -28,7 +28,7 @@ def replay_server(source: Source, port: Port = 0) -> None:
     """
     from llm_erm.errors import UsageError
     from llm_erm.proposers.replay import ReplayAnswers, load_records
-    from llm_erm.proposers.wire_server import WireServer
+    from llm_erm.wire.server import WireServer
 
     records = load_records(source)
     answers = ReplayAnswers(records, str(source))

@@ -44,7 +44,7 @@ class TrialResult:
     @property
     def solved(self) -> bool:
         """The trial's selection rule (the one its rows record) calls its selected attempt solved."""
-        from llm_erm.selection import get_rule
+        from llm_erm.results.selection import get_rule
 
         selected = self.selected
         return selected is not None and get_rule(selected.get("selection_rule") or "erm").solved(selected)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import llm_erm
-from llm_erm.budget import Budget
 from llm_erm.config import ERM, GridConfig
 from llm_erm.datasets import Dataset, DatasetSpec, build_dataset
+from llm_erm.engine.budget import Budget
 from llm_erm.engine.calls import request, submit
 from llm_erm.engine.hooks import Event, Hooks
 from llm_erm.engine.results import GridResult, TrialResult
@@ -45,7 +45,7 @@ from llm_erm.results.progress import pending, running_marker
 from llm_erm.results.prompts import store_prompt
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET, UNSTORABLE
-from llm_erm.selection import get_rule
+from llm_erm.results.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from llm_erm.results.rows import attempt_row
 from llm_erm.results.schema import SKIPPED_BUDGET
-from llm_erm.selection import SelectionRule
+from llm_erm.results.selection import SelectionRule
 
 
 def waves(attempts: int, wave_size: int) -> Iterator[range]:

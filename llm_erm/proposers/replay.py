@@ -31,8 +31,8 @@ from llm_erm.errors import UsageError
 from llm_erm.proposers.base import PermanentProposerError, Proposal, ProposeRequest, Usage
 from llm_erm.proposers.config import ProposerConfig
 from llm_erm.proposers.pricing import cost_usd
-from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
 from llm_erm.results.journal import JOURNAL_DIR, read_records, sha256_text
+from llm_erm.wire.server import Reply, WireError, prompt_of
 
 _USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
 _PARQUET_COLUMNS = (

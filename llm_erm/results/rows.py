@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
-from llm_erm.selection import SelectionRule, get_rule
+from llm_erm.results.selection import SelectionRule, get_rule
 
 
 def attempt_row(

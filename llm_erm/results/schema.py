@@ -83,7 +83,7 @@ ATTEMPT_SCHEMA = pa.schema(
         ("signature", pa.string()),  # hash of the validation predictions
         ("sandbox", pa.string()),  # bwrap | rlimit
         # selection within the trial
-        ("selection_rule", pa.string()),  # the rule that chose `selected` (llm_erm.selection)
+        ("selection_rule", pa.string()),  # the rule that chose `selected` (llm_erm.results.selection)
         ("selected", pa.bool_()),
         ("stopped_early", pa.bool_()),  # the trial stopped at this attempt (validation 1.0)
         ("created_at", pa.timestamp("us", tz="UTC")),

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from llm_erm.proposers.wire_server import Reply, WireError, prompt_of
+from llm_erm.wire.server import Reply, WireError, prompt_of
 
 WRONG = "def f(x):\n    return 0"
 FIRST_BIT = "def f(x):\n    return int(x[0])"

@@ -7,8 +7,8 @@ from pathlib import Path
 from api import latest_artifact
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
-from llm_erm.proposers.wire_server import WireServer
 from llm_erm.results import ledger
+from llm_erm.wire.server import WireServer
 
 
 def grid(tmp_path: Path, server: WireServer, **overrides) -> dict:

@@ -20,8 +20,8 @@ import pytest
 from postgres import Postgres
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
-from llm_erm.proposers.wire_server import WireServer
 from llm_erm.results import ledger
+from llm_erm.wire.server import WireServer
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFECT = str(Path(sys.executable).with_name("prefect"))

@@ -10,9 +10,9 @@ from api import latest_artifact
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
 
 from llm_erm.datasets import DatasetSpec, build_dataset
-from llm_erm.proposers.wire_server import Fault, WireError, WireServer
 from llm_erm.results import ledger
 from llm_erm.results.progress import cell_statuses
+from llm_erm.wire.server import Fault, WireError, WireServer
 
 COMPARED = ["target", "length", "trial", "attempt", "text", "code", "status", "val_acc", "test_acc", "selected",
             "stopped_early"]

@@ -4,6 +4,10 @@ One protocol, used by the trial (the `selected` and `stopped_early` columns) and
 recomputes the selection to check the ledger, and can compare rules on the same attempts). A rule sees an
 attempt's validation score and program size, never its test accuracy: test accuracy must not influence
 selection. Rules register by name in RULES; a new rule is one class here.
+
+It lives in results/ because a rule reads ledger rows and decides the ledger's `selected`, `stopped_early`
+and `selection_rule` columns (results/rows.py writes them); config, the engine and the analysis all sit
+above results, so each can import it without a circle.
 """
 
 from __future__ import annotations

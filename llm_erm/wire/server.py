@@ -2,14 +2,18 @@
 
 It speaks POST /v1/responses, POST /v1/chat/completions and GET /v1/models in the real wire format
 (ids, object types, message/output_text items, usage blocks with their details fields), and the Files
-and Batches endpoints of the Batch API (llm_erm.proposers.wire_batches), so the official `openai`
+and Batches endpoints of the Batch API (llm_erm.wire.batches), so the official `openai`
 client, or any other client, talks to it as to the real API. What it says comes from a pluggable
 `answer(endpoint, body)` callback; faults can be injected for the next requests (latency, 429 with or
 without Retry-After, 5xx, a hang, a truncated or malformed body, a dropped connection) or at a seeded
 random rate. Every request is counted and its body recorded.
 
-Other providers' APIs (Anthropic's Messages, Gemini's generateContent) subclass WireServer with a
-handler of their own (`handler_class`): recording, faults, keys and the HTTP plumbing are shared.
+The product uses it as `llm-erm replay-server` (answers from a recording, llm_erm.proposers.replay); tests
+and benchmarks script it. The fakes of other providers' APIs (Anthropic's Messages, Gemini's
+generateContent, in llm_erm.testing) subclass WireServer with a handler of their own (`handler_class`):
+recording, faults, keys and the HTTP plumbing are shared. Fault injection stays here, not in
+llm_erm.testing, because it lives in that shared plumbing (every dialect's do_GET/do_POST applies it);
+nothing in the product injects a fault.
 
     with WireServer(lambda endpoint, body: '{"code": "def f(x): return 0"}') as server:
         client = openai.OpenAI(base_url=server.url, api_key="test", max_retries=0)
@@ -29,6 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from llm_erm.wire.batches import BatchError, BatchStore
 
 ENDPOINTS = ("responses", "chat/completions", "completions")
 FAULT_KINDS = ("status", "hang", "truncate", "malformed", "reset", "delay")
@@ -178,9 +184,7 @@ class WireServer:
         self._httpd = _HTTPServer(("127.0.0.1", port), self.handler_class())
         self._httpd.wire = self
         self._thread: threading.Thread | None = None
-        from llm_erm.proposers.wire_batches import BatchStore
-
-        self.batches = BatchStore(self)  # the Files and Batches endpoints' state
+        self.batches = BatchStore(ENDPOINTS, self._answer_line)  # the Files and Batches endpoints' state
 
     def handler_class(self) -> type[BaseHTTPRequestHandler]:
         """The request handler: which API this server speaks."""
@@ -268,6 +272,16 @@ class WireServer:
                 status = self._random.choice((429, 500, 503))
                 return Fault("status", status, "0" if status == 429 else None, message="injected random fault")
         return None
+
+    def _answer_line(self, endpoint: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """A batch line's response (status, body): what the same request made alone would get, without the
+        server's latency and faults (a batch is answered as a whole, later)."""
+        try:
+            reply = self.answer(endpoint, body)
+        except WireError as exc:
+            return exc.status, {"error": {"message": exc.message, "type": "invalid_request_error", "param": None,
+                                          "code": exc.code}}
+        return 200, openai_object(endpoint, body, Reply(reply) if isinstance(reply, str) else reply)
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -410,13 +424,13 @@ class _Handler(WireHandler):
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "llm-erm"} for m in self.wire.models]
             self._send_json(200, {"object": "list", "data": data})
         elif path.startswith(("/v1/files", "/v1/batches")):
-            self.wire.batches.handle(self, "GET", path, None, b"")
+            self._batch_api("GET", path, None, b"")
         else:
             self._send_error(404, f"no route GET {self.path}", "not_found")
 
     def handle_post(self, path: str, body: Any, raw: bytes) -> None:
         if path.startswith(("/v1/files", "/v1/batches")):
-            self.wire.batches.handle(self, "POST", path, body, raw)
+            self._batch_api("POST", path, body, raw)
             return
         endpoint = path.removeprefix("/v1/")
         if endpoint not in ENDPOINTS:
@@ -432,6 +446,18 @@ class _Handler(WireHandler):
         reply = self._answer(endpoint, body)
         if reply is not None:
             self._send_json(200, openai_object(endpoint, body, reply))
+
+    def _batch_api(self, method: str, path: str, body: Any, raw: bytes) -> None:
+        try:
+            payload, content_type = self.wire.batches.handle(method, path, self.path.partition("?")[2], body, raw,
+                                                             self.headers.get("Content-Type", ""))
+        except BatchError as exc:
+            self._send_error(exc.status, exc.message, exc.code)
+            return
+        if isinstance(payload, bytes):
+            self._send_bytes(200, payload, {}, content_type)
+        else:
+            self._send_json(200, payload)
 
 
 # -- wire objects -------------------------------------------------------------------------------

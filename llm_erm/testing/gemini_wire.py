@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
-from llm_erm.proposers.wire_server import Reply, WireHandler, WireServer, prompt_of
+from llm_erm.wire.server import Reply, WireHandler, WireServer, prompt_of
 
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}

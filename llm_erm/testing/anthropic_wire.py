@@ -14,7 +14,7 @@ import json
 import uuid
 from typing import Any
 
-from llm_erm.proposers.wire_server import Reply, WireHandler, WireServer, prompt_of
+from llm_erm.wire.server import Reply, WireHandler, WireServer, prompt_of
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",

@@ -1,4 +1,4 @@
-"""The Batch API on the test server: OpenAI's Files and Batches endpoints, in their wire format.
+"""The Batch API of the wire server (llm_erm.wire.server): OpenAI's Files and Batches endpoints, in their wire format.
 
     POST /v1/files (multipart: purpose=batch, file)   GET /v1/files/{id}, /v1/files/{id}/content
     POST /v1/batches {input_file_id, endpoint, completion_window, metadata}
@@ -18,25 +18,35 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
-from llm_erm.proposers.wire_server import ENDPOINTS, Reply, WireError, openai_object
-
-if TYPE_CHECKING:
-    from llm_erm.proposers.wire_server import WireHandler, WireServer
-
-BATCH_ENDPOINTS = tuple(f"/v1/{endpoint}" for endpoint in ENDPOINTS)
+# The store knows nothing of the server: it gets the endpoints it accepts and a function that answers one
+# line as the server would answer the same request, and hands back (status, payload) for the handler to
+# send. So llm_erm.wire.server imports this module and this module imports nothing of the server.
+LineAnswer = Callable[[str, dict[str, Any]], "tuple[int, dict[str, Any]]"]  # (endpoint, body) -> (status, body)
 FINAL = ("completed", "failed", "expired", "cancelled")
+
+
+class BatchError(Exception):
+    """A refused Files or Batches request: the handler replies with this status and an error body."""
+
+    def __init__(self, status: int, message: str, code: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
 
 
 class BatchStore:
     """Files and batches of one server (thread-safe)."""
 
-    def __init__(self, wire: WireServer, hold: bool = False):
-        self.wire = wire
+    def __init__(self, endpoints: tuple[str, ...], answer_line: LineAnswer, hold: bool = False):
+        self.endpoints = tuple(f"/v1/{endpoint}" for endpoint in endpoints)  # a batch's `endpoint` values
+        self.answer_line = answer_line
         self.hold = hold  # True: batches wait for release()
         self.files: dict[str, dict[str, Any]] = {}  # id -> file object (+ "_data": bytes)
         self.batches: dict[str, dict[str, Any]] = {}  # id -> batch object
@@ -59,39 +69,36 @@ class BatchStore:
         return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
     # -- the endpoints -------------------------------------------------------------------------
-    def handle(self, handler: WireHandler, method: str, path: str, body: Any, raw: bytes) -> None:
+    def handle(self, method: str, path: str, query: str, body: Any, raw: bytes,
+               content_type: str) -> tuple[dict[str, Any] | bytes, str]:
+        """One Files or Batches request (path without the query): the 200 payload and its content type;
+        BatchError for a refusal."""
         parts = path.removeprefix("/v1/").split("/")
-        try:
-            if parts[0] == "files":
-                if method == "POST" and len(parts) == 1:
-                    handler._send_json(200, self._upload(raw, handler.headers.get("Content-Type", "")))
-                elif method == "GET" and len(parts) == 2:
-                    handler._send_json(200, self._public(self._file(parts[1])))
-                elif method == "GET" and len(parts) == 3 and parts[2] == "content":
-                    handler._send_bytes(200, self._file(parts[1])["_data"], {}, "application/octet-stream")
-                else:
-                    raise WireError(404, f"no route {method} {path}", "not_found")
-            elif parts[0] == "batches":
-                if method == "POST" and len(parts) == 1:
-                    handler._send_json(200, self._create(body))
-                elif method == "GET" and len(parts) == 1:
-                    query = parse_qs(handler.path.partition("?")[2])
-                    handler._send_json(200, self._list(int(query.get("limit", ["20"])[0]),
-                                                       query.get("after", [None])[0]))
-                elif method == "GET" and len(parts) == 2:
-                    handler._send_json(200, self._batch(parts[1]))
-                elif method == "POST" and len(parts) == 3 and parts[2] == "cancel":
-                    self._batch(parts[1])
-                    self._run(parts[1], "cancelled", 0)
-                    handler._send_json(200, self._batch(parts[1]))
-                else:
-                    raise WireError(404, f"no route {method} {path}", "not_found")
-        except WireError as exc:
-            handler._send_error(exc.status, exc.message, exc.code)
+        if parts[0] == "files":
+            if method == "POST" and len(parts) == 1:
+                return self._upload(raw, content_type), "application/json"
+            if method == "GET" and len(parts) == 2:
+                return self._public(self._file(parts[1])), "application/json"
+            if method == "GET" and len(parts) == 3 and parts[2] == "content":
+                return self._file(parts[1])["_data"], "application/octet-stream"
+        elif parts[0] == "batches":
+            if method == "POST" and len(parts) == 1:
+                return self._create(body), "application/json"
+            if method == "GET" and len(parts) == 1:
+                fields = parse_qs(query)
+                return self._list(int(fields.get("limit", ["20"])[0]), fields.get("after", [None])[0]), \
+                    "application/json"
+            if method == "GET" and len(parts) == 2:
+                return self._batch(parts[1]), "application/json"
+            if method == "POST" and len(parts) == 3 and parts[2] == "cancel":
+                self._batch(parts[1])
+                self._run(parts[1], "cancelled", 0)
+                return self._batch(parts[1]), "application/json"
+        raise BatchError(404, f"no route {method} {path}", "not_found")
 
     def _upload(self, raw: bytes, content_type: str) -> dict[str, Any]:
         if not content_type.startswith("multipart/form-data"):
-            raise WireError(400, "POST /v1/files takes multipart/form-data (purpose, file)", "invalid_request")
+            raise BatchError(400, "POST /v1/files takes multipart/form-data (purpose, file)", "invalid_request")
         message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
         fields: dict[str, tuple[str | None, bytes]] = {}
         for part in message.iter_parts():
@@ -99,7 +106,7 @@ class BatchStore:
             if name:
                 fields[name] = (part.get_filename(), part.get_payload(decode=True) or b"")
         if "file" not in fields or fields.get("purpose", (None, b""))[1].decode() != "batch":
-            raise WireError(400, "a batch input file needs purpose=batch and a file part", "invalid_request")
+            raise BatchError(400, "a batch input file needs purpose=batch and a file part", "invalid_request")
         filename, data = fields["file"]
         try:
             for number, line in enumerate(data.decode().splitlines(), 1):
@@ -108,7 +115,7 @@ class BatchStore:
                     if not {"custom_id", "method", "url", "body"} <= set(request):
                         raise ValueError(f"line {number} lacks custom_id, method, url or body")
         except (UnicodeDecodeError, ValueError) as exc:
-            raise WireError(400, f"the batch input file is not valid JSONL: {exc}", "invalid_file") from None
+            raise BatchError(400, f"the batch input file is not valid JSONL: {exc}", "invalid_file") from None
         file = {"id": f"file-{uuid.uuid4().hex[:24]}", "object": "file", "bytes": len(data),
                 "created_at": int(time.time()), "filename": filename or "input.jsonl", "purpose": "batch",
                 "status": "processed", "status_details": None, "_data": data}
@@ -118,19 +125,19 @@ class BatchStore:
 
     def _create(self, body: Any) -> dict[str, Any]:
         if not isinstance(body, dict):
-            raise WireError(400, "the request body is not a JSON object", "invalid_json")
+            raise BatchError(400, "the request body is not a JSON object", "invalid_json")
         file_id, endpoint = body.get("input_file_id"), body.get("endpoint")
         with self._lock:
             if file_id not in self.files:
-                raise WireError(404, f"no file {file_id!r}", "not_found")
-        if endpoint not in BATCH_ENDPOINTS:
-            raise WireError(400, f"endpoint must be one of {', '.join(BATCH_ENDPOINTS)}", "invalid_endpoint")
+                raise BatchError(404, f"no file {file_id!r}", "not_found")
+        if endpoint not in self.endpoints:
+            raise BatchError(400, f"endpoint must be one of {', '.join(self.endpoints)}", "invalid_endpoint")
         if body.get("completion_window") != "24h":
-            raise WireError(400, "completion_window must be 24h", "invalid_completion_window")
+            raise BatchError(400, "completion_window must be 24h", "invalid_completion_window")
         lines = self._file(file_id)["_data"].decode().splitlines()
         for line in lines:
             if line.strip() and json.loads(line)["url"] != endpoint:
-                raise WireError(400, f"every line's url must be the batch's endpoint {endpoint}", "mismatched_url")
+                raise BatchError(400, f"every line's url must be the batch's endpoint {endpoint}", "mismatched_url")
         now = int(time.time())
         batch = {
             "id": f"batch_{uuid.uuid4().hex[:24]}", "object": "batch", "endpoint": endpoint, "errors": None,
@@ -172,20 +179,11 @@ class BatchStore:
                                "response": None, "error": {"code": code, "message": f"the batch was {status} "
                                                            "before this request ran"}})
                 continue
-            endpoint = request["url"].removeprefix("/v1/")
-            try:
-                reply = self.wire.answer(endpoint, request["body"])
-                reply = Reply(reply) if isinstance(reply, str) else reply
-                response = {"status_code": 200, "request_id": uuid.uuid4().hex,
-                            "body": openai_object(endpoint, request["body"], reply)}
-                outputs.append({"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": request["custom_id"],
-                                "response": response, "error": None})
-            except WireError as exc:
-                body = {"error": {"message": exc.message, "type": "invalid_request_error", "param": None,
-                                  "code": exc.code}}
-                errors.append({"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": request["custom_id"],
-                               "response": {"status_code": exc.status, "request_id": uuid.uuid4().hex,
-                                            "body": body}, "error": None})
+            status_code, body = self.answer_line(request["url"].removeprefix("/v1/"), request["body"])
+            line = {"id": f"batch_req_{uuid.uuid4().hex[:24]}", "custom_id": request["custom_id"],
+                    "response": {"status_code": status_code, "request_id": uuid.uuid4().hex, "body": body},
+                    "error": None}
+            (outputs if status_code == 200 else errors).append(line)
         now = int(time.time())
         with self._lock:
             batch["output_file_id"] = self._store_output(batch_id, "output", outputs)
@@ -213,13 +211,13 @@ class BatchStore:
     def _file(self, file_id: str) -> dict[str, Any]:
         with self._lock:
             if file_id not in self.files:
-                raise WireError(404, f"no file {file_id!r}", "not_found")
+                raise BatchError(404, f"no file {file_id!r}", "not_found")
             return self.files[file_id]
 
     def _batch(self, batch_id: str) -> dict[str, Any]:
         with self._lock:
             if batch_id not in self.batches:
-                raise WireError(404, f"no batch {batch_id!r}", "not_found")
+                raise BatchError(404, f"no batch {batch_id!r}", "not_found")
             return dict(self.batches[batch_id])
 
     @staticmethod
