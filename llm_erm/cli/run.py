@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import signal
 import sys
 import threading
 import types
@@ -204,9 +203,16 @@ def check_before_work(config: GridConfig) -> None:
 
 
 def run(**given: Any) -> None:
+    from llm_erm.cli.stopping import Stopper
+
     no_prefect = given.pop("no_prefect", False)
+    # Ctrl-C from here on ends in one line and exit 130, before the run starts as well as during it
+    stopper = Stopper(lambda: typer.echo("interrupted: before the run started; nothing was written", err=True))
+    stopper.install()
     config = config_from_options(given)
     check_before_work(config)
+    if not config.dry_run:  # the first line says where the run's flow runs go
+        typer.echo("prefect: not used (--no-prefect)" if no_prefect else _prefect_line(), err=True)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
     if config.sandbox == "rlimit":
@@ -227,48 +233,49 @@ def run(**given: Any) -> None:
         _print_summary(_read_summary(run_dir))
         _print_paths(run_dir)
         return
-    code = _run_interruptibly(config, no_prefect, len(work))
+
+    def interrupted() -> None:
+        typer.echo(f"interrupted: run {run_dir.name} stopped; every finished trial and every answer that arrived "
+                   "is kept. Re-run the same command to resume.", err=True)
+        _print_paths(run_dir)
+
+    stopper.message = interrupted
+    code = _run_interruptibly(config, no_prefect, len(work), stopper)
     _print_paths(run_dir)
     if code:
         _exit_now(code)
 
 
-def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int) -> int:
-    """Run the grid; 0 when everything finished, 1 when something failed, 130/143 when interrupted.
+def _prefect_line() -> str:
+    from llm_erm import prefect_env
 
-    SIGINT and SIGTERM stop the run within seconds: no new call starts, the ledger keeps every finished
-    trial and the journal every answer that arrived; calls still in flight are abandoned (the process exits
-    without waiting for them)."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    return prefect_env.planned()
+
+
+def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int, stopper) -> int:
+    """Run the grid; 0 when everything finished, 1 when something failed; interrupted, it exits 130/143.
+
+    SIGINT and SIGTERM stop the run within seconds (llm_erm.cli.stopping): no new call starts, the ledger
+    keeps every finished trial and the journal every answer that arrived; calls still in flight are
+    abandoned (the process exits without waiting for them)."""
     run_dir = config.run_dir()
     try:
         with _progress(run_dir, total_trials):
-            outcome = _run_with_prefect(config) if not no_prefect else _run_plain(config)
-    except (KeyboardInterrupt, _Terminated) as exc:
-        typer.echo(f"interrupted: run {run_dir.name} stopped; every finished trial and every answer that arrived "
-                   "is kept. Re-run the same command to resume.", err=True)
-        return 143 if isinstance(exc, _Terminated) else 130
+            outcome = _run_with_prefect(config, stopper) if not no_prefect else _run_plain(config)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (stopping.Terminated)
+        stopper.finish()
     except BaseException as exc:  # Prefect's TerminationSignal is a BaseException of its own
         if type(exc).__name__ == "TerminationSignal":
-            typer.echo(f"terminated: run {run_dir.name} stopped; re-run the same command to resume.", err=True)
-            return 143
+            stopper.finish(143)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stopper.uninstall()
     _print_summary(outcome["cells"])
     message = outcome.get("failure")
     if message:
         typer.echo(f"error: {message}", err=True)
         return 1
     return 0
-
-
-class _Terminated(KeyboardInterrupt):
-    pass
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise _Terminated()
 
 
 def _run_plain(config: GridConfig) -> dict[str, Any]:
@@ -278,11 +285,11 @@ def _run_plain(config: GridConfig) -> dict[str, Any]:
     return {"cells": result.cells, "failure": result.failure_message()}
 
 
-def _run_with_prefect(config: GridConfig) -> dict[str, Any]:
+def _run_with_prefect(config: GridConfig, stopper) -> dict[str, Any]:
     from llm_erm import prefect_env
 
     with prefect_env.connect() as connection:
-        typer.echo(f"prefect: {connection.how}", err=True)
+        stopper.cleanups.append(connection.kill)  # a stop that cannot wait still takes our server with it
         connection.wait()
         from llm_erm.flows.grid import erm_grid
 
