@@ -143,12 +143,12 @@ def planned() -> str:
 def connect() -> Iterator[Connection]:
     """Point this process (PREFECT_API_URL) at a Prefect API; call before importing Prefect."""
     found = configured_api_url()
+    if found is not None and not healthy(found[0], 3.0):
+        raise UsageError(f"the Prefect API at {found[0]} (from {found[1]}) does not answer: start that server "
+                         "(`prefect server start`) or configure another one")
     configure()
     if found is not None:
-        url, source = found
-        if not healthy(url, 3.0):
-            raise UsageError(f"the Prefect API at {url} (from {source}) does not answer: start that server "
-                             "(`prefect server start`) or configure another one")
+        url = found[0]
         os.environ["PREFECT_API_URL"] = url
         connection = Connection(url, f"the Prefect server at {url}")
     else:

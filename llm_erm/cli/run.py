@@ -28,8 +28,9 @@ from llm_erm.proposers.config import ProposerConfig
 
 RUN_HELP = """Run a grid: datasets -> prompts -> propose k -> verify -> select -> aggregate -> analysis.
 
-Runs the erm-grid flow in this process on a Prefect API (PREFECT_API_URL, else a server already running on
-127.0.0.1:4200, else a temporary one), or with --no-prefect the same engine without Prefect. Re-running the
+Runs the erm-grid flow in this process on the Prefect API you configured (PREFECT_API_URL or the active
+profile's), else on a temporary server of this run's alone; or with --no-prefect the same engine without
+Prefect. The first line says which. Re-running the
 same command resumes the run: finished trials are skipped and every answer already paid for is reused.
 Exits 1 when any call or trial failed (re-run to retry exactly those), 2 on bad input (nothing written).
 """
