@@ -159,8 +159,11 @@ class GridConfig(BaseModel):
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c in value for c in "/\\ ")):
-            raise ValueError(f"run id {value!r} must be a non-empty name without slashes or spaces")
+        from llm_erm.results.runs import run_id_problem
+
+        problem = None if value is None else run_id_problem(value)  # `..`, `.`, paths: outside results_dir
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -252,7 +255,9 @@ class GridConfig(BaseModel):
         return f"grid-{digest[:12]}"
 
     def run_dir(self) -> Path:
-        return Path(self.results_dir).resolve() / self.resolved_run_id()
+        from llm_erm.results.runs import run_folder
+
+        return run_folder(self.results_dir, self.resolved_run_id())
 
     def template_text(self) -> str | None:
         """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""

@@ -141,3 +141,40 @@ def test_dry_run_prints_each_distinct_prompt_once_with_the_cost_and_calls_nothin
     assert "(decimal, length 20)" in done.stdout and "(binary, length 20)" in done.stdout
     assert wire_server.request_count == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["datasets"]  # datasets, no results, no Prefect
+
+
+BAD_RUN_IDS = ["..", ".", "../elsewhere", "a/b", "/tmp/abs", ".hidden", "two words", ""]
+
+
+@pytest.mark.parametrize(("command", "run_id"), [("run", bad) for bad in BAD_RUN_IDS] + [
+    (command, bad) for command in ("status", "export", "analyze", "generalize", "compare") for bad in ("..", "a/b")])
+def test_a_run_id_that_is_not_a_plain_name_is_refused_by_every_command(tmp_path, command, run_id):
+    (tmp_path / "results").mkdir()
+    args = {
+        "run": ["run", "--functions", "fn_a", "--lengths", "20", "--no-prefect", "--run-id", run_id],
+        "status": ["status", "--run-id", run_id],
+        "export": ["export", "--run-id", run_id, "--output", "out.csv"],
+        "analyze": ["analyze", "--run-id", run_id],
+        "generalize": ["generalize", "--run-id", run_id, "--lengths", "10"],
+        "compare": ["compare", "r1", run_id],
+    }[command]
+    done = llm_erm(tmp_path, *args)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "plain name" in line, line
+    assert ("CANDIDATE_RUN" if command == "compare" else "--run-id") in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"] and not list((tmp_path / "results").iterdir())
+
+
+def test_a_run_folder_linked_from_elsewhere_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "attempts").mkdir(parents=True)
+    (elsewhere / "manifest.json").write_text("{}")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "linked").symlink_to(elsewhere)
+    for args in (["status", "--run-id", "linked"], ["analyze", "--run-id", "linked"],
+                 ["run", "--functions", "fn_a", "--lengths", "20", "--no-prefect", "--run-id", "linked"]):
+        done = llm_erm(tmp_path, *args)
+        assert done.returncode == 2 and "outside" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["attempts", "manifest.json"]

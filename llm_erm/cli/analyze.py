@@ -18,9 +18,11 @@ from llm_erm.errors import UsageError
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
 
 
-def _run_dir(results_dir: Path, run_id: str) -> Path:
+def _run_dir(results_dir: Path, run_id: str, option: str = "--run-id") -> Path:
     """The directory of a run that has attempts, or a UsageError naming the runs that exist."""
-    run_dir = results_dir / run_id
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id, option)
     if not (run_dir / "attempts").is_dir():
         known = [p.parent.name for p in results_dir.glob("*/attempts")] if results_dir.is_dir() else []
         hint = f"known runs: {', '.join(sorted(known))}" if known else "pass --results-dir where the runs are"
@@ -124,7 +126,12 @@ def register(app: typer.Typer) -> None:
 
         Example: llm-erm compare nightly-2026-01-01 nightly-2026-01-02
         """
-        baseline_dir, candidate_dir = _run_dir(results_dir, baseline), _run_dir(results_dir, candidate)
+        from llm_erm.results.runs import run_folder
+
+        for option, name in (("BASELINE_RUN", baseline), ("CANDIDATE_RUN", candidate)):
+            run_folder(results_dir, name, option)  # both plain names, before either is looked for
+        baseline_dir = _run_dir(results_dir, baseline, "BASELINE_RUN")
+        candidate_dir = _run_dir(results_dir, candidate, "CANDIDATE_RUN")
         from llm_erm.analysis.compare import cell_name, compare_runs
 
         comparison = compare_runs(baseline_dir, candidate_dir)

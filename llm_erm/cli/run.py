@@ -212,7 +212,9 @@ def run(**given: Any) -> None:
     stopper.install()
     config = config_from_options(given)
     check_before_work(config)
-    if not config.dry_run:  # the first line says where the run's flow runs go
+    if not config.dry_run:
+        config.run_dir()  # a run folder that would lie outside --results-dir is refused before anything
+        # the first line says where the run's flow runs go
         typer.echo("prefect: not used (--no-prefect)" if no_prefect else _prefect_line(), err=True)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
@@ -395,7 +397,9 @@ def _pm(mean, std, trials: int) -> str:
 
 
 def _run_dir(results_dir: str, run_id: str) -> Path:
-    run_dir = Path(results_dir).resolve() / run_id
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id)
     if not (run_dir / "manifest.json").exists():
         raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
     return run_dir

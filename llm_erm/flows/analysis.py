@@ -25,7 +25,9 @@ def analyze(run_id: str, run_dir: str):
 @flow(name="erm-analysis", log_prints=True)
 def erm_analysis(run_id: str, results_dir: str = "results"):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
-    run_dir = Path(results_dir).resolve() / run_id
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id)
     result = analyze(run_id, str(run_dir))
     create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")
@@ -82,6 +84,7 @@ def erm_nightly(
     (`baselines`, default: the classical learners whose extra is installed), so a regression of either shows."""
     from llm_erm.analysis.compare import compare_runs
     from llm_erm.flows.grid import erm_grid
+    from llm_erm.results.runs import run_folder
 
     logger = get_run_logger()
     run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
@@ -96,7 +99,7 @@ def erm_nightly(
     if baseline is None:
         logger.warning("no baseline run before %s: nothing to compare", run_id)
         return {"run_id": run_id, "baseline": None, "regressions": 0}
-    comparison = compare_runs(root / baseline, root / run_id)
+    comparison = compare_runs(run_folder(root, baseline, "baseline_run_id"), run_folder(root, run_id))
     create_markdown_artifact(comparison.to_markdown(), key=artifact_key("nightly", run_id),
                              description=f"{run_id} vs {baseline}")
     if comparison.regressions:
