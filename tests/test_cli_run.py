@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -178,3 +179,62 @@ def test_a_run_folder_linked_from_elsewhere_is_refused(tmp_path):
         assert done.returncode == 2 and "outside" in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert sorted(p.name for p in elsewhere.iterdir()) == ["attempts", "manifest.json"]
+
+
+def write_first_bit_file(path: Path, length: int = 16, rows: int = 1200, ragged: bool = False) -> None:
+    import random
+
+    rnd = random.Random(7)
+    inputs = {format(rnd.getrandbits(length), f"0{length}b") for _ in range(rows)}
+    if ragged:
+        inputs.add("0" * (length - 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("input,label\n" + "".join(f"{x},{x[0]}\n" for x in sorted(inputs)))
+
+
+@pytest.mark.slow
+def test_a_labelled_file_target_runs_under_a_safe_name_that_every_command_finds(tmp_path):
+    """A relative and an absolute file path: the run writes only under results/ and datasets/, under the
+    file's safe name; status, export, analyze and the viewer work on the run."""
+    write_first_bit_file(tmp_path / "data" / "good.csv")
+    write_first_bit_file(tmp_path / "elsewhere" / "first+bit(v2).csv", length=12)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    absolute = str(tmp_path / "elsewhere" / "first+bit(v2).csv")
+    done = llm_erm(tmp_path, "run", "--functions", "data/good.csv", absolute, "--attempts", "2", "--trials", "1",
+                   "--test-size", "400", "--no-prefect", "--run-id", "files", "--sandbox", "auto")
+    assert done.returncode == 0, done.stderr
+    run_dir = tmp_path / "results" / "files"
+    targets = sorted(p.name for p in (run_dir / "attempts" / "erm").iterdir())
+    assert len(targets) == 2 and all(re.fullmatch(r"file-(good|first_bit_v2)-[0-9a-f]{12}", t) for t in targets), targets
+    assert {p.name for p in (run_dir / "attempts" / "erm" / targets[0]).iterdir()} in ({"L12"}, {"L16"})
+    # nothing new beside the user's data: only results/ and datasets/ (and .prefect/, unused here)
+    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")
+                   if p.relative_to(tmp_path).parts[0] not in ("results", "datasets", ".prefect"))
+    assert after == before
+    assert {p.name for p in (tmp_path / "datasets").iterdir()} == set(targets)
+
+    status = llm_erm(tmp_path, "status", "--run-id", "files")
+    assert status.returncode == 0 and "2 done" in status.stdout, status.stdout + status.stderr
+    export = llm_erm(tmp_path, "export", "--run-id", "files", "--format", "csv", "--output", "out.csv")
+    rows = ledger.read_attempts(run_dir).to_pylist()
+    assert {r["target"] for r in rows} == set(targets)
+    assert export.returncode == 0 and f"wrote {len(rows)} rows" in export.stdout, export.stderr
+    analyze = llm_erm(tmp_path, "analyze", "--run-id", "files")
+    assert analyze.returncode == 0 and "leakage check passed" in analyze.stdout, analyze.stdout + analyze.stderr
+    assert (run_dir / "report" / "report.html").exists()
+
+    from llm_erm.viewer.data import Results
+
+    view = Results(tmp_path / "results")
+    assert view.run_ids() == ["files"]
+    overview = json.dumps(view.run("files"), default=str)
+    assert all(t in overview for t in targets)
+
+
+def test_a_labelled_file_with_inputs_of_different_lengths_is_refused_up_front(tmp_path):
+    write_first_bit_file(tmp_path / "ragged.csv", ragged=True)
+    done = llm_erm(tmp_path, "run", "--functions", "ragged.csv", "--no-prefect")
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "different lengths (15 to 16" in line and "same length" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ragged.csv"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from llm_erm.datasets import DatasetSpec, build_dataset
+from llm_erm.datasets.custom import FILE_PREFIX
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
 
@@ -100,6 +101,8 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
     rows = []
     with Sandbox(workers=1, time_per_input_s=time_per_input_s, memory_mb=memory_mb, mode=sandbox_mode) as sandbox:
         for record in chosen.to_dict("records"):
+            if record["target"].startswith(FILE_PREFIX):  # a labelled file has its one length only
+                continue
             spec = _spec_of(record)
             if spec.target_obj.alphabet == "tabular":
                 continue

@@ -18,6 +18,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from llm_erm.config import GridConfig, flow_signature
+from llm_erm.datasets.custom import file_spec
 from llm_erm.engine import GridResult, GridRun
 from llm_erm.engine.run import cell_label
 from llm_erm.tasks import PrefectHooks, artifact_key, call_limit_name
@@ -127,7 +128,7 @@ def _fan_out(config: GridConfig, specs: list) -> list[str]:
     params = config.model_dump(mode="json", exclude={"functions", "lengths", "fan_out"})
     params["run_id"] = config.resolved_run_id()  # the cells write under the parent's run, always
     runs = {
-        run_deployment("erm-cell/erm-cell", parameters={"function": s.target, "length": s.length, "config": params},
+        run_deployment("erm-cell/erm-cell", parameters={"function": file_spec(s.target), "length": s.length, "config": params},
                        timeout=0, flow_run_name=f"{params['run_id']} {cell_label(s)}").id: s
         for s in specs
     }
