@@ -238,3 +238,48 @@ def test_a_labelled_file_with_inputs_of_different_lengths_is_refused_up_front(tm
     (line,) = done.stderr.strip().splitlines()
     assert "different lengths (15 to 16" in line and "same length" in line, line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ragged.csv"]
+
+
+def llm_erm_in(mounts: list[str], cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """llm-erm in a mount namespace of its own (bubblewrap): a read-only or a tiny directory, as root
+    cannot make one with permission bits."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(["bwrap", "--dev-bind", "/", "/", *mounts, "--chdir", str(cwd), LLM_ERM, *args],
+                          env=env, capture_output=True, text=True, timeout=300)
+
+
+GRID = ["run", "--functions", "fn_a", "--lengths", "20", "--no-prefect", "--no-analyze", "--sandbox", "rlimit"]
+
+
+@pytest.mark.parametrize("which", ["results", "datasets"])
+def test_an_unwritable_results_or_datasets_directory_is_refused_before_any_work(tmp_path, which):
+    (tmp_path / which).mkdir()
+    ro = ["--ro-bind", str(tmp_path / which), str(tmp_path / which)]
+    done = llm_erm_in(ro, tmp_path, *GRID)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: --{which}-dir {which} is not writable (Read-only file system"), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [which] and not list((tmp_path / which).iterdir())
+
+
+def test_a_results_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "results").write_text("not a directory")
+    done = llm_erm(tmp_path, *GRID)
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line == "error: --results-dir results is a file, not a directory: pass a directory", line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_mid_run_stops_it_with_one_line_naming_what_is_kept(tmp_path):
+    (tmp_path / "results").mkdir()
+    tiny = ["--size", "300000", "--tmpfs", str(tmp_path / "results")]  # room for a few trials, not the grid
+    done = llm_erm_in(tiny, tmp_path, "run", "--functions", "fn_a", "fn_c", "fn_e", "--lengths", "20",
+                      "--trials", "3", "--test-size", "400", *GRID[5:])
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: writing .*results/grid-\w+ failed: .*No space left on device\. Kept: \d+ finished "
+                        r"trial\(s\) in .* and every answer already in its journal \(no half-written file\)\. Free "
+                        r"space and re-run the same command to resume\.", last), last
+    assert "Traceback" not in done.stderr, done.stderr

@@ -58,6 +58,9 @@ def register(app: typer.Typer) -> None:
         """
         run_dir = _run_dir(results_dir, run_id)
         from llm_erm.analysis import analyze_run
+        from llm_erm.results.runs import check_writable
+
+        check_writable(run_dir, "--results-dir")  # the report is written into the run
         from llm_erm.analysis.report import headline_table
 
         result = analyze_run(run_dir)

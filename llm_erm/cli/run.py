@@ -213,7 +213,11 @@ def run(**given: Any) -> None:
     config = config_from_options(given)
     check_before_work(config)
     if not config.dry_run:
+        from llm_erm.results.runs import check_writable
+
         config.run_dir()  # a run folder that would lie outside --results-dir is refused before anything
+        check_writable(config.results_dir, "--results-dir")
+        check_writable(config.datasets_dir, "--datasets-dir")
         # the first line says where the run's flow runs go
         typer.echo("prefect: not used (--no-prefect)" if no_prefect else _prefect_line(), err=True)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
@@ -243,10 +247,29 @@ def run(**given: Any) -> None:
         _print_paths(run_dir)
 
     stopper.message = interrupted
-    code = _run_interruptibly(config, no_prefect, len(work), stopper)
+    try:
+        code = _run_interruptibly(config, no_prefect, len(work), stopper)
+    except OSError as exc:
+        from llm_erm.engine.run import disk_failure
+
+        if not disk_failure(exc):
+            raise
+        _disk_failed(run_dir, exc)
     _print_paths(run_dir)
     if code:
         _exit_now(code)
+
+
+def _disk_failed(run_dir: Path, exc: OSError) -> None:
+    """A write failed mid-run (disk full, quota, read-only): one line naming it and what is kept; exit 1."""
+    from llm_erm.results.ledger import finished_trials
+
+    where = exc.filename or run_dir
+    kept = len(finished_trials(run_dir))
+    typer.echo(f"error: writing {where} failed: {exc.strerror or exc}. Kept: {kept} finished trial(s) in "
+               f"{run_dir} and every answer already in its journal (no half-written file). Free space and re-run "
+               "the same command to resume.", err=True)
+    _exit_now(1)
 
 
 def _prefect_line() -> str:
@@ -298,6 +321,8 @@ def _run_with_prefect(config: GridConfig, stopper) -> dict[str, Any]:
 
         state = erm_grid(**flow_parameters(config), return_state=True)
         data = state.result(raise_on_failure=False)
+        if isinstance(data, OSError):  # a disk that cannot be written: said as such by run()
+            raise data
         if not isinstance(data, dict):  # the flow itself crashed: its exception, as one line
             raise UsageError(f"the erm-grid flow ended {state.name}: {state.message}")
         return {"cells": data.get("cells", []), "failure": None if state.is_completed() else state.message}

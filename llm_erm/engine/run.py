@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import hashlib
 import importlib.metadata as md
 import platform
@@ -52,6 +53,14 @@ def attempt_seed(run_id: str, prompt_sha256: str, trial: int, attempt: int) -> i
     """A sampling seed of its own per attempt: k attempts are k different, reproducible samples."""
     digest = hashlib.sha256(f"{run_id}|{prompt_sha256}|t{trial}|a{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})  # full, over quota, read-only
+
+
+def disk_failure(exc: BaseException) -> bool:
+    """A write the run cannot recover from by itself: the whole run stops (llm-erm run names it)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
 def cell_label(spec: DatasetSpec) -> str:
@@ -258,6 +267,8 @@ class GridRun:
                 except Interrupted:
                     result.interrupted = True
                 except Exception as exc:  # noqa: BLE001 - the trial stays pending; a re-run retries it
+                    if disk_failure(exc):  # a full or read-only disk fails every trial after it, paid calls too
+                        raise
                     result.errors.append(f"{running[future]}: {type(exc).__name__}: {exc}")
                     self.hooks.event(Event("failed", running[future], result.errors[-1]))
             interrupted = False

@@ -35,3 +35,28 @@ def run_folder(results_dir: str | Path, run_id: str, option: str = "--run-id") -
         raise UsageError(f"{option} {run_id}: {folder} resolves to {folder.resolve()}, outside {root}: a run's "
                          "folder must lie in --results-dir (copy the run there instead of linking it)")
     return folder
+
+
+def check_writable(path: str | Path, option: str) -> None:
+    """UsageError unless `path` is (or can be created as) a writable directory; leaves nothing behind.
+
+    Asked of the filesystem itself (a probe file in the deepest existing directory, removed at once):
+    permission bits do not tell a read-only mount, and root passes every access() check."""
+    import os
+    import tempfile
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{option} {path} is a file, not a directory: pass a directory")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"{option} {path}: {existing} is a file, so the directory cannot be created")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".llm-erm-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{option} {path} is not writable ({exc.strerror} in {existing.resolve()}): pass a "
+                         "directory you can write to") from None
