@@ -87,9 +87,8 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def headline_markdown(run_id: str, cells: pd.DataFrame, leakage: LeakageReport, report_path: Path) -> str:
     """The markdown for the run's Prefect artifact: verdict, the headline table, a link to the report."""
-    verdict = (
-        "no leakage found" if leakage.ok else f"**FAILED: {len(leakage.leaks)} leakage finding(s)**"
-    )
+    verdict = ("no leakage found" if leakage.ok and not leakage.not_checked
+               else leakage.verdict() if leakage.ok else f"**{leakage.verdict()}**")
     lines = [
         f"## LLM-ERM run `{run_id}`",
         "",
@@ -111,7 +110,7 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.45em; text-align: right; }
 table.text td { text-align: left; } td.wrap { white-space: normal; max-width: 40em; text-align: left; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .verdict { display: inline-block; padding: 0.3em 0.8em; border-radius: 4px; color: white; font-weight: bold; }
-.pass { background: #2e7d32; } .fail { background: #c62828; }
+.pass { background: #2e7d32; } .fail { background: #c62828; } .warn { background: #b26a00; }
 figure { margin: 1em 0 1.6em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { max-width: 60em; color: #333; font-size: 0.92em; } figcaption b { color: #111; }
 p.missing { border-left: 4px solid #bbb; padding: 0.4em 0.8em; background: #f7f7f7; max-width: 60em; }
@@ -261,9 +260,8 @@ def write_html_report(
     opens with the methods table, and the per-cell sections describe the search (erm) labels."""
     esc = html.escape
     verdict = (
-        '<span class="verdict pass">leakage check passed</span>'
-        if leakage.ok
-        else f'<span class="verdict fail">FAILED: {len(leakage.leaks)} leakage finding(s)</span>'
+        f'<span class="verdict {"fail" if not leakage.ok else "pass" if not leakage.not_checked else "warn"}">'
+        f"{esc(leakage.verdict())}</span>"
     )
     facts_html = "".join(
         f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items()

@@ -16,6 +16,9 @@ from llm_erm.cli.options import MultiValueCommand
 from llm_erm.errors import UsageError
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
+DatasetsDir = Annotated[Path, typer.Option(
+    "--datasets-dir", help="Where the run's datasets are (a moved run's are looked for here, then at the "
+    "recorded path and beside the results directory; a missing one is rebuilt here).")]
 
 
 def _run_dir(results_dir: Path, run_id: str, option: str = "--run-id") -> Path:
@@ -49,6 +52,7 @@ def register(app: typer.Typer) -> None:
     def analyze(
         run_id: Annotated[str, typer.Option("--run-id", help="The run to analyse (a directory under --results-dir).")],
         results_dir: ResultsDir = Path("results"),
+        datasets_dir: DatasetsDir = Path("datasets"),
     ) -> None:
         """Leakage checks, statistics, tables, plots and the HTML report of a run.
 
@@ -63,7 +67,7 @@ def register(app: typer.Typer) -> None:
         check_writable(run_dir, "--results-dir")  # the report is written into the run
         from llm_erm.analysis.report import headline_table
 
-        result = analyze_run(run_dir)
+        result = analyze_run(run_dir, datasets_dir=datasets_dir)
         terminal_columns = ["L", "trials", "test acc (95% CI)", "val acc", "val-test gap", "early stops",
                             "ok share", "cost"]
         headline = headline_table(result.cells)
@@ -77,8 +81,9 @@ def register(app: typer.Typer) -> None:
         warnings = Counter(f.kind for f in result.leakage.findings if f.severity == "warning")
         for kind, count in sorted(warnings.items()):
             typer.echo(f"warning: {count} x {kind} (listed in the report)")
-        verdict = "leakage check passed" if result.ok else f"FAILED: {len(result.leakage.leaks)} leakage finding(s)"
-        typer.echo(f"{verdict}\nreport: {result.report_path}")
+        for note in result.notes:
+            typer.echo(note)
+        typer.echo(f"{result.leakage.verdict()}\nreport: {result.report_path}")
         if not result.ok:
             raise typer.Exit(1)
 
@@ -87,7 +92,7 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str, typer.Option("--run-id", help="The run whose selected programs to score.")],
         lengths: Annotated[list[str], typer.Option("--lengths", help="Lengths to score them at, e.g. 10 20 50 100.")],
         results_dir: ResultsDir = Path("results"),
-        datasets_dir: Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored.")] = Path("datasets"),
+        datasets_dir: DatasetsDir = Path("datasets"),
         test_size: Annotated[int, typer.Option("--test-size", help="Test inputs per length (even).")] = 2000,
         sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap | rlimit | auto")] = "bwrap",
         candidate_timeout: Annotated[float, typer.Option("--candidate-timeout",

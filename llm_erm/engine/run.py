@@ -465,7 +465,7 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
     if config.analyze and not result.interrupted:
         from llm_erm.analysis import analyze_run
 
-        analysis = analyze_run(result.run_dir)
+        analysis = analyze_run(result.run_dir, datasets_dir=config.datasets_dir)
         if not analysis.ok:
             result.analysis_error = (f"the leakage check failed ({len(analysis.leakage.leaks)} finding(s)): "
                                      f"see {analysis.report_path}")

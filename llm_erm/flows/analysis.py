@@ -16,19 +16,19 @@ from llm_erm.tasks import artifact_key
 
 
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
-def analyze(run_id: str, run_dir: str):
+def analyze(run_id: str, run_dir: str, datasets_dir: str | None = None):
     from llm_erm.analysis import analyze_run
 
-    return analyze_run(Path(run_dir))
+    return analyze_run(Path(run_dir), datasets_dir=datasets_dir)
 
 
 @flow(name="erm-analysis", log_prints=True)
-def erm_analysis(run_id: str, results_dir: str = "results"):
+def erm_analysis(run_id: str, results_dir: str = "results", datasets_dir: str | None = None):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
     from llm_erm.results.runs import run_folder
 
     run_dir = run_folder(results_dir, run_id)
-    result = analyze(run_id, str(run_dir))
+    result = analyze(run_id, str(run_dir), datasets_dir)
     create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")
     outcome = {"run_id": run_id, "report": str(result.report_path), "cells": len(result.cells),

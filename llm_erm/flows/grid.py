@@ -78,7 +78,8 @@ def erm_grid_fn(**params: Any):
     if config.analyze:
         from llm_erm.flows.analysis import erm_analysis
 
-        analysis = erm_analysis(run_id=run_id, results_dir=config.results_dir, return_state=True)
+        analysis = erm_analysis(run_id=run_id, results_dir=config.results_dir, datasets_dir=config.datasets_dir,
+                                return_state=True)
         outcome = analysis.result(raise_on_failure=False)
         if isinstance(outcome, dict):
             _headline_artifact(run_id, outcome)
