@@ -46,6 +46,9 @@ def configure(home: Path | None = None) -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".prefect").resolve()))
+    # the temporary server exits (code 3) when its database's directory does not exist yet
+    with contextlib.suppress(OSError):
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def healthy(api_url: str, timeout_s: float = 0.5) -> bool:

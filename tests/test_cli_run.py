@@ -283,3 +283,45 @@ def test_a_disk_that_fills_up_mid_run_stops_it_with_one_line_naming_what_is_kept
                         r"trial\(s\) in .* and every answer already in its journal \(no half-written file\)\. Free "
                         r"space and re-run the same command to resume\.", last), last
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_refused_key_is_found_in_seconds_before_any_call_or_file(tmp_path):
+    from llm_erm.proposers.wire_server import WireServer
+
+    with WireServer(api_key="sk-the-right-one") as server:
+        done = llm_erm(tmp_path, "run", "--functions", "fn_a", "--lengths", "20", "--proposer", "openai-chat",
+                       "--base-url", server.url, key="sk-a-wrong-one")
+        assert server.calls == 0  # no model call was made: only the free models endpoint was asked
+        assert [r.path for r in server.requests] == ["/v1/models"]
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: the server at http://127.0.0.1") and "refused the key in OPENAI_API_KEY (401" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_provider_api_refuses_a_model_it_does_not_have(wire_server):
+    """On api.openai.com the model is asked for by name (GET /models/{model}); a 404 refuses the run."""
+    from llm_erm.errors import UsageError
+    from llm_erm.proposers import make_proposer
+    from llm_erm.proposers.access import _check_openai
+    from llm_erm.proposers.config import ProposerConfig
+
+    cfg = ProposerConfig(kind="openai-responses", model="gpt-9-nonexistent", base_url=wire_server.url)
+    with pytest.raises(UsageError, match=r"has no model 'gpt-9-nonexistent' for this key \(404"):
+        _check_openai(make_proposer(cfg), check_model=True)
+    assert [r.path for r in wire_server.requests] == ["/v1/models/gpt-9-nonexistent"]
+    _check_openai(make_proposer(cfg), check_model=False)  # a local server: only the key is judged
+
+
+def test_a_permanent_error_mid_run_is_the_last_line_not_a_re_run_advice(tmp_path):
+    from llm_erm.proposers.wire_server import Fault, WireServer
+
+    with WireServer() as server:  # the key passes the preflight; then every call is refused (a revoked key)
+        server.inject(*[Fault.http_error(401, "Incorrect API key provided.")] * 8)
+        done = llm_erm(tmp_path, "run", "--functions", "fn_a", "--lengths", "20", "--attempts", "2", "--trials", "2",
+                       "--test-size", "400", "--proposer", "openai-chat", "--base-url", server.url, "--no-prefect",
+                       "--no-analyze", "--retry-delay", "0.01", key="sk-test")
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert "Re-running will not help until this is fixed: 401 Unauthorized" in last, last
+    assert "check OPENAI_API_KEY" in last and "retry exactly those" not in last, last

@@ -218,6 +218,7 @@ def run(**given: Any) -> None:
         config.run_dir()  # a run folder that would lie outside --results-dir is refused before anything
         check_writable(config.results_dir, "--results-dir")
         check_writable(config.datasets_dir, "--datasets-dir")
+        _check_access(config)  # a refused key is found in seconds, before a server, datasets or a call
         # the first line says where the run's flow runs go
         typer.echo("prefect: not used (--no-prefect)" if no_prefect else _prefect_line(), err=True)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
@@ -258,6 +259,23 @@ def run(**given: Any) -> None:
     _print_paths(run_dir)
     if code:
         _exit_now(code)
+
+
+def _check_access(config: GridConfig) -> None:
+    """Each distinct model proposer's key (and, on the provider's API, model): llm_erm.proposers.access."""
+    from llm_erm.config import ERM
+    from llm_erm.proposers import make_proposer
+    from llm_erm.proposers.access import check_access
+
+    seen: set[str] = set()
+    for method in config.resolved_methods():
+        if method.method != ERM:
+            continue
+        proposer = make_proposer(config.method_proposer(method))
+        identity = json.dumps(proposer.identity(), sort_keys=True, default=str)
+        if identity not in seen:
+            seen.add(identity)
+            check_access(proposer)
 
 
 def _disk_failed(run_dir: Path, exc: OSError) -> None:

@@ -10,6 +10,7 @@ with a message that counts what failed and says how to retry.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -22,6 +23,26 @@ from llm_erm.datasets.custom import file_spec
 from llm_erm.engine import GridResult, GridRun
 from llm_erm.engine.run import cell_label
 from llm_erm.tasks import PrefectHooks, artifact_key, call_limit_name
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task that returned a Failed state with exc_info=True and no exception in flight, which
+    prints a stray `NoneType: None` after the line; the line itself is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+def _quiet_empty_tracebacks() -> None:
+    for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _NoEmptyTraceback) for f in handler.filters):
+                handler.addFilter(_NoEmptyTraceback())
+
+
+_quiet_empty_tracebacks()
 
 
 def _grid_run_name() -> str:
