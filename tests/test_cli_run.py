@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,43 @@ def test_a_permanent_error_mid_run_is_the_last_line_not_a_re_run_advice(tmp_path
     last = done.stderr.strip().splitlines()[-1]
     assert "Re-running will not help until this is fixed: 401 Unauthorized" in last, last
     assert "check OPENAI_API_KEY" in last and "retry exactly those" not in last, last
+    assert "4 of 4 attempts: propose_error" in done.stdout, done.stdout  # why the cell has no score
+
+
+@pytest.mark.slow
+def test_without_a_terminal_progress_is_logged_and_a_resume_says_what_it_reuses(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "flows"))
+    from scripted import WRONG, SeededModel
+
+    from llm_erm.proposers.wire_server import WireServer
+
+    model = SeededModel([WRONG], jitter_s=0.2)
+    args = ["run", "--functions", "fn_a", "fn_e", "--lengths", "20", "--attempts", "4", "--trials", "3",
+            "--test-size", "400", "--concurrency", "2", "--no-prefect", "--no-analyze", "--run-id", "prog",
+            "--retry-delay", "0.01"]
+    env = {**{k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}, "OPENAI_API_KEY": "sk-test"}
+    with WireServer(model) as server:
+        argv = [LLM_ERM, *args, "--proposer", "openai-chat", "--base-url", server.url]
+        first = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while len(model.sales) < 7:  # a trial or so done, others half-way
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.01)
+        first.kill()
+        first.communicate()
+        from llm_erm.results.journal import Journal
+
+        done_before = ledger.finished_trials(tmp_path / "results" / "prog")
+        journaled = [r for r in Journal(tmp_path / "results" / "prog").records()
+                     if (r["method"], r["target"], r["length"], r["trial"]) not in done_before]
+        second = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    lines = second.stderr.splitlines()
+    resume = next(line for line in lines if line.startswith("resuming:"))
+    assert resume == (f"resuming: {len(done_before)}/6 trials already done; {len(journaled)} answer(s) already paid "
+                      "for are reused from the journal, not bought again"), resume
+    progress = [line for line in lines if line.startswith("progress: ")]
+    assert progress and re.fullmatch(r"progress: 6/6 trials, 24/24 answers \(\d+ this session\), \$\d+\.\d{4} "
+                                     r"spent, \S+ elapsed(, ETA ~\S+)?", progress[-1]), progress
+    assert len(model.sold()) == 24  # every attempt bought ...
+    assert journaled and all(model.sold()[r["seed"]] == 1 for r in journaled)  # ... and the reused ones not again

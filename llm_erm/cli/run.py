@@ -249,7 +249,7 @@ def run(**given: Any) -> None:
 
     stopper.message = interrupted
     try:
-        code = _run_interruptibly(config, no_prefect, len(work), stopper)
+        code = _run_interruptibly(config, no_prefect, work, stopper)
     except OSError as exc:
         from llm_erm.engine.run import disk_failure
 
@@ -296,7 +296,7 @@ def _prefect_line() -> str:
     return prefect_env.planned()
 
 
-def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int, stopper) -> int:
+def _run_interruptibly(config: GridConfig, no_prefect: bool, work: list, stopper) -> int:
     """Run the grid; 0 when everything finished, 1 when something failed; interrupted, it exits 130/143.
 
     SIGINT and SIGTERM stop the run within seconds (llm_erm.cli.stopping): no new call starts, the ledger
@@ -304,7 +304,12 @@ def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int, 
     abandoned (the process exits without waiting for them)."""
     run_dir = config.run_dir()
     try:
-        with _progress(run_dir, total_trials):
+        from llm_erm.config import ERM
+        from llm_erm.results.progress import pending
+
+        todo = pending(run_dir, [w.key for w in work])
+        answers_total = sum(config.attempts for w in work if w.method.method == ERM)
+        with _progress(run_dir, todo, answers_total):
             outcome = _run_with_prefect(config, stopper) if not no_prefect else _run_plain(config)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (stopping.Terminated)
         stopper.finish()
@@ -378,34 +383,63 @@ def _read_summary(run_dir: Path) -> list[dict]:
 
 
 class _progress:
-    """A progress bar fed by the ledger itself: trial files appearing under the run directory."""
+    """Where the run stands, from the ledger (trials) and the journal (answers, spend): a bar in a terminal;
+    without one (nohup, CI, a notebook's subprocess) a log line when trials finish and every LOG_EVERY_S
+    otherwise. A resume says what it reuses."""
 
-    def __init__(self, run_dir: Path, total: int):
-        self.run_dir, self.total = run_dir, total
+    LOG_EVERY_S = 10.0
+
+    def __init__(self, run_dir: Path, pending: list[tuple[str, str, int, int]], answers_total: int):
+        self.run_dir, self.pending, self.answers_total = run_dir, pending, answers_total
         self._stop = threading.Event()
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from llm_erm.results.progress import RunProgress
 
-        from llm_erm.results.ledger import finished_trials
+        self._progress = RunProgress(self.run_dir, self.pending, self.answers_total)
+        resume = self._progress.resume_line()
+        if resume:
+            typer.echo(resume, err=True)
+        self._tty = sys.stderr.isatty()
+        self._thread = threading.Thread(target=self._bar if self._tty else self._log, daemon=True,
+                                        name="llm-erm-progress")
+        if self._tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             transient=True)
-        task = self._bar.add_task("trials", total=self.total)
-
-        def poll() -> None:
-            while not self._stop.wait(0.5):
-                self._bar.update(task, completed=len(finished_trials(self.run_dir)))
-
-        self._bar.start()
-        self._thread = threading.Thread(target=poll, daemon=True)
+            self._rich = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[answers]}"), TimeElapsedColumn(), transient=True)
+            self._task = self._rich.add_task("trials", total=self._progress.trials_total, answers="")
+            self._rich.start()
         self._thread.start()
         return self
+
+    def _bar(self) -> None:
+        while not self._stop.wait(0.5):
+            snap = self._progress.poll()
+            eta = f", ETA ~{_short(snap.eta_s)}" if snap.eta_s is not None else ""
+            self._rich.update(self._task, completed=snap.trials_done,
+                              answers=f"answers {snap.answers}/{snap.answers_total}, ${snap.spend_usd:.4f}{eta}")
+
+    def _log(self) -> None:
+        last_at, last_trials = 0.0, self._progress.trials_before
+        while not self._stop.wait(1.0):
+            snap = self._progress.poll()
+            if snap.trials_done != last_trials or snap.elapsed_s - last_at >= self.LOG_EVERY_S:
+                typer.echo(snap.line(), err=True)
+                last_at, last_trials = snap.elapsed_s, snap.trials_done
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self._bar.stop()
+        if self._tty:
+            self._rich.stop()
+        elif exc[0] is None:
+            typer.echo(self._progress.poll().line(), err=True)  # where the run ended
+
+
+def _short(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _print_summary(cells: list[dict]) -> None:
@@ -415,18 +449,40 @@ def _print_summary(cells: list[dict]) -> None:
     from llm_erm.analysis.report import limit_flag
 
     several = len({c.get("method_label", "erm") for c in cells}) > 1
+    why = {id(c): _no_score_reason(c) for c in cells}
     table = Table(title="erm-grid: selected result per cell")
-    columns = (["method"] if several else []) + ["target", "L", "trials", "test acc", "val acc", "attempts", "cost $"]
+    columns = ((["method"] if several else []) + ["target", "L", "trials", "test acc", "val acc", "attempts", "cost $"]
+               + (["no score because"] if any(why.values()) else []))
     for column in columns:
-        table.add_column(column, justify="left" if column in ("method", "target") else "right")
+        table.add_column(column, justify="left" if column in ("method", "target", "no score because") else "right")
     for c in cells:
         scored = c.get("trials_scored", c.get("trials")) or 0
         table.add_row(
             *([str(c.get("method_label"))] if several else []), str(c["target"]), str(c["length"]), str(scored),
             _pm(c.get("test_mean"), c.get("test_std"), scored) + limit_flag(c.get("selected_limit_on_test")),
             _pm(c.get("val_mean"), c.get("val_std"), scored), str(c.get("attempts")), _num(c.get("cost_usd"), 4),
+            *([why[id(c)] or ""] if any(why.values()) else []),
         )
     Console(width=max(Console().width, 120)).print(table)
+
+
+def _no_score_reason(cell: dict) -> str | None:
+    """Why a cell has no test score, from its attempts' statuses: `3 of 3 attempts: syntax_error`."""
+    from llm_erm.results.schema import STATUSES
+
+    mean = cell.get("test_mean")
+    if mean is not None and mean == mean:
+        return None
+    counts = {s: int(cell.get(f"n_{s}") or 0) for s in STATUSES}
+    total = sum(counts.values())
+    if not total:
+        return "no attempt finished"
+    parts = [f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n and s != "ok"]
+    if not parts:
+        return f"{total} attempts, none selected"
+    if len(parts) == 1 and not counts["ok"]:
+        return f"{total} of {total} attempts: {parts[0].split(' ', 1)[1]}"
+    return f"{total} attempts: " + ", ".join(parts)
 
 
 def _num(value, digits: int = 3) -> str:
