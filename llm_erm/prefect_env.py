@@ -39,6 +39,7 @@ DEFAULTS = {
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
 }
 STARTUP_TIMEOUT_S = 120.0
+TEMPORARY_API_ENV = "LLM_ERM_TEMPORARY_PREFECT_API"  # set to our temporary server's URL while it runs
 PR_SET_PDEATHSIG = 1
 
 
@@ -157,6 +158,7 @@ def connect() -> Iterator[Connection]:
     else:
         connection = _start_temporary_server()
         os.environ["PREFECT_API_URL"] = connection.api_url
+        os.environ[TEMPORARY_API_ENV] = connection.api_url  # the manifest links no UI that will be gone
     try:
         yield connection
     except BaseException:  # an interrupt or a crash: hand back the prompt, do not wait on the API

@@ -68,7 +68,7 @@ def test_the_html_report_is_self_contained(analysed):
 def test_headline_markdown_has_the_table_and_a_link_to_the_report(analysed):
     headline = analysed.headline
     assert "no leakage found" in headline
-    assert analysed.report_path.resolve().as_uri() in headline
+    assert f"`{analysed.report_path.resolve()}`" in headline and "file://" not in headline
     table_rows = [line for line in headline.splitlines() if line.startswith("| fn_")]
     assert len(table_rows) == 4
     assert analysed.selection_mismatches == 0

@@ -45,6 +45,9 @@ def llm_erm(cwd: Path, *args: str, key: str | None = None) -> subprocess.Complet
         (["--functions", "fn_a", "--proposer", "nope"], None, "unknown proposer 'nope'"),
         (["--functions", "fn_a", "--frobnicate"], None, "No such option"),
         (["--config", "missing.json"], None, "missing.json"),
+        (["--functions", "fn_a", "--alphabet", "hex"], None, "--alphabet: must be one of binary, decimal, tabular"),
+        (["--functions", "fn_a", "--alphabet", "decimal"], None, "--alphabet: applies only to user targets"),
+        (["--functions", "fn_a", "--temperature", "5"], None, "--temperature: Input should be less than or equal to 2"),
     ],
 )
 def test_run_refuses_bad_input_before_writing_anything(tmp_path, args, key, says):
@@ -366,3 +369,16 @@ def test_without_a_terminal_progress_is_logged_and_a_resume_says_what_it_reuses(
                                      r"spent, \S+ elapsed(, ETA ~\S+)?", progress[-1]), progress
     assert len(model.sold()) == 24  # every attempt bought ...
     assert journaled and all(model.sold()[r["seed"]] == 1 for r in journaled)  # ... and the reused ones not again
+
+
+@pytest.mark.parametrize(("content", "says"), [
+    ("attemps = 3\n", "config file grid.toml: unknown field 'attemps': did you mean 'attempts'?"),
+    ("attempts = 0\n", "config file grid.toml: attempts: Input should be greater than or equal to 1 (got 0)"),
+    ("[proposer]\nmodle = 'x'\n", "config file grid.toml: unknown field 'proposer.modle': did you mean 'model'?"),
+])
+def test_a_config_file_error_names_the_file_and_its_field_not_a_flag(tmp_path, content, says):
+    (tmp_path / "grid.toml").write_text(content)
+    done = llm_erm(tmp_path, "run", "--config", "grid.toml", "--dry-run")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"error: {says}"], done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]

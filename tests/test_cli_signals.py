@@ -256,10 +256,14 @@ def test_ctrl_c_in_a_terminal_stops_the_run_cleanly_on_every_path(home, path, re
     assert code == 130, out[-3000:]
     assert sum(line.startswith("interrupted:") for line in out.splitlines()) == 1, out[-3000:]
     assert "Traceback" not in out and "ERROR" not in out and "Error logging to API" not in out, out[-3000:]
+    manifest = json.loads((home / "results" / run_id / "manifest.json").read_text())
     if path == "temporary-server":
         assert "prefect: a temporary server for this run only" in out
+        # no link to a UI that is gone with the run
+        assert manifest["prefect"]["ui_url"] is None and manifest["prefect"]["temporary_server"] is True
     if path == "user-server":
         assert f"prefect: the server at {env['PREFECT_API_URL']}" in out
+        assert manifest["prefect"]["ui_url"] == env["PREFECT_API_URL"].removesuffix("/api")
         from llm_erm.prefect_env import healthy
 
         assert healthy(env["PREFECT_API_URL"], 5.0), "the user's server must outlive the run"

@@ -93,7 +93,8 @@ def headline_markdown(run_id: str, cells: pd.DataFrame, leakage: LeakageReport, 
         f"## LLM-ERM run `{run_id}`",
         "",
         f"{len(cells)} cell(s); leakage check: {verdict}. "
-        f"Full report: [{report_path.name}]({report_path.resolve().as_uri()})",
+        # a path, not a file:// link: the Prefect UI is a web page, and browsers do not open those from one
+        f"Full report: `{report_path.resolve()}` (open it on the machine that ran it, or `llm-erm view`)",
         "",
         markdown_table(headline_table(cells)),
     ]

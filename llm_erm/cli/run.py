@@ -97,10 +97,20 @@ def grid_options() -> list[GridOption]:
             if model is GridConfig and name == "proposer":
                 continue
             default = info.default_factory() if info.default_factory is not None else info.default
-            shown = "" if default in (None, {}) else f" [default: {str(default).lower() if isinstance(default, bool) else default}]"
+            shown = "" if default in (None, {}) or "default:" in (info.description or "") else (
+                f" [default: {_shown_default(default)}]")
             options.append(GridOption(f"proposer__{name}" if nested else name, option_name(name, nested), name,
                                       nested, info.annotation, default, (info.description or "") + shown))
     return options
+
+
+def _shown_default(default: Any) -> str:
+    """A default as the user types it: `true`, `20 30 50`, a method by its name (not a Python repr)."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, list | tuple):
+        return " ".join(_shown_default(v) for v in default)
+    return str(getattr(default, "resolved_label", None) or default)
 
 
 def _parameters() -> list[inspect.Parameter]:

@@ -22,7 +22,7 @@ def analyze(run_id: str, run_dir: str, datasets_dir: str | None = None):
     return analyze_run(Path(run_dir), datasets_dir=datasets_dir)
 
 
-@flow(name="erm-analysis", log_prints=True)
+@flow(name="erm-analysis", flow_run_name="{run_id} analysis", log_prints=True)  # named like its grid run
 def erm_analysis(run_id: str, results_dir: str = "results", datasets_dir: str | None = None):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
     from llm_erm.results.runs import run_folder
@@ -40,6 +40,11 @@ def erm_analysis(run_id: str, results_dir: str = "results", datasets_dir: str | 
 
 
 CHEAP_BASELINES = ("xgboost", "decision-tree", "logreg")  # seconds for a whole default grid
+# What a nightly run checks unless its `grid` says otherwise: a small grid and a spend cap, never the whole
+# paper grid with a paid model by accident (an empty `grid` would be GridConfig's defaults).
+NIGHTLY_GRID: dict[str, Any] = {"functions": ["fn_a", "fn_c", "fn_e"], "lengths": [20, 50], "trials": 2,
+                                "attempts": 3}
+NIGHTLY_BUDGET_USD = 5.0
 
 
 def cheap_baselines(names: list[str] | None, logger) -> list[str]:
@@ -80,15 +85,17 @@ def erm_nightly(
 ):
     """The grid under a dated run id, then a comparison with a baseline; regressions fail the run.
 
-    Unless the grid names its own methods, the nightly runs erm and the cheap baselines beside it
-    (`baselines`, default: the classical learners whose extra is installed), so a regression of either shows."""
+    `grid` is laid over NIGHTLY_GRID (a small grid) with `budget_usd` NIGHTLY_BUDGET_USD unless it sets its own:
+    a nightly spends at most that. Unless the grid names its own methods, the nightly runs erm and the cheap
+    baselines beside it (`baselines`, default: the classical learners whose extra is installed), so a
+    regression of either shows."""
     from llm_erm.analysis.compare import compare_runs
     from llm_erm.flows.grid import erm_grid
     from llm_erm.results.runs import run_folder
 
     logger = get_run_logger()
     run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
-    grid = dict(grid or {})
+    grid = {**NIGHTLY_GRID, "budget_usd": NIGHTLY_BUDGET_USD, **(grid or {})}
     if "methods" not in grid:
         grid["methods"] = ["erm", *cheap_baselines(baselines, logger)]
     grid_state = erm_grid(**{**grid, "run_id": run_id, "results_dir": results_dir}, return_state=True)
