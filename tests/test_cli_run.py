@@ -222,6 +222,7 @@ def test_a_labelled_file_target_runs_under_a_safe_name_that_every_command_finds(
     export = llm_erm(tmp_path, "export", "--run-id", "files", "--format", "csv", "--output", "out.csv")
     rows = ledger.read_attempts(run_dir).to_pylist()
     assert {r["target"] for r in rows} == set(targets)
+    assert {r["model"] for r in rows} == {"enumerate"}  # the proposer, not the method label "erm"
     assert export.returncode == 0 and f"wrote {len(rows)} rows" in export.stdout, export.stderr
     analyze = llm_erm(tmp_path, "analyze", "--run-id", "files")
     assert analyze.returncode == 0 and "leakage check passed" in analyze.stdout, analyze.stdout + analyze.stderr

@@ -60,7 +60,7 @@ def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "trials": f"{cell.trials_scored}/{cell.trials}",
                 "test acc (95% CI)": _mean_ci(cell.test_mean, cell.test_ci_low, cell.test_ci_high)
                 + limit_flag(getattr(cell, "selected_limit_on_test", 0)),
-                "test std": _number(cell.test_std),
+                "test std": _number(cell.test_std) if cell.trials_scored > 1 else "—",  # a spread needs 2 trials
                 "val acc": _number(cell.val_mean),
                 "val-test gap": _number(cell.val_test_gap),
                 "attempts/trial": _number(cell.attempts_made_mean, 1),
@@ -295,8 +295,8 @@ def write_html_report(
 <h2>Results per cell</h2>
 {label_note}
 <p class="note">Selected attempt = strictly highest validation accuracy in a trial (ties: earlier attempt); statistics
-over trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of freedom; undefined for one
-trial.</p>
+over trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of freedom; CI and std
+undefined (—) for one trial.</p>
 {_table_html(headline_table(shown))}
 <h2>Plots</h2>
 {figures}

@@ -407,7 +407,7 @@ class GridRun:
             "dataset_path": str(cell.dataset.path),
             "protocol": cell.spec.protocol if cell.dataset.target.table else None,
             "proposer": provider.get("provider", work.method.method),
-            "model": provider.get("model", work.method.method),
+            "model": provider.get("model") or provider.get("provider") or work.method.method,  # enumerate: "enumerate"
             "base_url": provider.get("base_url"),
             "request_params": request_params_json(provider),
             "tools": ",".join(provider.get("tools") or []) or None,
