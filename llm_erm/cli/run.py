@@ -349,8 +349,9 @@ def _run_with_prefect(config: GridConfig, stopper) -> dict[str, Any]:
 
     with prefect_env.connect() as connection:
         stopper.cleanups.append(connection.kill)  # a stop that cannot wait still takes our server with it
+        from llm_erm.flows.grid import erm_grid  # Prefect's import (a second or more) while our server boots
+
         connection.wait()
-        from llm_erm.flows.grid import erm_grid
 
         state = erm_grid(**flow_parameters(config), return_state=True)
         data = state.result(raise_on_failure=False)
