@@ -216,10 +216,17 @@ def check_before_work(config: GridConfig) -> None:
 def run(**given: Any) -> None:
     from llm_erm.cli.stopping import Stopper
 
-    no_prefect = given.pop("no_prefect", False)
     # Ctrl-C from here on ends in one line and exit 130, before the run starts as well as during it
     stopper = Stopper(lambda: typer.echo("interrupted: before the run started; nothing was written", err=True))
     stopper.install()
+    try:
+        _run(stopper, **given)
+    except KeyboardInterrupt:
+        stopper.finish()
+
+
+def _run(stopper, **given: Any) -> None:
+    no_prefect = given.pop("no_prefect", False)
     config = config_from_options(given)
     check_before_work(config)
     if not config.dry_run:
