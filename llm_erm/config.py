@@ -14,7 +14,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llm_erm.errors import UsageError
 from llm_erm.proposers.config import ProposerConfig
@@ -166,11 +174,30 @@ class GridConfig(BaseModel):
     fan_out: bool = Field(False, description="Run each cell as a flow run of the erm-cell deployment "
                           "(Prefect runs only)")
 
+    @field_validator("alphabet")
+    @classmethod
+    def _alphabet(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A user target's alphabet; a built-in target has its own and would silently ignore it."""
+        from llm_erm.datasets.custom import FILE_ALPHABETS
+        from llm_erm.datasets.targets import is_user_target
+
+        if value is None:
+            return value
+        if value not in FILE_ALPHABETS:
+            raise ValueError(f"must be one of {', '.join(FILE_ALPHABETS)}")
+        if not any(is_user_target(f) for f in info.data.get("functions") or ()):
+            raise ValueError("applies only to user targets (module:callable or a labelled file): the built-in "
+                             "targets have their own alphabet; drop --alphabet")
+        return value
+
     @field_validator("run_id")
     @classmethod
     def _run_id(cls, value: str | None) -> str | None:
-        if value is not None and (not value or any(c in value for c in "/\\ ")):
-            raise ValueError(f"run id {value!r} must be a non-empty name without slashes or spaces")
+        from llm_erm.results.runs import run_id_problem
+
+        problem = None if value is None else run_id_problem(value)  # `..`, `.`, paths: outside results_dir
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -243,9 +270,17 @@ class GridConfig(BaseModel):
                              f"{exc}") from None
         if not isinstance(data, dict):
             raise UsageError(f"config file {path} must hold an object of GridConfig fields")
-        proposer = {**(data.get("proposer") if isinstance(data.get("proposer"), dict) else {}),
-                    **overrides.pop("proposer", {})}
-        return cls.from_options(**{**data, **overrides, **({"proposer": proposer} if proposer else {})})
+        given = overrides.pop("proposer", {})
+        proposer = {**(data.get("proposer") if isinstance(data.get("proposer"), dict) else {}), **given}
+        try:
+            return cls(**{**data, **overrides, **({"proposer": proposer} if proposer else {})})
+        except ValidationError as exc:
+            loc = [str(p) for p in exc.errors()[0].get("loc", ()) if not isinstance(p, int)]
+            on_command_line = bool(loc) and (loc[0] in overrides or (loc[0] == "proposer" and loc[1:2]
+                                                                     and loc[1] in given))
+            if on_command_line:
+                raise UsageError(describe_error(exc)) from None
+            raise UsageError(f"config file {path}: {_describe_file_error(exc, cls)}") from None
 
     @classmethod
     def recorded(cls, run_dir: Path) -> GridConfig:
@@ -289,7 +324,9 @@ class GridConfig(BaseModel):
         return f"grid-{digest[:12]}"
 
     def run_dir(self) -> Path:
-        return Path(self.results_dir).resolve() / self.resolved_run_id()
+        from llm_erm.results.runs import run_folder
+
+        return run_folder(self.results_dir, self.resolved_run_id())
 
     def template_record(self) -> dict[str, str] | None:
         """The prompt template as the manifest records it: where it was read, its digest and its text."""
@@ -358,6 +395,21 @@ def describe_error(exc: ValidationError) -> str:
     message = error["msg"].removeprefix("Value error, ")
     given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
     return f"{name}: {message}{given}"
+
+
+def _describe_file_error(exc: ValidationError, model: type[BaseModel]) -> str:
+    """A config file's first bad field as the file spells it, with the closest field for a misspelt one."""
+    import difflib
+
+    error = exc.errors()[0]
+    loc = [str(part) for part in error.get("loc", ()) if not isinstance(part, int)]
+    name = ".".join(loc) or "config"
+    if error.get("type") == "extra_forbidden":
+        fields = list(ProposerConfig.model_fields if len(loc) > 1 and loc[0] == "proposer" else model.model_fields)
+        close = difflib.get_close_matches(loc[-1], fields, n=1)
+        return f"unknown field {name!r}" + (f": did you mean {close[0]!r}?" if close else ": see llm-erm run --help")
+    given = f" (got {error['input']!r})" if "input" in error and not isinstance(error["input"], dict) else ""
+    return f"{name}: {error['msg'].removeprefix('Value error, ')}{given}"
 
 
 def option_name(field: str, nested: bool = False) -> str:

@@ -62,7 +62,13 @@ def method_spec(method: MethodSpec, spec: DatasetSpec) -> DatasetSpec:
     if method.n_train is None:
         return spec
     sized = replace(spec, train_size=method.n_train // 2, val_size=method.n_train // 2)
-    sized.validate()
+    try:
+        sized.validate()
+    except UsageError as exc:  # name the setting that asked for this size, not --train-size/--val-size
+        raise UsageError(str(exc).replace(
+            "smaller --train-size/--val-size",
+            f"a smaller sample size than {method.n_train} for {method.resolved_label} (--sample-sizes, or the "
+            "method's n_train), or leave this target out")) from None
     return sized
 
 

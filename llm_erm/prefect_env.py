@@ -5,10 +5,12 @@ Telemetry off (no network but the package indexes here), a project-local PREFECT
 did) but only warnings on the console (the CLI draws its own progress), and a start-up timeout that
 survives two busy cores. Values already in the environment win.
 
-`connect()` picks the API for `llm-erm run`: PREFECT_API_URL when set; else a Prefect server already
-running on 127.0.0.1:4200 (`prefect server start`, as the README says), which costs nothing to start; else a
-temporary server of our own, started as a child that dies with us (also on SIGKILL: Prefect's own temporary
-server is orphaned then), on the same project-local database, so the runs stay visible in the UI later.
+`connect()` picks the API for `llm-erm run`: the server the user configured (PREFECT_API_URL, else the
+API URL of prefect.toml, pyproject.toml's [tool.prefect] or the active Prefect profile, in Prefect's own
+order), else a temporary server of this run's alone, started as a child that dies with us (also on SIGKILL:
+Prefect's own temporary server is orphaned then), on the same project-local database, so the runs stay
+visible in the UI later. A server merely found listening on a port is never adopted: it may be another
+user's or another checkout's, and its `prefect server stop` would cut our run off.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,8 +38,8 @@ DEFAULTS = {
     "PREFECT_LOGGING_LEVEL": "INFO",
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
 }
-LOCAL_SERVER = "http://127.0.0.1:4200/api"
 STARTUP_TIMEOUT_S = 120.0
+TEMPORARY_API_ENV = "LLM_ERM_TEMPORARY_PREFECT_API"  # set to our temporary server's URL while it runs
 PR_SET_PDEATHSIG = 1
 
 
@@ -44,6 +47,9 @@ def configure(home: Path | None = None) -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("PREFECT_HOME", str((home or Path.cwd() / ".prefect").resolve()))
+    # the temporary server exits (code 3) when its database's directory does not exist yet
+    with contextlib.suppress(OSError):
+        Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
 
 
 def healthy(api_url: str, timeout_s: float = 0.5) -> bool:
@@ -74,37 +80,91 @@ class Connection:
                                  "start one yourself with `prefect server start` and re-run")
             time.sleep(0.1)
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 10.0, stop_s: float = 10.0) -> None:
         if self.process is not None and self.process.poll() is None:
-            drain_prefect()  # logs and events still queued for our server, before it goes
+            drain_prefect(drain_s)  # logs and events still queued for our server, before it goes
+            self.kill(stop_s)
+
+    def kill(self, stop_s: float = 0.0) -> None:
+        """Stop our temporary server (if any): SIGTERM, then SIGKILL after stop_s."""
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=stop_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
 
 
+def configured_api_url() -> tuple[str, str] | None:
+    """(the API URL the user configured for Prefect, where it came from), or None; read before `configure`
+    points PREFECT_HOME at the project, without importing Prefect (a second of start-up).
+
+    Prefect's order: the environment, ./prefect.toml, ./pyproject.toml's [tool.prefect], the active profile
+    (PREFECT_PROFILE, else the profiles file's `active`) of PREFECT_PROFILES_PATH, else the user's
+    PREFECT_HOME (~/.prefect) profiles.toml."""
+    given = os.environ.get("PREFECT_API_URL")
+    if given:
+        return given, "PREFECT_API_URL"
+    for path, table in ((Path("prefect.toml"), ()), (Path("pyproject.toml"), ("tool", "prefect"))):
+        url = _toml_get(path, (*table, "api", "url"))
+        if isinstance(url, str) and url:
+            return url, f"[{'.'.join((*table, 'api'))}] url in {path.resolve()}"
+    profiles_path = Path(os.environ.get("PREFECT_PROFILES_PATH")
+                         or Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect") / "profiles.toml")
+    profiles = _toml_read(profiles_path)
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active")
+    url = (profiles.get("profiles", {}).get(active) or {}).get("PREFECT_API_URL") if active else None
+    if isinstance(url, str) and url:
+        return url, f"Prefect profile {active!r} ({profiles_path})"
+    return None
+
+
+def _toml_read(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, ValueError):  # absent or unreadable: Prefect ignores it too
+        return {}
+
+
+def _toml_get(path: Path, keys: tuple[str, ...]):
+    value: object = _toml_read(path)
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def planned() -> str:
+    """What `connect` will use, as the run's first line says it (nothing is started)."""
+    found = configured_api_url()
+    if found is not None:
+        return f"prefect: the server at {found[0]} (from {found[1]})"
+    return ("prefect: a temporary server for this run only (no server configured: set PREFECT_API_URL, e.g. to "
+            "a `prefect server start`, to keep the UI and skip this start-up)")
+
+
 @contextlib.contextmanager
 def connect() -> Iterator[Connection]:
     """Point this process (PREFECT_API_URL) at a Prefect API; call before importing Prefect."""
+    found = configured_api_url()
+    if found is not None and not healthy(found[0], 3.0):
+        raise UsageError(f"the Prefect API at {found[0]} (from {found[1]}) does not answer: start that server "
+                         "(`prefect server start`) or configure another one")
     configure()
-    given = os.environ.get("PREFECT_API_URL")
-    if given:
-        if not healthy(given, 3.0):
-            raise UsageError(f"the Prefect API at PREFECT_API_URL={given} does not answer: start the server "
-                             "(`prefect server start`) or unset PREFECT_API_URL")
-        connection = Connection(given, f"the Prefect server at {given}")
-    elif healthy(LOCAL_SERVER, 0.3):
-        os.environ["PREFECT_API_URL"] = LOCAL_SERVER
-        connection = Connection(LOCAL_SERVER, f"the Prefect server at {LOCAL_SERVER}")
+    if found is not None:
+        url = found[0]
+        os.environ["PREFECT_API_URL"] = url
+        connection = Connection(url, f"the Prefect server at {url}")
     else:
         connection = _start_temporary_server()
         os.environ["PREFECT_API_URL"] = connection.api_url
+        os.environ[TEMPORARY_API_ENV] = connection.api_url  # the manifest links no UI that will be gone
     try:
         yield connection
-    finally:
-        connection.close()
+    except BaseException:  # an interrupt or a crash: hand back the prompt, do not wait on the API
+        connection.close(drain_s=1.0, stop_s=1.0)
+        raise
+    connection.close()
 
 
 def drain_prefect(timeout_s: float = 10.0) -> None:
@@ -135,6 +195,9 @@ def _start_temporary_server() -> Connection:
          "--log-level", "error", "--lifespan", "on"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
+        # Its own session: a terminal's Ctrl-C goes to the whole foreground process group, and a server that
+        # died with it would leave the flow engine retrying a dead API for minutes. It still dies with us.
+        start_new_session=True,
     )
     return Connection(f"http://127.0.0.1:{port}/api", "a temporary Prefect server (start one with "
                       "`prefect server start` to keep the UI and skip this start-up)", process)

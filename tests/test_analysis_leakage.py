@@ -72,22 +72,23 @@ def test_short_patterns_and_substrings_are_not_hard_coded_inputs(tmp_path):
     assert check_leakage(one_trial_run(tmp_path / "run", store, code=code)).findings == []
 
 
-def test_an_unreadable_dataset_fails_the_check(tmp_path):
+def test_an_unreadable_dataset_is_not_checked_and_no_leak(tmp_path):
     store, _ = clean_store(tmp_path / "datasets" / "fn_a" / "L20")
     (store / "val.txt").write_text("0101 -> 1\nnot a line\n", encoding="utf-8")
     missing = tmp_path / "nowhere"
     for path, words in ((store, "val.txt:2"), (missing, "No such file")):
         report = check_leakage(one_trial_run(tmp_path / f"run-{path.name}", path))
-        assert [f.kind for f in report.leaks] == ["dataset_unreadable"]
-        assert words in report.leaks[0].detail
+        assert report.leaks == [] and report.ok
+        assert [(f.kind, f.severity) for f in report.not_checked] == [("dataset_not_checked", "warning")]
+        assert words in report.not_checked[0].detail
 
 
-def test_a_run_that_names_no_dataset_cannot_pass(tmp_path):
+def test_a_run_that_names_no_dataset_is_not_checked(tmp_path):
     run_dir = tmp_path / "run"
     write_trials(run_dir, [attempt_row("fn_a", 20, 1, 1, 0.5, 0.5)])  # no dataset_path
     result = analyze_run(run_dir)
-    assert not result.ok
-    assert [(f.kind, f.target, f.length) for f in result.leakage.leaks] == [("dataset_unreadable", "fn_a", 20)]
+    assert result.leakage.leaks == []
+    assert [(f.kind, f.target, f.length) for f in result.leakage.not_checked] == [("dataset_not_checked", "fn_a", 20)]
     assert (run_dir / "report" / "leakage_datasets.parquet").exists()
 
 

@@ -68,7 +68,7 @@ def test_the_html_report_is_self_contained(analysed):
 def test_headline_markdown_has_the_table_and_a_link_to_the_report(analysed):
     headline = analysed.headline
     assert "no leakage found" in headline
-    assert analysed.report_path.resolve().as_uri() in headline
+    assert f"`{analysed.report_path.resolve()}`" in headline and "file://" not in headline
     table_rows = [line for line in headline.splitlines() if line.startswith("| fn_")]
     assert len(table_rows) == 4
     assert analysed.selection_mismatches == 0
@@ -107,3 +107,12 @@ def test_cli_refuses_an_unknown_run_before_writing(tmp_path, analysed):
     with pytest.raises(UsageError, match="no attempts"):
         analyze_run(tmp_path / "empty-run")
     assert not (tmp_path / "empty-run").exists()
+
+
+def test_a_one_trial_cell_shows_no_spread(analysed):
+    from llm_erm.analysis.report import headline_table
+
+    one = analysed.cells.head(1).assign(trials_scored=1, trials=1, test_std=0.0)
+    assert headline_table(one)["test std"].tolist() == ["—"]  # undefined, as the legend says, not 0.000
+    several = analysed.cells.head(1).assign(trials_scored=3, trials=3, test_std=0.05)
+    assert headline_table(several)["test std"].tolist() == ["0.050"]

@@ -42,7 +42,7 @@ def test_every_option_reaches_its_field():
     from llm_erm.cli.run import config_from_options, grid_options
 
     given, expected_grid, expected_proposer = {}, {}, {}
-    samples = {"functions": (["fn_b"], ["fn_b"]), "lengths": (["24"], [24]), "alphabet": ("decimal", "decimal"),
+    samples = {"functions": (["fn_b", "mymod:f"], ["fn_b", "mymod:f"]), "lengths": (["24"], [24]), "alphabet": ("decimal", "decimal"),
                "prompt_variant": ("explain", "explain"), "selection": ("shortest", "shortest"),
                "sandbox": ("auto", "auto"), "kind": ("openai-chat", "openai-chat"),
                "reasoning_effort": ("low", "low"), "verbosity": ("medium", "medium"), "tool_choice": ("none", "none"),

@@ -42,10 +42,20 @@ def test_an_enumerated_parity_program_generalises_and_the_cli_writes_the_table(t
     assert done.returncode == 0, done.stderr
     assert "L40" in done.stdout and "L60" in done.stdout
     again = pq.read_table(tmp_path / "results" / "g" / "generalization.parquet").to_pandas()
-    assert sorted(set(again["length"])) == [40, 60] and (again["test_acc"] == 1.0).all()
+    # merged: the run's own lengths stay, the new ones are added
+    assert sorted(set(again["length"])) == [10, 20, 30, 40, 60]
+    assert (again[again["length"].isin([40, 60])]["test_acc"] == 1.0).all()
+    assert len(again) == len(table) + 4  # 2 programs x 2 new lengths
+    before = again
+    done = subprocess.run([LLM_ERM, "generalize", "--run-id", "g", "--lengths", "0", "--results-dir",
+                           str(tmp_path / "results")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "--lengths must be positive integers, got 0" in done.stderr, done.stderr
+    after = pq.read_table(tmp_path / "results" / "g" / "generalization.parquet").to_pandas()
+    assert after.equals(before)
 
 
-@pytest.mark.parametrize("args", [["--lengths", "x"], ["--lengths", "20", "--test-size", "3"]])
+@pytest.mark.parametrize("args", [["--lengths", "x"], ["--lengths", "20", "--test-size", "3"], ["--lengths", "0"],
+                                  ["--lengths", "20", "-3"]])
 def test_bad_input_is_one_line(tmp_path, args):
     (tmp_path / "results" / "r" / "attempts").mkdir(parents=True)
     done = subprocess.run([LLM_ERM, "generalize", "--run-id", "r", *args, "--results-dir", str(tmp_path / "results")],

@@ -59,6 +59,7 @@ class AnalysisResult:
     summary_path: Path | None = None
     headline: str = ""  # markdown: verdict, headline table, link to the report
     selection_mismatches: int = 0  # trials whose ledger `selected` row differs from the selection rule
+    notes: list[str] = field(default_factory=list)  # datasets rebuilt or not found (llm_erm.analysis.locate)
 
     @property
     def ok(self) -> bool:
@@ -100,14 +101,21 @@ def _swap_in(new_dir: Path, final_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def analyze_run(run_dir: Path) -> AnalysisResult:
-    """Analyse the run in `run_dir` and write its summary, tables, plots and report (module doc)."""
+def analyze_run(run_dir: Path, datasets_dir: Path | str | None = None) -> AnalysisResult:
+    """Analyse the run in `run_dir` and write its summary, tables, plots and report (module doc).
+
+    The run's datasets are looked for where it recorded them, in `datasets_dir` and beside its results
+    directory, and rebuilt into `datasets_dir` when missing (llm_erm.analysis.locate): a run is relocatable."""
+    from llm_erm.analysis.locate import locate_datasets
+
     run_dir = Path(run_dir)
     attempts = with_methods(ledger.read_attempts(run_dir).to_pandas())
     if attempts.empty:
         raise UsageError(
             f"no attempts under {run_dir / ledger.ATTEMPTS_DIR}: run the grid first, or pass the right run id"
         )
+    located = locate_datasets(attempts, run_dir, Path(datasets_dir) if datasets_dir is not None else None)
+    attempts = located.attempts
     manifest = ledger.read_manifest(run_dir)
     run_id = str(attempts["run_id"].dropna().iloc[0]) if attempts["run_id"].notna().any() else run_dir.name
 
@@ -119,6 +127,7 @@ def analyze_run(run_dir: Path) -> AnalysisResult:
     status = cells[CELL_KEYS + [f"n_{s}" for s in STATUSES] + [f"share_{s}" for s in STATUSES]]
     leakage = check_leakage(attempts)
     result = AnalysisResult(run_id, run_dir, leakage, cells)
+    result.notes = located.notes()
     result.selection_mismatches = _selection_mismatches(attempts)
     all_labels = methods.labels(attempts)
     several = len(all_labels) > 1

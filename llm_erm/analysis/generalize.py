@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from llm_erm.datasets import DatasetSpec, build_dataset
+from llm_erm.datasets.custom import FILE_PREFIX
 from llm_erm.errors import UsageError
 from llm_erm.results import ledger
 
@@ -85,21 +86,28 @@ def fresh_test_set(spec: DatasetSpec, source_length: int, length: int, test_size
 def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path, test_size: int = 2000,
                    sandbox_mode: str | None = None, time_per_input_s: float | None = None,
                    memory_mb: int | None = None, sandbox: Any = None) -> pd.DataFrame:
-    """Every selected erm program of the run, scored at every length; written as generalization.parquet/csv.
+    """Every selected erm program of the run, scored at every length; merged into generalization.parquet/csv
+    (a length scored again replaces its old rows; the other lengths' rows stay).
 
     The sandbox's bounds are the run's own (its manifest's config) unless given; `sandbox`, an open
     llm_erm.verify.Sandbox (the grid's), is used instead of opening a second pool of workers."""
     import contextlib
     import hashlib
 
+    from llm_erm.analysis.locate import locate_datasets
     from llm_erm.analysis.stats import select_attempts
     from llm_erm.config import GridConfig
     from llm_erm.verify import Sandbox
     from llm_erm.verify.score import accuracy
 
+    bad = [n for n in lengths if isinstance(n, bool) or not isinstance(n, int) or n < 1]
+    if bad or not lengths:
+        raise UsageError(f"--lengths must be positive integers, got {' '.join(map(str, lengths)) or 'none'}")
+    lengths = list(dict.fromkeys(lengths))
     attempts = ledger.read_attempts(run_dir).to_pandas()
     if attempts.empty:
         raise UsageError(f"no attempts under {run_dir}: pass a run that has finished trials")
+    attempts = locate_datasets(attempts, run_dir, Path(datasets_dir)).attempts  # a moved run finds its datasets
     chosen = select_attempts(attempts)
     chosen = chosen[chosen["selected"] & (chosen["method"] == "erm") & chosen["code"].notna()]
     if chosen.empty:
@@ -114,12 +122,20 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
         opened = contextlib.nullcontext(sandbox)
     with opened as sandbox:
         for record in chosen.to_dict("records"):
-            spec = _spec_of(record)
-            if spec.target_obj.alphabet == "tabular":
+            if record["target"].startswith(FILE_PREFIX):  # a labelled file has its one length only
                 continue
             base = {"method_label": record["method_label"], "target": record["target"],
                     "source_length": int(record["length"]), "trial": int(record["trial"]),
                     "code_sha256": hashlib.sha256(record["code"].encode()).hexdigest()[:16]}
+            try:
+                spec = _spec_of(record)
+            except (OSError, ValueError, KeyError) as exc:  # its dataset neither found nor rebuildable
+                rows += [{**base, "length": length, "test_acc": None, "test_n": 0, "status": "not_checked",
+                          "limit_split": None, "note": f"source dataset unreadable ({exc}): pass --datasets-dir"}
+                         for length in lengths]
+                continue
+            if spec.target_obj.alphabet == "tabular":
+                continue
             for length in lengths:
                 needs = needed_length(record["target"], int(record["length"]))
                 try:
@@ -136,10 +152,25 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
                              "test_n": len(data.labels), "status": run.status,
                              "limit_split": "test" if run.status in ("timeout", "memory") else None,
                              "note": run.first_error})
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = _merged(run_dir / GENERALIZATION_FILE, pd.DataFrame(rows, columns=COLUMNS))
     ledger.write_frame(run_dir / GENERALIZATION_FILE, table)
     table.to_csv(run_dir / GENERALIZATION_FILE.replace(".parquet", ".csv"), index=False)
     return table
+
+
+KEY = ["method_label", "target", "source_length", "trial", "length"]
+
+
+def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """The file's rows for the lengths not scored now, then the new rows (an earlier call's lengths stay)."""
+    if not path.exists():
+        return new
+    old = pd.read_parquet(path)
+    if not set(COLUMNS) <= set(old.columns):
+        return new
+    kept = old[~old["length"].isin(new["length"].unique())][COLUMNS]
+    merged = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+    return merged.sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
 def _spec_of(record: dict) -> DatasetSpec:

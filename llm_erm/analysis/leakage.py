@@ -4,10 +4,11 @@ Leakage means held-out information reaching the learner. It fails the run (Leaka
 - `split_overlap`: an input string in two splits of one dataset store (must be 0);
 - `duplicate_inputs` in train or val (each must hold distinct inputs);
 - `heldout_input_in_code`: a candidate whose code contains a validation or test input it was never shown;
-- `dataset_unreadable`: a dataset the run used is missing or malformed, or a cell's rows name no dataset,
-  so it cannot be checked (unverifiable is not clean).
-
 Reported, not failing (`severity == "warning"`):
+- `dataset_not_checked`: a dataset the run used cannot be read here (missing, moved without its run, or
+  malformed), or a cell's rows name no dataset. Its splits are not checked: that is said (the analysis
+  says "not checked", never "passed", for it), but it is no evidence of a leak: a run copied without its
+  datasets must not read as one that leaked (llm_erm.analysis.locate finds or rebuilds moved datasets).
 - `training_input_in_code`: a candidate that hard-codes a training input. The model was shown it, so it is
   memorisation rather than leakage: validation and test accuracy already measure what it is worth.
 - `test_duplicates`: test may repeat an input only in tiny input spaces (SPEC section 4); the count is shown.
@@ -29,6 +30,7 @@ SPLITS = ("train", "val", "test")
 MIN_LITERAL_CHARS = 8
 MAX_EXAMPLES = 3  # inputs quoted in a finding's detail
 LEAK, WARNING = "leak", "warning"
+NOT_CHECKED = "dataset_not_checked"
 DATASET_COLUMNS = (
     ["dataset_path", "target", "length"]
     + [f"{split}_{what}" for what in ("size", "distinct") for split in SPLITS]
@@ -63,6 +65,20 @@ class LeakageReport:
     @property
     def leaks(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == LEAK]
+
+    def verdict(self) -> str:
+        """One phrase: passed, FAILED (leaks), or incomplete (datasets not checked) - never 'passed' for those."""
+        if not self.ok:
+            return f"FAILED: {len(self.leaks)} leakage finding(s)"
+        if self.not_checked:
+            return (f"incomplete: no leakage found, but {len(self.not_checked)} dataset(s) not checked "
+                    "(unreadable; pass --datasets-dir)")
+        return "leakage check passed"
+
+    @property
+    def not_checked(self) -> list[Finding]:
+        """Datasets whose splits could not be read: neither clean nor leaked."""
+        return [f for f in self.findings if f.kind == NOT_CHECKED]
 
     def findings_frame(self) -> pd.DataFrame:
         columns = list(Finding.__dataclass_fields__)
@@ -164,7 +180,7 @@ def check_leakage(source: pd.DataFrame | Path | str) -> LeakageReport:
     unnamed = attempts.groupby(["target", "length"])["dataset_path"].count()
     for target, length in unnamed[unnamed == 0].index:
         report.findings.append(
-            Finding("dataset_unreadable", LEAK, "", target, int(length), 1,
+            Finding(NOT_CHECKED, WARNING, "", target, int(length), 1,
                     "no attempt of this cell records its dataset_path, so its splits cannot be checked")
         )
     for (path, target, length), candidates in used.groupby(["dataset_path", "target", "length"], sort=True):
@@ -173,8 +189,8 @@ def check_leakage(source: pd.DataFrame | Path | str) -> LeakageReport:
             row, findings, splits = _check_dataset(path, target, length)
         except (OSError, ValueError) as exc:
             report.findings.append(
-                Finding("dataset_unreadable", LEAK, path, target, length, 1,
-                        f"cannot check the dataset store: {exc}")
+                Finding(NOT_CHECKED, WARNING, path, target, length, 1,
+                        f"not checked: cannot read the dataset store: {exc}")
             )
             continue
         rows.append(row)

@@ -60,7 +60,7 @@ def headline_table(cells: pd.DataFrame) -> pd.DataFrame:
                 "trials": f"{cell.trials_scored}/{cell.trials}",
                 "test acc (95% CI)": _mean_ci(cell.test_mean, cell.test_ci_low, cell.test_ci_high)
                 + limit_flag(getattr(cell, "selected_limit_on_test", 0)),
-                "test std": _number(cell.test_std),
+                "test std": _number(cell.test_std) if cell.trials_scored > 1 else "—",  # a spread needs 2 trials
                 "val acc": _number(cell.val_mean),
                 "val-test gap": _number(cell.val_test_gap),
                 "attempts/trial": _number(cell.attempts_made_mean, 1),
@@ -87,14 +87,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 def headline_markdown(run_id: str, cells: pd.DataFrame, leakage: LeakageReport, report_path: Path) -> str:
     """The markdown for the run's Prefect artifact: verdict, the headline table, a link to the report."""
-    verdict = (
-        "no leakage found" if leakage.ok else f"**FAILED: {len(leakage.leaks)} leakage finding(s)**"
-    )
+    verdict = ("no leakage found" if leakage.ok and not leakage.not_checked
+               else leakage.verdict() if leakage.ok else f"**{leakage.verdict()}**")
     lines = [
         f"## LLM-ERM run `{run_id}`",
         "",
         f"{len(cells)} cell(s); leakage check: {verdict}. "
-        f"Full report: [{report_path.name}]({report_path.resolve().as_uri()})",
+        # a path, not a file:// link: the Prefect UI is a web page, and browsers do not open those from one
+        f"Full report: `{report_path.resolve()}` (open it on the machine that ran it, or `llm-erm view`)",
         "",
         markdown_table(headline_table(cells)),
     ]
@@ -111,7 +111,7 @@ th, td { border: 1px solid #ddd; padding: 0.25em 0.45em; text-align: right; }
 table.text td { text-align: left; } td.wrap { white-space: normal; max-width: 40em; text-align: left; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 .verdict { display: inline-block; padding: 0.3em 0.8em; border-radius: 4px; color: white; font-weight: bold; }
-.pass { background: #2e7d32; } .fail { background: #c62828; }
+.pass { background: #2e7d32; } .fail { background: #c62828; } .warn { background: #b26a00; }
 figure { margin: 1em 0 1.6em; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { max-width: 60em; color: #333; font-size: 0.92em; } figcaption b { color: #111; }
 p.missing { border-left: 4px solid #bbb; padding: 0.4em 0.8em; background: #f7f7f7; max-width: 60em; }
@@ -261,9 +261,8 @@ def write_html_report(
     opens with the methods table, and the per-cell sections describe the search (erm) labels."""
     esc = html.escape
     verdict = (
-        '<span class="verdict pass">leakage check passed</span>'
-        if leakage.ok
-        else f'<span class="verdict fail">FAILED: {len(leakage.leaks)} leakage finding(s)</span>'
+        f'<span class="verdict {"fail" if not leakage.ok else "pass" if not leakage.not_checked else "warn"}">'
+        f"{esc(leakage.verdict())}</span>"
     )
     facts_html = "".join(
         f"<tr><th>{esc(str(k))}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items()
@@ -296,8 +295,8 @@ def write_html_report(
 <h2>Results per cell</h2>
 {label_note}
 <p class="note">Selected attempt = strictly highest validation accuracy in a trial (ties: earlier attempt); statistics
-over trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of freedom; undefined for one
-trial.</p>
+over trials with at least one scored candidate. 95% CI: Student's t, n-1 degrees of freedom; CI and std
+undefined (—) for one trial.</p>
 {_table_html(headline_table(shown))}
 <h2>Plots</h2>
 {figures}

@@ -17,11 +17,16 @@ from llm_erm.config import default
 from llm_erm.errors import UsageError
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
+DatasetsDir = Annotated[Path, typer.Option(
+    "--datasets-dir", help="Where the run's datasets are (a moved run's are looked for here, then at the "
+    "recorded path and beside the results directory; a missing one is rebuilt here).")]
 
 
-def _run_dir(results_dir: Path, run_id: str) -> Path:
+def _run_dir(results_dir: Path, run_id: str, option: str = "--run-id") -> Path:
     """The directory of a run that has attempts, or a UsageError naming the runs that exist."""
-    run_dir = results_dir / run_id
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id, option)
     if not (run_dir / "attempts").is_dir():
         known = [p.parent.name for p in results_dir.glob("*/attempts")] if results_dir.is_dir() else []
         hint = f"known runs: {', '.join(sorted(known))}" if known else "pass --results-dir where the runs are"
@@ -48,6 +53,7 @@ def register(app: typer.Typer) -> None:
     def analyze(
         run_id: Annotated[str, typer.Option("--run-id", help="The run to analyse (a directory under --results-dir).")],
         results_dir: ResultsDir = Path(default("results_dir")),
+        datasets_dir: DatasetsDir = Path(default("datasets_dir")),
     ) -> None:
         """Leakage checks, statistics, tables, plots and the HTML report of a run.
 
@@ -57,9 +63,12 @@ def register(app: typer.Typer) -> None:
         """
         run_dir = _run_dir(results_dir, run_id)
         from llm_erm.analysis import analyze_run
+        from llm_erm.results.runs import check_writable
+
+        check_writable(run_dir, "--results-dir")  # the report is written into the run
         from llm_erm.analysis.report import headline_table
 
-        result = analyze_run(run_dir)
+        result = analyze_run(run_dir, datasets_dir=datasets_dir)
         terminal_columns = ["L", "trials", "test acc (95% CI)", "val acc", "val-test gap", "early stops",
                             "ok share", "cost"]
         headline = headline_table(result.cells)
@@ -73,8 +82,9 @@ def register(app: typer.Typer) -> None:
         warnings = Counter(f.kind for f in result.leakage.findings if f.severity == "warning")
         for kind, count in sorted(warnings.items()):
             typer.echo(f"warning: {count} x {kind} (listed in the report)")
-        verdict = "leakage check passed" if result.ok else f"FAILED: {len(result.leakage.leaks)} leakage finding(s)"
-        typer.echo(f"{verdict}\nreport: {result.report_path}")
+        for note in result.notes:
+            typer.echo(note)
+        typer.echo(f"{result.leakage.verdict()}\nreport: {result.report_path}")
         if not result.ok:
             raise typer.Exit(1)
 
@@ -83,7 +93,7 @@ def register(app: typer.Typer) -> None:
         run_id: Annotated[str, typer.Option("--run-id", help="The run whose selected programs to score.")],
         lengths: Annotated[list[str], typer.Option("--lengths", help="Lengths to score them at, e.g. 10 20 50 100.")],
         results_dir: ResultsDir = Path(default("results_dir")),
-        datasets_dir: Annotated[Path, typer.Option("--datasets-dir", help="Where datasets are stored.")] = Path(default("datasets_dir")),
+        datasets_dir: DatasetsDir = Path(default("datasets_dir")),
         test_size: Annotated[int, typer.Option("--test-size", help="Test inputs per length (even).")] = 2000,
         sandbox: Annotated[str | None, typer.Option(
             "--sandbox", help="bwrap | rlimit | auto (default: the run's)")] = None,
@@ -129,7 +139,12 @@ def register(app: typer.Typer) -> None:
 
         Example: llm-erm compare nightly-2026-01-01 nightly-2026-01-02
         """
-        baseline_dir, candidate_dir = _run_dir(results_dir, baseline), _run_dir(results_dir, candidate)
+        from llm_erm.results.runs import run_folder
+
+        for option, name in (("BASELINE_RUN", baseline), ("CANDIDATE_RUN", candidate)):
+            run_folder(results_dir, name, option)  # both plain names, before either is looked for
+        baseline_dir = _run_dir(results_dir, baseline, "BASELINE_RUN")
+        candidate_dir = _run_dir(results_dir, candidate, "CANDIDATE_RUN")
         from llm_erm.analysis.compare import cell_name, compare_runs
 
         comparison = compare_runs(baseline_dir, candidate_dir)

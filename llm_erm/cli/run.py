@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import signal
 import sys
 import threading
 import types
@@ -29,8 +28,9 @@ from llm_erm.proposers.config import ProposerConfig
 
 RUN_HELP = """Run a grid: datasets -> prompts -> propose k -> verify -> select -> aggregate -> analysis.
 
-Runs the erm-grid flow in this process on a Prefect API (PREFECT_API_URL, else a server already running on
-127.0.0.1:4200, else a temporary one), or with --no-prefect the same engine without Prefect. Re-running the
+Runs the erm-grid flow in this process on the Prefect API you configured (PREFECT_API_URL or the active
+profile's), else on a temporary server of this run's alone; or with --no-prefect the same engine without
+Prefect. The first line says which. Re-running the
 same command resumes the run: finished trials are skipped and every answer already paid for is reused.
 Exits 1 when any call or trial failed (re-run to retry exactly those), 2 on bad input (nothing written).
 """
@@ -97,10 +97,20 @@ def grid_options() -> list[GridOption]:
             if model is GridConfig and name == "proposer":
                 continue
             default = info.default_factory() if info.default_factory is not None else info.default
-            shown = "" if default in (None, {}) else f" [default: {str(default).lower() if isinstance(default, bool) else default}]"
+            shown = "" if default in (None, {}) or "default:" in (info.description or "") else (
+                f" [default: {_shown_default(default)}]")
             options.append(GridOption(f"proposer__{name}" if nested else name, option_name(name, nested), name,
                                       nested, info.annotation, default, (info.description or "") + shown))
     return options
+
+
+def _shown_default(default: Any) -> str:
+    """A default as the user types it: `true`, `20 30 50`, a method by its name (not a Python repr)."""
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, list | tuple):
+        return " ".join(_shown_default(v) for v in default)
+    return str(getattr(default, "resolved_label", None) or default)
 
 
 def _parameters() -> list[inspect.Parameter]:
@@ -181,11 +191,31 @@ def register(app: typer.Typer) -> None:
 
 
 def run(**given: Any) -> None:
+    from llm_erm.cli.stopping import Stopper
+
+    # Ctrl-C from here on ends in one line and exit 130, before the run starts as well as during it
+    stopper = Stopper(lambda: typer.echo("interrupted: before the run started; nothing was written", err=True))
+    stopper.install()
+    try:
+        _run(stopper, **given)
+    except KeyboardInterrupt:
+        stopper.finish()
+
+
+def _run(stopper, **given: Any) -> None:
     no_prefect = given.pop("no_prefect", False)
     config = config_from_options(given)
     from llm_erm.plan import plan_run
 
     plan = plan_run(config)  # every refusal, before any dataset, call or file (and before Prefect starts)
+    if not config.dry_run:
+        from llm_erm.results.runs import check_writable
+
+        check_writable(config.results_dir, "--results-dir")
+        check_writable(config.datasets_dir, "--datasets-dir")
+        _check_access(config)  # a refused key is found in seconds, before a server, datasets or a call
+        # the first line says where the run's flow runs go
+        typer.echo("prefect: not used (--no-prefect)" if no_prefect else _prefect_line(), err=True)
     if config.proposer.kind is None and config.proposer.resolved_kind() == "enumerate":
         typer.echo("no OPENAI_API_KEY: proposing with the offline enumerative learner (--proposer enumerate)", err=True)
     if config.sandbox == "rlimit":
@@ -204,48 +234,90 @@ def run(**given: Any) -> None:
         _print_summary(_read_summary(run_dir))
         _print_paths(run_dir)
         return
-    code = _run_interruptibly(config, no_prefect, len(work))
+
+    def interrupted() -> None:
+        typer.echo(f"interrupted: run {run_dir.name} stopped; every finished trial and every answer that arrived "
+                   "is kept. Re-run the same command to resume.", err=True)
+        _print_paths(run_dir)
+
+    stopper.message = interrupted
+    try:
+        code = _run_interruptibly(config, no_prefect, work, stopper)
+    except OSError as exc:
+        from llm_erm.engine.run import disk_failure
+
+        if not disk_failure(exc):
+            raise
+        _disk_failed(run_dir, exc)
     _print_paths(run_dir)
     if code:
         _exit_now(code)
 
 
-def _run_interruptibly(config: GridConfig, no_prefect: bool, total_trials: int) -> int:
-    """Run the grid; 0 when everything finished, 1 when something failed, 130/143 when interrupted.
+def _check_access(config: GridConfig) -> None:
+    """Each distinct model proposer's key (and, on the provider's API, model): llm_erm.proposers.access."""
+    from llm_erm.config import ERM
+    from llm_erm.proposers import make_proposer
+    from llm_erm.proposers.access import check_access
 
-    SIGINT and SIGTERM stop the run within seconds: no new call starts, the ledger keeps every finished
-    trial and the journal every answer that arrived; calls still in flight are abandoned (the process exits
-    without waiting for them)."""
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    seen: set[str] = set()
+    for method in config.resolved_methods():
+        if method.method != ERM:
+            continue
+        proposer = make_proposer(config.method_proposer(method))
+        identity = json.dumps(proposer.identity(), sort_keys=True, default=str)
+        if identity not in seen:
+            seen.add(identity)
+            check_access(proposer)
+
+
+def _disk_failed(run_dir: Path, exc: OSError) -> None:
+    """A write failed mid-run (disk full, quota, read-only): one line naming it and what is kept; exit 1."""
+    from llm_erm.results.ledger import finished_trials
+
+    where = exc.filename or run_dir
+    kept = len(finished_trials(run_dir))
+    typer.echo(f"error: writing {where} failed: {exc.strerror or exc}. Kept: {kept} finished trial(s) in "
+               f"{run_dir} and every answer already in its journal (no half-written file). Free space and re-run "
+               "the same command to resume.", err=True)
+    _exit_now(1)
+
+
+def _prefect_line() -> str:
+    from llm_erm import prefect_env
+
+    return prefect_env.planned()
+
+
+def _run_interruptibly(config: GridConfig, no_prefect: bool, work: list, stopper) -> int:
+    """Run the grid; 0 when everything finished, 1 when something failed; interrupted, it exits 130/143.
+
+    SIGINT and SIGTERM stop the run within seconds (llm_erm.cli.stopping): no new call starts, the ledger
+    keeps every finished trial and the journal every answer that arrived; calls still in flight are
+    abandoned (the process exits without waiting for them)."""
     run_dir = config.run_dir()
     try:
-        with _progress(run_dir, total_trials):
-            outcome = _run_with_prefect(config) if not no_prefect else _run_plain(config)
-    except (KeyboardInterrupt, _Terminated) as exc:
-        typer.echo(f"interrupted: run {run_dir.name} stopped; every finished trial and every answer that arrived "
-                   "is kept. Re-run the same command to resume.", err=True)
-        return 143 if isinstance(exc, _Terminated) else 130
+        from llm_erm.config import ERM
+        from llm_erm.results.progress import pending
+
+        todo = pending(run_dir, [w.key for w in work])
+        answers_total = sum(config.attempts for w in work if w.method.method == ERM)
+        with _progress(run_dir, todo, answers_total):
+            outcome = _run_with_prefect(config, stopper) if not no_prefect else _run_plain(config)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (stopping.Terminated)
+        stopper.finish()
     except BaseException as exc:  # Prefect's TerminationSignal is a BaseException of its own
         if type(exc).__name__ == "TerminationSignal":
-            typer.echo(f"terminated: run {run_dir.name} stopped; re-run the same command to resume.", err=True)
-            return 143
+            stopper.finish(143)
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        stopper.uninstall()
     _print_summary(outcome["cells"])
     message = outcome.get("failure")
     if message:
         typer.echo(f"error: {message}", err=True)
         return 1
     return 0
-
-
-class _Terminated(KeyboardInterrupt):
-    pass
-
-
-def _raise_interrupt(signum, frame) -> None:
-    raise _Terminated()
 
 
 def _run_plain(config: GridConfig) -> dict[str, Any]:
@@ -255,16 +327,19 @@ def _run_plain(config: GridConfig) -> dict[str, Any]:
     return {"cells": result.cells, "failure": result.failure_message()}
 
 
-def _run_with_prefect(config: GridConfig) -> dict[str, Any]:
+def _run_with_prefect(config: GridConfig, stopper) -> dict[str, Any]:
     from llm_erm import prefect_env
 
     with prefect_env.connect() as connection:
-        typer.echo(f"prefect: {connection.how}", err=True)
+        stopper.cleanups.append(connection.kill)  # a stop that cannot wait still takes our server with it
+        from llm_erm.flows.grid import erm_grid  # Prefect's import (a second or more) while our server boots
+
         connection.wait()
-        from llm_erm.flows.grid import erm_grid
 
         state = erm_grid(**flow_parameters(config), return_state=True)
         data = state.result(raise_on_failure=False)
+        if isinstance(data, OSError):  # a disk that cannot be written: said as such by run()
+            raise data
         if not isinstance(data, dict):  # the flow itself crashed: its exception, as one line
             raise UsageError(f"the erm-grid flow ended {state.name}: {state.message}")
         return {"cells": data.get("cells", []), "failure": None if state.is_completed() else state.message}
@@ -303,34 +378,63 @@ def _read_summary(run_dir: Path) -> list[dict]:
 
 
 class _progress:
-    """A progress bar fed by the ledger itself: trial files appearing under the run directory."""
+    """Where the run stands, from the ledger (trials) and the journal (answers, spend): a bar in a terminal;
+    without one (nohup, CI, a notebook's subprocess) a log line when trials finish and every LOG_EVERY_S
+    otherwise. A resume says what it reuses."""
 
-    def __init__(self, run_dir: Path, total: int):
-        self.run_dir, self.total = run_dir, total
+    LOG_EVERY_S = 10.0
+
+    def __init__(self, run_dir: Path, pending: list[tuple[str, str, int, int]], answers_total: int):
+        self.run_dir, self.pending, self.answers_total = run_dir, pending, answers_total
         self._stop = threading.Event()
 
     def __enter__(self):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from llm_erm.results.progress import RunProgress
 
-        from llm_erm.results.ledger import finished_trials
+        self._progress = RunProgress(self.run_dir, self.pending, self.answers_total)
+        resume = self._progress.resume_line()
+        if resume:
+            typer.echo(resume, err=True)
+        self._tty = sys.stderr.isatty()
+        self._thread = threading.Thread(target=self._bar if self._tty else self._log, daemon=True,
+                                        name="llm-erm-progress")
+        if self._tty:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._bar = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                             transient=True)
-        task = self._bar.add_task("trials", total=self.total)
-
-        def poll() -> None:
-            while not self._stop.wait(0.5):
-                self._bar.update(task, completed=len(finished_trials(self.run_dir)))
-
-        self._bar.start()
-        self._thread = threading.Thread(target=poll, daemon=True)
+            self._rich = Progress(TextColumn("trials"), BarColumn(), MofNCompleteColumn(),
+                                  TextColumn("{task.fields[answers]}"), TimeElapsedColumn(), transient=True)
+            self._task = self._rich.add_task("trials", total=self._progress.trials_total, answers="")
+            self._rich.start()
         self._thread.start()
         return self
+
+    def _bar(self) -> None:
+        while not self._stop.wait(0.5):
+            snap = self._progress.poll()
+            eta = f", ETA ~{_short(snap.eta_s)}" if snap.eta_s is not None else ""
+            self._rich.update(self._task, completed=snap.trials_done,
+                              answers=f"answers {snap.answers}/{snap.answers_total}, ${snap.spend_usd:.4f}{eta}")
+
+    def _log(self) -> None:
+        last_at, last_trials = 0.0, self._progress.trials_before
+        while not self._stop.wait(1.0):
+            snap = self._progress.poll()
+            if snap.trials_done != last_trials or snap.elapsed_s - last_at >= self.LOG_EVERY_S:
+                typer.echo(snap.line(), err=True)
+                last_at, last_trials = snap.elapsed_s, snap.trials_done
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        self._bar.stop()
+        if self._tty:
+            self._rich.stop()
+        elif exc[0] is None:
+            typer.echo(self._progress.poll().line(), err=True)  # where the run ended
+
+
+def _short(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def _print_summary(cells: list[dict]) -> None:
@@ -340,18 +444,40 @@ def _print_summary(cells: list[dict]) -> None:
     from llm_erm.analysis.report import limit_flag
 
     several = len({c.get("method_label", "erm") for c in cells}) > 1
+    why = {id(c): _no_score_reason(c) for c in cells}
     table = Table(title="erm-grid: selected result per cell")
-    columns = (["method"] if several else []) + ["target", "L", "trials", "test acc", "val acc", "attempts", "cost $"]
+    columns = ((["method"] if several else []) + ["target", "L", "trials", "test acc", "val acc", "attempts", "cost $"]
+               + (["no score because"] if any(why.values()) else []))
     for column in columns:
-        table.add_column(column, justify="left" if column in ("method", "target") else "right")
+        table.add_column(column, justify="left" if column in ("method", "target", "no score because") else "right")
     for c in cells:
         scored = c.get("trials_scored", c.get("trials")) or 0
         table.add_row(
             *([str(c.get("method_label"))] if several else []), str(c["target"]), str(c["length"]), str(scored),
             _pm(c.get("test_mean"), c.get("test_std"), scored) + limit_flag(c.get("selected_limit_on_test")),
             _pm(c.get("val_mean"), c.get("val_std"), scored), str(c.get("attempts")), _num(c.get("cost_usd"), 4),
+            *([why[id(c)] or ""] if any(why.values()) else []),
         )
     Console(width=max(Console().width, 120)).print(table)
+
+
+def _no_score_reason(cell: dict) -> str | None:
+    """Why a cell has no test score, from its attempts' statuses: `3 of 3 attempts: syntax_error`."""
+    from llm_erm.results.schema import STATUSES
+
+    mean = cell.get("test_mean")
+    if mean is not None and mean == mean:
+        return None
+    counts = {s: int(cell.get(f"n_{s}") or 0) for s in STATUSES}
+    total = sum(counts.values())
+    if not total:
+        return "no attempt finished"
+    parts = [f"{n} {s}" for s, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n and s != "ok"]
+    if not parts:
+        return f"{total} attempts, none selected"
+    if len(parts) == 1 and not counts["ok"]:
+        return f"{total} of {total} attempts: {parts[0].split(' ', 1)[1]}"
+    return f"{total} attempts: " + ", ".join(parts)
 
 
 def _num(value, digits: int = 3) -> str:
@@ -365,7 +491,9 @@ def _pm(mean, std, trials: int) -> str:
 
 
 def _run_dir(results_dir: str, run_id: str) -> Path:
-    run_dir = Path(results_dir).resolve() / run_id
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id)
     if not (run_dir / "manifest.json").exists():
         raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
     return run_dir

@@ -48,7 +48,8 @@ def make_specs(
         user = is_user_target(target_spec)
         target = resolve_target(target_spec, alphabet if user else None)
         for length in dict.fromkeys(lengths or target.default_lengths):
-            specs.append(DatasetSpec(target_spec if user else target.id, int(length), train_size, val_size,
+            # target.id: a labelled file by its safe name, never the path typed (llm_erm.datasets.custom)
+            specs.append(DatasetSpec(target.id, int(length), train_size, val_size,
                                      test_size, seed, alphabet if user else None, protocol,
                                      files.get(target.id) if target.table else None))
     validate_specs(specs)

@@ -5,8 +5,12 @@ until each class is full) and store as the built-in targets; its source code is 
 dataset id, so editing the function rebuilds its datasets instead of reusing stale labels.
 
 A labelled file (CSV or Parquet with columns `input` and `label`) is a finite pool: its splits are
-drawn from the file's rows (still balanced and leak-free), its length is the inputs' length, and
-its content hash is part of the dataset id and of the store's directory name.
+drawn from the file's rows (still balanced and leak-free), its length is the inputs' length (one
+length per file: ragged inputs are refused), and it is known everywhere by a safe, stable name,
+`file-<stem>-<content hash>`: the target column of the ledger, every path of the run (attempts, the
+store's directory) and the dataset id use that name, never the path the user typed (which may hold
+slashes, `..`, or point beside the user's data), so a run does not depend on where the file was.
+The name resolves back to the file in the process that loaded it (`resolve_target`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,27 @@ def load_callable_target(spec: str, alphabet: str = "binary") -> Target:
 
 
 FILE_ALPHABETS = ("binary", "decimal", "tabular")
+FILE_PREFIX = "file-"
+_LOADED_FILES: dict[str, tuple[str, str | None]] = {}  # safe name -> (the file's spec, the alphabet asked for)
+
+
+def file_target_name(path: Path, content_sha: str) -> str:
+    """`file-<stem>-<12 hex of the content hash>`: letters, digits, `._-` only (a path component anywhere)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._") or "data"
+    return f"{FILE_PREFIX}{stem[:40]}-{content_sha[:12]}"
+
+
+def loaded_file_target(name: str) -> Target:
+    """The labelled-file target a safe name stands for, if this process loaded it; else a UsageError."""
+    if name not in _LOADED_FILES:
+        raise UsageError(f"target {name!r} is a labelled file this process has not read: name the file itself "
+                         "(--functions path/to/file.csv)")
+    return load_file_target(*_LOADED_FILES[name])
+
+
+def file_spec(name: str) -> str:
+    """What the user named a loaded file target by (its path), for a process that must read it again."""
+    return _LOADED_FILES[name][0] if name in _LOADED_FILES else name
 TABULAR_ROW = re.compile(r"[^,:]+:[^,]*(,[^,:]+:[^,]*)*")
 
 
@@ -123,11 +148,21 @@ def load_file_target(spec: str, alphabet: str | None = None) -> Target:
             raise UsageError(f"labelled file {path}: input {str(x)[:40]!r} contains a newline or ' -> '")
         if truth.setdefault(str(x), int(y)) != int(y):
             raise UsageError(f"labelled file {path}: input {x!r} appears with both labels")
+    if not truth:
+        raise UsageError(f"labelled file {path} has no rows: it needs an 'input' and a 'label' per row")
+    asked = alphabet
     alphabet = alphabet or _infer_alphabet(list(truth), path)
     if alphabet not in FILE_ALPHABETS:
         raise UsageError(f"labelled file alphabet must be one of {', '.join(FILE_ALPHABETS)}, got {alphabet!r}")
-    length = max(map(len, truth))
+    lengths = sorted({len(x) for x in truth})
+    if alphabet != "tabular" and len(lengths) > 1:  # a string target has one length: the prompt says so
+        short = min(truth, key=len)
+        raise UsageError(f"labelled file {path}: inputs have {len(lengths)} different lengths ({lengths[0]} to "
+                         f"{lengths[-1]}, e.g. {short!r}): give every input the same length (one file per length)")
+    length = lengths[-1]
     content_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    name = file_target_name(path, content_sha)
+    _LOADED_FILES[name] = (spec, asked)
 
     def label(x: str) -> int:
         if x not in truth:
@@ -142,8 +177,8 @@ def load_file_target(spec: str, alphabet: str | None = None) -> Target:
     negatives = tuple(sorted(x for x, y in truth.items() if y == 0))
     positives = tuple(sorted(x for x, y in truth.items() if y == 1))
     return Target(
-        id=spec,
-        name=f"file-{path.stem}-{content_sha[:8]}",
+        id=name,
+        name=name,
         alphabet=alphabet,
         default_lengths=(length,),
         label=label,

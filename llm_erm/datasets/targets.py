@@ -447,7 +447,8 @@ FILE_SUFFIXES = (".csv", ".parquet")
 
 
 def is_user_target(spec: str) -> bool:
-    return ":" in spec or spec.lower().endswith(FILE_SUFFIXES)
+    """A callable, a labelled file, or a labelled file's safe name (llm_erm.datasets.custom)."""
+    return ":" in spec or spec.lower().endswith(FILE_SUFFIXES) or spec.startswith("file-")
 
 
 def resolve_target(spec: str, alphabet: str | None = None) -> Target:
@@ -457,6 +458,10 @@ def resolve_target(spec: str, alphabet: str | None = None) -> Target:
         from llm_erm.datasets.custom import load_file_target
 
         return load_file_target(spec, alphabet)
+    if spec.startswith("file-"):  # a labelled file by its safe name (the ledger's target column)
+        from llm_erm.datasets.custom import loaded_file_target
+
+        return loaded_file_target(spec)
     if ":" in spec:
         from llm_erm.datasets.custom import load_callable_target
 

@@ -102,6 +102,16 @@ class GridResult:
         analysis passed."""
         return not self.failed_calls and not self.errors and not self.interrupted and not self.analysis_error
 
+    def permanent_error(self) -> str | None:
+        """The first failed call whose cause retrying cannot fix (PermanentProposerError: a key refused, a model
+        that does not exist), or None."""
+        for trial in self.trials:
+            for row in trial.rows:
+                error = str(row.get("propose_error") or "")
+                if row["status"] == PROPOSE_ERROR and error.startswith("PermanentProposerError"):
+                    return error.removeprefix("PermanentProposerError: ")
+        return None
+
     def failure_message(self) -> str | None:
         """One line that counts what failed and says how to retry; None when nothing did."""
         if self.ok:
@@ -116,5 +126,9 @@ class GridResult:
             parts.append("the run was interrupted")
         if self.analysis_error:
             parts.append(self.analysis_error)
+        permanent = self.permanent_error()
+        if permanent is not None:  # a 401, 403 or unknown model: the same command would fail the same way
+            return (f"run {self.run_id}: " + "; ".join(parts) + f". Re-running will not help until this is fixed: "
+                    f"{permanent}")
         return (f"run {self.run_id}: " + "; ".join(parts) +
                 ". Re-run the same command (or run id) to retry exactly those; answers already paid for are reused")

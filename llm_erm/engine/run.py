@@ -16,6 +16,7 @@ those calls again.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.metadata as md
 import platform
 import sys
@@ -48,6 +49,14 @@ from llm_erm.results.schema import SKIPPED_BUDGET, UNSTORABLE
 from llm_erm.results.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})  # full, over quota, read-only
+
+
+def disk_failure(exc: BaseException) -> bool:
+    """A write the run cannot recover from by itself: the whole run stops (llm-erm run names it)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
 
 
 @dataclass(frozen=True)
@@ -215,6 +224,8 @@ class GridRun:
                 except Interrupted:
                     result.interrupted = True
                 except Exception as exc:  # noqa: BLE001 - the trial stays pending; a re-run retries it
+                    if disk_failure(exc):  # a full or read-only disk fails every trial after it, paid calls too
+                        raise
                     result.errors.append(f"{running[future]}: {type(exc).__name__}: {exc}")
                     self.hooks.event(Event("failed", running[future], result.errors[-1]))
             interrupted = False
@@ -348,7 +359,7 @@ class GridRun:
             "dataset_path": str(cell.dataset.path),
             "protocol": cell.spec.protocol if cell.dataset.target.table else None,
             "proposer": provider.get("provider", work.method.method),
-            "model": provider.get("model", work.method.method),
+            "model": provider.get("model") or provider.get("provider") or work.method.method,  # enumerate: "enumerate"
             "base_url": provider.get("base_url"),
             "request_params": request_params_json(provider),
             "tools": ",".join(provider.get("tools") or []) or None,
@@ -391,7 +402,7 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
     if config.analyze and not result.interrupted:
         from llm_erm.analysis import analyze_run
 
-        analysis = analyze_run(result.run_dir)
+        analysis = analyze_run(result.run_dir, datasets_dir=config.datasets_dir)
         if not analysis.ok:
             result.analysis_error = (f"the leakage check failed ({len(analysis.leakage.leaks)} finding(s)): "
                                      f"see {analysis.report_path}")

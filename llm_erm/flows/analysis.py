@@ -17,17 +17,19 @@ from llm_erm.tasks import artifact_key
 
 
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
-def analyze(run_id: str, run_dir: str):
+def analyze(run_id: str, run_dir: str, datasets_dir: str | None = None):
     from llm_erm.analysis import analyze_run
 
-    return analyze_run(Path(run_dir))
+    return analyze_run(Path(run_dir), datasets_dir=datasets_dir)
 
 
-@flow(name="erm-analysis", log_prints=True)
-def erm_analysis(run_id: str, results_dir: str = default("results_dir")):
+@flow(name="erm-analysis", flow_run_name="{run_id} analysis", log_prints=True)  # named like its grid run
+def erm_analysis(run_id: str, results_dir: str = default("results_dir"), datasets_dir: str | None = None):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
-    run_dir = Path(results_dir).resolve() / run_id
-    result = analyze(run_id, str(run_dir))
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id)
+    result = analyze(run_id, str(run_dir), datasets_dir)
     create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")
     outcome = {"run_id": run_id, "report": str(result.report_path), "cells": len(result.cells),
@@ -39,6 +41,11 @@ def erm_analysis(run_id: str, results_dir: str = default("results_dir")):
 
 
 CHEAP_BASELINES = ("xgboost", "decision-tree", "logreg")  # seconds for a whole default grid
+# What a nightly run checks unless its `grid` says otherwise: a small grid and a spend cap, never the whole
+# paper grid with a paid model by accident (an empty `grid` would be GridConfig's defaults).
+NIGHTLY_GRID: dict[str, Any] = {"functions": ["fn_a", "fn_c", "fn_e"], "lengths": [20, 50], "trials": 2,
+                                "attempts": 3}
+NIGHTLY_BUDGET_USD = 5.0
 
 
 def cheap_baselines(names: list[str] | None, logger) -> list[str]:
@@ -79,14 +86,17 @@ def erm_nightly(
 ):
     """The grid under a dated run id, then a comparison with a baseline; regressions fail the run.
 
-    Unless the grid names its own methods, the nightly runs erm and the cheap baselines beside it
-    (`baselines`, default: the classical learners whose extra is installed), so a regression of either shows."""
+    `grid` is laid over NIGHTLY_GRID (a small grid) with `budget_usd` NIGHTLY_BUDGET_USD unless it sets its own:
+    a nightly spends at most that. Unless the grid names its own methods, the nightly runs erm and the cheap
+    baselines beside it (`baselines`, default: the classical learners whose extra is installed), so a
+    regression of either shows."""
     from llm_erm.analysis.compare import compare_runs
     from llm_erm.flows.grid import erm_grid
+    from llm_erm.results.runs import run_folder
 
     logger = get_run_logger()
     run_id = run_id or f"{run_id_prefix}{datetime.now(UTC):%Y-%m-%d}"
-    grid = dict(grid or {})
+    grid = {**NIGHTLY_GRID, "budget_usd": NIGHTLY_BUDGET_USD, **(grid or {})}
     if "methods" not in grid:
         grid["methods"] = ["erm", *cheap_baselines(baselines, logger)]
     grid_state = erm_grid(**{**grid, "run_id": run_id, "results_dir": results_dir}, return_state=True)
@@ -97,7 +107,7 @@ def erm_nightly(
     if baseline is None:
         logger.warning("no baseline run before %s: nothing to compare", run_id)
         return {"run_id": run_id, "baseline": None, "regressions": 0}
-    comparison = compare_runs(root / baseline, root / run_id)
+    comparison = compare_runs(run_folder(root, baseline, "baseline_run_id"), run_folder(root, run_id))
     create_markdown_artifact(comparison.to_markdown(), key=artifact_key("nightly", run_id),
                              description=f"{run_id} vs {baseline}")
     if comparison.regressions:

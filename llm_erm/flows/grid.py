@@ -10,6 +10,7 @@ with a message that counts what failed and says how to retry.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -18,9 +19,30 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
 from llm_erm.config import GridConfig, flow_signature
+from llm_erm.datasets.custom import file_spec
 from llm_erm.engine import GridResult, GridRun
 from llm_erm.plan import cell_label, describe, dry_run, plan_run
 from llm_erm.tasks import PrefectHooks, artifact_key, call_limit_name
+
+
+class _NoEmptyTraceback(logging.Filter):
+    """Prefect logs a task that returned a Failed state with exc_info=True and no exception in flight, which
+    prints a stray `NoneType: None` after the line; the line itself is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is None:
+            record.exc_info = None
+        return True
+
+
+def _quiet_empty_tracebacks() -> None:
+    for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _NoEmptyTraceback) for f in handler.filters):
+                handler.addFilter(_NoEmptyTraceback())
+
+
+_quiet_empty_tracebacks()
 
 
 def _grid_run_name() -> str:
@@ -74,7 +96,8 @@ def erm_grid_fn(**params: Any):
     if config.analyze:
         from llm_erm.flows.analysis import erm_analysis
 
-        analysis = erm_analysis(run_id=run_id, results_dir=config.results_dir, return_state=True)
+        analysis = erm_analysis(run_id=run_id, results_dir=config.results_dir, datasets_dir=config.datasets_dir,
+                                return_state=True)
         outcome = analysis.result(raise_on_failure=False)
         if isinstance(outcome, dict):
             _headline_artifact(run_id, outcome)
@@ -124,7 +147,7 @@ def _fan_out(config: GridConfig, specs: list) -> list[str]:
     params = config.model_dump(mode="json", exclude={"functions", "lengths", "fan_out"})
     params["run_id"] = config.resolved_run_id()  # the cells write under the parent's run, always
     runs = {
-        run_deployment("erm-cell/erm-cell", parameters={"function": s.target, "length": s.length, "config": params},
+        run_deployment("erm-cell/erm-cell", parameters={"function": file_spec(s.target), "length": s.length, "config": params},
                        timeout=0, flow_run_name=f"{params['run_id']} {cell_label(s)}").id: s
         for s in specs
     }

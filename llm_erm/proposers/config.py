@@ -42,7 +42,8 @@ class ProposerConfig(BaseModel):
     max_output_tokens: int | None = Field(None, gt=0, description="Output cap (default: 20000 on OpenAI's and "
                                           "Gemini's APIs, 8192 plus the thinking budget on Anthropic's, 2048 on "
                                           "other servers)")
-    temperature: float | None = Field(None, ge=0, description="Sampling temperature (default: the server's)")
+    temperature: float | None = Field(None, ge=0, le=2, description="Sampling temperature, 0 to 2 (default: the "
+                                      "server's)")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling (default: the server's)")
     send_seed: bool = Field(True, description="Chat Completions and Gemini: send each attempt's own seed, so k "
                             "attempts are k reproducible samples")

@@ -120,3 +120,101 @@ def marker_alive(marker: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# ---- live progress of a run in this process: trials from the ledger, answers and spend from the journal ----
+
+@dataclass(frozen=True)
+class Snapshot:
+    trials_done: int  # in the ledger, every session
+    trials_total: int
+    answers: int  # in the journal, every session
+    answers_total: int  # at most (early stopping makes fewer)
+    new_answers: int  # arrived in this session
+    spend_usd: float  # every answer in the journal
+    elapsed_s: float
+    eta_s: float | None
+
+    def line(self) -> str:
+        """One log line: `progress: 3/12 trials, 14/60 answers (5 this session), $0.0123, ETA ~1m20s`."""
+        eta = f", ETA ~{_duration(self.eta_s)}" if self.eta_s is not None else ""
+        return (f"progress: {self.trials_done}/{self.trials_total} trials, {self.answers}/{self.answers_total} "
+                f"answers ({self.new_answers} this session), ${self.spend_usd:.4f} spent, "
+                f"{_duration(self.elapsed_s)} elapsed{eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class RunProgress:
+    """Reads a run's progress as it happens: finished trials (the ledger) and answers with their cost (the
+    journal, read incrementally: only the lines added since the last poll)."""
+
+    def __init__(self, run_dir: Path, pending: Iterable[tuple[str, str, int, int]], answers_total: int):
+        import time
+
+        self.run_dir = Path(run_dir)
+        self.pending = set(pending)
+        self.trials_total = len(ledger.finished_trials(self.run_dir) | self.pending)
+        self.answers_total = answers_total
+        self._offsets: dict[Path, int] = {}
+        self._clock = time.monotonic
+        self.answers = 0
+        self.spend_usd = 0.0
+        self.reused = 0  # answers already paid for that belong to trials still to do: not bought again
+        for record in self._new_records():
+            self._count(record)
+            if (record.get("method"), record.get("target"), record.get("length"), record.get("trial")) in self.pending:
+                self.reused += 1
+        self.answers_before = self.answers
+        self.trials_before = self.trials_total - len(self.pending)
+        self.started = self._clock()
+
+    def resume_line(self) -> str | None:
+        """What a resume starts from (None for a fresh run)."""
+        if not self.trials_before and not self.answers_before:
+            return None
+        return (f"resuming: {self.trials_before}/{self.trials_total} trials already done; {self.reused} answer(s) "
+                f"already paid for are reused from the journal, not bought again")
+
+    def _count(self, record: dict) -> None:
+        if record.get("kind") in ("answer", "icl"):  # not the batch bookkeeping records
+            self.answers += 1
+            self.spend_usd += float(record.get("cost_usd") or 0.0)
+
+    def _new_records(self) -> Iterator[dict]:
+        import json
+
+        from llm_erm.results.journal import JOURNAL_DIR
+
+        for path in sorted((self.run_dir / JOURNAL_DIR).glob("*.jsonl")):
+            offset = self._offsets.get(path, 0)
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except OSError:
+                continue
+            complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
+            self._offsets[path] = offset + len(complete)
+            for line in complete.splitlines():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+
+    def poll(self) -> Snapshot:
+        for record in self._new_records():
+            self._count(record)
+        done = len(ledger.finished_trials(self.run_dir))
+        elapsed = self._clock() - self.started
+        new_trials, new_answers = done - self.trials_before, self.answers - self.answers_before
+        eta = None
+        if new_trials > 0:  # the rate this session keeps
+            eta = (self.trials_total - done) * elapsed / new_trials
+        elif new_answers > 0:
+            eta = max(self.answers_total - self.answers, 0) * elapsed / new_answers
+        return Snapshot(done, self.trials_total, self.answers, self.answers_total, new_answers, self.spend_usd,
+                        elapsed, eta)

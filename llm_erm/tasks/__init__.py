@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from llm_erm.engine import STEPS, Event, Hooks, TrialResult
+from llm_erm.prefect_env import TEMPORARY_API_ENV
 
 T = TypeVar("T")
 ARTIFACT_REFRESH_S = 2.0  # fresh enough for the UI, cheap for a busy flow process
@@ -107,6 +109,8 @@ class PrefectHooks(Hooks):
         from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
         api = PREFECT_API_URL.value()
+        if os.environ.get(TEMPORARY_API_ENV) == api:  # `llm-erm run`'s own server: gone when the run ends
+            return {"api_url": None, "ui_url": None, "flow_run_id": flow_run.get_id(), "temporary_server": True}
         ui = PREFECT_UI_URL.value() or (api.removesuffix("/api") if api else None)
         return {"api_url": api, "ui_url": ui, "flow_run_id": flow_run.get_id()}
 

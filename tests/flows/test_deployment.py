@@ -169,14 +169,23 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
     assert all(ran), f"both workers ran cells: {ran}"
 
 
-def test_nightly_deployment_is_scheduled(local_server):
+def test_nightly_deployment_is_created_paused_with_a_small_budgeted_grid_and_the_readme_turns_it_on(local_server):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    readme = (Path(__file__).parent.parent.parent / "README.md").read_text()
+    assert "prefect deployment schedule resume erm-nightly/erm-nightly <SCHEDULE_ID>" in readme
     with temporary_settings({PREFECT_API_URL: local_server["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("erm-nightly/erm-nightly")
-        assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
+        assert [(s.schedule.cron, s.active) for s in deployment.schedules] == [("0 3 * * *", False)]
+        grid = deployment.parameters["grid"]
+        assert grid["budget_usd"] == 5 and grid["functions"] == ["fn_a", "fn_c", "fn_e"]
+        time.sleep(5)  # the scheduler runs every few seconds: a paused schedule creates nothing
+        assert not client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["erm-nightly"])))
+        (schedule,) = deployment.schedules
+        prefect(local_server, "deployment", "schedule", "resume", "erm-nightly/erm-nightly", str(schedule.id))
         deadline = time.time() + 90
         while True:  # the scheduler service creates the upcoming runs (broken with SQLAlchemy 2.1)
             runs = client.read_flow_runs(
