@@ -21,14 +21,24 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from llm_erm.datasets.generators import PROBE_DRAWS, class_capacity, class_sampler, probe_classes
+from llm_erm.datasets.generators import PROBE_DRAWS, VARIANTS, class_capacity, class_sampler, probe_classes
 from llm_erm.datasets.splits import SPLITS, generate_splits
 from llm_erm.datasets.tabular.protocol import DEFAULT_PROTOCOL, check_protocol, parse_row
 from llm_erm.datasets.targets import Target, is_user_target, resolve_target
 from llm_erm.errors import UsageError
 
-# Bump when a generator changes what it produces: ids change and old stores are rebuilt.
+# Bump when a generator changes what it produces: ids change and old stores are rebuilt. A change to one
+# target's generator bumps only that target (TARGET_GENERATOR_VERSIONS), so every other target keeps its
+# dataset ids and bytes (tests/test_datasets_upstream.py pins a few).
 GENERATOR_VERSION = "1"
+TARGET_GENERATOR_VERSIONS: dict[str, str] = {
+    "fn_g": "2",  # negatives: the paper's (near misses at L=20, uniform elsewhere), not a mixture
+    "fn_v": "2",  # composites end in 1/3/7/9 before adding 47, as upstream: the last digit no longer leaks
+}
+
+
+def generator_version(target_id: str) -> str:
+    return TARGET_GENERATOR_VERSIONS.get(target_id, GENERATOR_VERSION)
 SEPARATOR = " -> "
 _TAILS = {SEPARATOR + "0", SEPARATOR + "1"}
 
@@ -51,6 +61,9 @@ class DatasetSpec:
     alphabet: str | None = None  # only for user targets (a callable, a labelled file)
     protocol: str = DEFAULT_PROTOCOL  # tabular targets: "clean" (anonymised) or "raw"
     table_file: str | None = None  # tabular targets: read the table from this local file
+    # A named sampling variant of the target (generators.VARIANTS, e.g. fn_g "near-miss"); None = the
+    # paper's sampling. A variant is part of the dataset id and the store's leaf directory.
+    variant: str | None = None
 
     @property
     def target_obj(self) -> Target:
@@ -91,14 +104,17 @@ class DatasetSpec:
             "length": self.length,
             "sizes": self.sizes,
             "seed": self.seed,
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": generator_version(target.id),
             "params": self.params,
         }
+        if self.variant is not None:  # only then: the default's ids stay what they were
+            key["variant"] = self.variant
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         target = self.target_obj
-        return f"{target.id} ({target.name}) at L={self.length}"
+        variant = f", variant {self.variant}" if self.variant else ""
+        return f"{target.id} ({target.name}) at L={self.length}{variant}"
 
     def validate(self) -> None:
         """UsageError for anything that cannot be built: odd or non-positive sizes, an unknown
@@ -110,13 +126,17 @@ class DatasetSpec:
                     f"--{split}-size must be a positive even number (splits are exactly balanced), got {size}"
                 )
         check_protocol(self.protocol)
+        if self.variant is not None and self.variant not in VARIANTS.get(target.id, {}):
+            offered = ", ".join(VARIANTS.get(target.id, {})) or "none"
+            raise UsageError(f"{target.id} ({target.name}) has no sampling variant {self.variant!r} "
+                             f"(variants: {offered}); leave it out for the paper's sampling")
         target.validate_length(self.length)
         if target.table is not None:
             from llm_erm.datasets.tabular import generate as tabular
 
             tabular.validate(self)
             return
-        capacity = class_capacity(target, self.length)
+        capacity = class_capacity(target, self.length, self.variant)
         if capacity is None and is_user_target(target.id):  # a user function over a large space: probe it
             counts = probe_classes(target, self.length)
             for label, seen in zip((0, 1), counts, strict=True):
@@ -143,6 +163,8 @@ class DatasetSpec:
         leaf = f"seed{self.derived_seed}"
         if self.is_tabular_table:
             leaf += f"-{self.protocol}"
+        if self.variant is not None:
+            leaf += f"-{self.variant}"
         return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / leaf
 
 
@@ -269,8 +291,8 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
 
         return tabular.generate(spec, GENERATOR_VERSION)
     generated = generate_splits(
-        class_sampler(target, spec.length, 1),
-        class_sampler(target, spec.length, 0),
+        class_sampler(target, spec.length, 1, spec.variant),
+        class_sampler(target, spec.length, 0, spec.variant),
         spec.sizes,
         spec.derived_seed,
         spec.describe(),
@@ -294,11 +316,14 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
         "sizes": spec.sizes,
         "positives": {s: sum(y for _, y in rows) for s, rows in generated.rows.items()},
         "distinct_inputs": generated.distinct,
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": generator_version(target.id),
         "params": spec.params,
         "dataset_id": spec.dataset_id,
         "sha256": {s: hashlib.sha256(data).hexdigest() for s, data in files.items()},
     }
+    if target.id in VARIANTS:  # which sampling made the data (only here: other targets' meta stays as it was)
+        meta["variant"] = spec.variant
+        meta["sampling"] = VARIANTS[target.id].get(spec.variant or "", "default: the paper's (upstream's) sampling")
     return files, meta
 
 
