@@ -23,6 +23,7 @@ SandboxMode = Literal["bwrap", "rlimit", "auto"]
 ERM, ICL = "erm", "icl"
 TRAINED = ("sgd", "finetune", "xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")
 METHODS = (ERM, ICL, *TRAINED)  # what a grid compares: llm_erm.methods has the trained learners
+CLASSICAL = ("xgboost", "random-forest", "decision-tree", "svm", "logreg", "mlp")  # take `protocol` (classical.py)
 
 
 class MethodSpec(BaseModel):
@@ -87,6 +88,9 @@ _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
     "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
+    # Written into each classical method's settings (GridConfig._protocol_into_methods), which are identity.
+    "baseline_protocol": True,
+    "preset": True,  # its values are in the fields it filled
     "proposer": {"call_timeout_s": True, "api_key_env": True, "batch": True, "batch_poll_s": True,
                  "service_tier": True},
 }
@@ -118,6 +122,12 @@ class GridConfig(BaseModel):
                                       description="The methods to run on every cell (default: erm)")
     sample_sizes: list[int] | None = Field(None, description="Trained baselines: run each once per sample "
                                            "size (train + val examples), e.g. 200 1000 10000 100000")
+    preset: Literal["paper-table"] | None = Field(None, description="A named grid (llm_erm/presets.py): "
+                                                  "paper-table = the paper's tasks at n=100, offline methods; "
+                                                  "options given beside it win")
+    baseline_protocol: Literal["fair", "paper"] = Field("fair", description="Classical baselines: fair (train + "
+                                                        "val, one-hot, one model) | paper (the official runner's: "
+                                                        "train split, its grids, cv=5, 10 seeds)")
 
     # -- how candidates are drawn -----------------------------------------------------------------
     proposer: ProposerConfig = Field(default_factory=ProposerConfig, description="Where candidates come from")
@@ -162,6 +172,27 @@ class GridConfig(BaseModel):
         if value is not None and (not value or any(c in value for c in "/\\ ")):
             raise ValueError(f"run id {value!r} must be a non-empty name without slashes or spaces")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_into_methods(cls, data: Any) -> Any:
+        """A `preset` fills the fields it names (those given win); then `baseline_protocol: paper` sets
+        `protocol: paper` on every classical method that does not set its own, so the protocol is in each
+        method's settings: in the run's identity and in every ledger row."""
+        if isinstance(data, dict) and data.get("preset"):
+            from llm_erm.presets import PRESETS
+
+            if data["preset"] in PRESETS:  # an unknown name is left to the field's own check
+                data = {**PRESETS[data["preset"]](), **{k: v for k, v in data.items() if v is not None}}
+        if not isinstance(data, dict) or data.get("baseline_protocol", "fair") == "fair" or "methods" not in data:
+            return data
+        methods = []
+        for m in data["methods"]:
+            spec = m.model_dump() if isinstance(m, MethodSpec) else ({"method": m} if isinstance(m, str) else dict(m))
+            if spec.get("method") in CLASSICAL:
+                spec["settings"] = {"protocol": data["baseline_protocol"], **(spec.get("settings") or {})}
+            methods.append(spec)
+        return {**data, "methods": methods}
 
     @model_validator(mode="after")
     def _check(self) -> GridConfig:
