@@ -70,7 +70,12 @@ def test_parity_rand_positions_table_and_rule() -> None:
     assert derived == parity_rand_positions(33) and len(set(derived)) == 10
     assert all(0 <= p < 33 for p in derived)
     assert get_target("fn_f").params_for(33)["positions"] == list(derived)
-    assert "SHA-256" in get_target("fn_f").params_for(33)["positions_rule"]
+    assert "torch.randperm" in get_target("fn_f").params_for(33)["positions_rule"]
+    # upstream's positions at a length outside the SPEC table (torch.manual_seed(42); torch.randperm(10))
+    assert parity_rand_positions(10) == (2, 6, 1, 8, 4, 5, 0, 9, 3, 7)
+    assert get_target("fn_e").params_for(10)["positions"] == [2, 6, 1]
+    above = parity_rand_positions(333)
+    assert len(set(above)) == 10 and "SHA-256" in get_target("fn_f").params_for(333)["positions_rule"]
 
 
 def test_vectorised_labels_agree_with_the_ground_truth() -> None:
