@@ -122,6 +122,9 @@ class GridConfig(BaseModel):
                                       description="The methods to run on every cell (default: erm)")
     sample_sizes: list[int] | None = Field(None, description="Trained baselines: run each once per sample "
                                            "size (train + val examples), e.g. 200 1000 10000 100000")
+    duplicates: bool = Field(False, description="Allow repeated inputs where a length's input space is too small "
+                             "for distinct train + val (the paper's n=10): test is then not held out, as "
+                             "meta.json says")
     preset: Literal["paper-table"] | None = Field(None, description="A named grid (llm_erm/presets.py): "
                                                   "paper-table = the paper's tasks at n=100, offline methods; "
                                                   "options given beside it win")
@@ -274,7 +277,10 @@ class GridConfig(BaseModel):
         return self.model_copy(update={"proposer": self.proposer.resolved()})
 
     def identity(self) -> dict:
-        return self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        identity = self.resolved().model_dump(mode="json", exclude=_IDENTITY_EXCLUDE)
+        if not identity.get("duplicates"):  # in the identity only when set: other run ids stay what they were
+            identity.pop("duplicates", None)
+        return identity
 
     def resolved_run_id(self) -> str:
         if self.run_id:
@@ -297,7 +303,8 @@ class GridConfig(BaseModel):
 
         specs = make_specs(self.functions, self.lengths, train_size=self.train_size, val_size=self.val_size,
                            test_size=self.test_size, seed=self.seed, alphabet=self.alphabet,
-                           protocol=self.tabular_protocol, table_files=self.table_files)
+                           protocol=self.tabular_protocol, table_files=self.table_files,
+                           duplicates=self.duplicates)
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs

@@ -126,3 +126,36 @@ def test_changed_targets_have_new_ids():
 
     assert generator_version("fn_g") == generator_version("fn_v") == "2"
     assert generator_version("fn_a") == "1"
+
+
+def test_duplicates_allow_the_papers_n10_sets_and_say_so(tmp_path):
+    with pytest.raises(UsageError, match="distinct inputs"):
+        DatasetSpec("fn_g", 10).validate()  # 32 palindromes: refused unless repeats are allowed
+    spec = DatasetSpec("fn_g", 10, test_size=1000, duplicates=True)
+    assert spec.dataset_id != DatasetSpec("fn_g", 10, test_size=1000).dataset_id
+    assert spec.store_path(tmp_path).name.endswith("-dup")
+    dataset = build_dataset(spec, tmp_path)
+    meta = dataset.meta["duplicates"]
+    assert meta["used_for_labels"] == [1] and meta["test_rows_seen_in_train_or_val"] > 0
+    assert "not held out" in meta["note"]
+    train = dataset.split("train")
+    assert len(train) == 100 and sum(train.labels) == 50 and dataset.meta["distinct_inputs"]["train"] < 100
+    assert all(palindrome(x) == y for x, y in zip(train.inputs, train.labels, strict=True))
+    # where the space is large enough the flag changes nothing but the id: distinct, leak-free splits
+    big = build_dataset(DatasetSpec("fn_a", 20, test_size=1000, duplicates=True), tmp_path)
+    assert big.meta["duplicates"]["used_for_labels"] == [] and big.meta["distinct_inputs"]["train"] == 100
+    assert big.meta["duplicates"]["test_rows_seen_in_train_or_val"] == 0
+
+
+def test_sweeps_and_grids_at_n10_with_duplicates():
+    from llm_erm.config import GridConfig
+    from llm_erm.methods.data import sweep_specs
+
+    specs = sweep_specs("fn_c", 10, (200, 1000), test_size=1000, duplicates=True)
+    assert [s.train_size for s in specs] == [100, 500] and all(s.duplicates for s in specs)
+    with pytest.raises(UsageError):
+        sweep_specs("fn_c", 10, (200,), test_size=1000)
+    plain = GridConfig.from_options(functions=["fn_g"], lengths=[10])
+    dup = GridConfig.from_options(functions=["fn_g"], lengths=[10], duplicates=True)
+    assert "duplicates" not in plain.identity() and plain.resolved_run_id() != dup.resolved_run_id()
+    assert [s.duplicates for s in dup.dataset_specs()] == [True]

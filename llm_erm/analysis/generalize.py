@@ -137,7 +137,8 @@ def _spec_of(record: dict) -> DatasetSpec:
     meta = json.loads((Path(record["dataset_path"]) / "meta.json").read_text())
     return DatasetSpec(record["target"], int(record["length"]), seed=int(meta["base_seed"]),
                        alphabet=meta["alphabet"] if is_user_target(record["target"]) else None,
-                       variant=meta.get("variant"))  # the source's sampling variant carries to every length
+                       variant=meta.get("variant"),  # the source's sampling variant carries to every length
+                       duplicates=bool(meta.get("duplicates")))
 
 
 def _seen(record: dict) -> set[str]:

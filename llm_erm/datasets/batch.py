@@ -36,12 +36,14 @@ def make_specs(
     protocol: str = DEFAULT_PROTOCOL,
     table_files: Mapping[str, str] | None = None,
     variants: Mapping[str, str] | None = None,
+    duplicates: bool = False,
 ) -> list[DatasetSpec]:
     """Validated specs for every target x length: targets default to the 12 seed targets, lengths
     to each target's own defaults (a tabular target's only length is its number of features);
     `alphabet` applies to user targets (callables, labelled files); `protocol` ("clean" or "raw") and
     `table_files` (target id or name -> local copy of its table) to the tabular targets; `variants` (target
-    id or name -> a named sampling variant, generators.VARIANTS) to the targets that offer them."""
+    id or name -> a named sampling variant, generators.VARIANTS) to the targets that offer them; `duplicates`
+    allows repeated inputs where a space is too small (DatasetSpec.duplicates)."""
     check_protocol(protocol)
     ids = split_values(targets) or list(SEED_TARGETS)
     files = _table_files(table_files, ids)
@@ -53,7 +55,8 @@ def make_specs(
         for length in dict.fromkeys(lengths or target.default_lengths):
             specs.append(DatasetSpec(target_spec if user else target.id, int(length), train_size, val_size,
                                      test_size, seed, alphabet if user else None, protocol,
-                                     files.get(target.id) if target.table else None, chosen.get(target.id)))
+                                     files.get(target.id) if target.table else None, chosen.get(target.id),
+                                     duplicates))
     validate_specs(specs)
     return specs
 

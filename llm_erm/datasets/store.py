@@ -64,6 +64,9 @@ class DatasetSpec:
     # A named sampling variant of the target (generators.VARIANTS, e.g. fn_g "near-miss"); None = the
     # paper's sampling. A variant is part of the dataset id and the store's leaf directory.
     variant: str | None = None
+    # Allow repeated inputs where a class's space is too small for distinct train + val (the paper's n=10 sets;
+    # splits.py): then test is not held out, and meta.json says so. Part of the id and leaf (-dup) when True.
+    duplicates: bool = False
 
     @property
     def target_obj(self) -> Target:
@@ -109,6 +112,8 @@ class DatasetSpec:
         }
         if self.variant is not None:  # only then: the default's ids stay what they were
             key["variant"] = self.variant
+        if self.duplicates:
+            key["duplicates"] = True
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
@@ -148,7 +153,8 @@ class DatasetSpec:
                     )
         if capacity is None:
             return
-        needed = (self.train_size + self.val_size) // 2 + 1  # distinct train+val, and one left for test
+        # distinct train+val, and one left for test; with duplicates one input of each label is enough
+        needed = 1 if self.duplicates else (self.train_size + self.val_size) // 2 + 1
         for label, available in zip((0, 1), capacity, strict=True):
             if available < needed:
                 raise UsageError(
@@ -165,6 +171,8 @@ class DatasetSpec:
             leaf += f"-{self.protocol}"
         if self.variant is not None:
             leaf += f"-{self.variant}"
+        if self.duplicates:
+            leaf += "-dup"
         return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / leaf
 
 
@@ -296,6 +304,7 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
         spec.sizes,
         spec.derived_seed,
         spec.describe(),
+        duplicates=spec.duplicates,
     )
     # The ground truth has the last word: a generator bug must never reach a stored label.
     for split, rows in generated.rows.items():
@@ -303,7 +312,8 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
             if target.label(x) != y:
                 raise RuntimeError(f"generator bug: {spec.describe()} {split} input {x!r} stored as {y}")
     train_val = {x for s in ("train", "val") for x, _ in generated.rows[s]}
-    if len(train_val) != spec.train_size + spec.val_size or train_val & {x for x, _ in generated.rows["test"]}:
+    overlap = train_val & {x for x, _ in generated.rows["test"]}
+    if not generated.duplicated and (len(train_val) != spec.train_size + spec.val_size or overlap):
         raise RuntimeError(f"generator bug: {spec.describe()} splits overlap")
     files = {split: _render(rows) for split, rows in generated.rows.items()}
     meta = {
@@ -321,6 +331,15 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
         "dataset_id": spec.dataset_id,
         "sha256": {s: hashlib.sha256(data).hexdigest() for s, data in files.items()},
     }
+    if spec.duplicates:  # only then: other stores' meta stays as it was
+        test_inputs = [x for x, _ in generated.rows["test"]]
+        meta["duplicates"] = {
+            "allowed": True, "used_for_labels": list(generated.duplicated),
+            "test_rows_seen_in_train_or_val": sum(x in train_val for x in test_inputs),
+            "note": "a class's input space was too small for distinct train + val: its splits were drawn with "
+                    "repeats (as upstream's allow_duplicates), so test is not held out" if generated.duplicated
+                    else "every split is distinct and leak-free: the space was large enough",
+        }
     if target.id in VARIANTS:  # which sampling made the data (only here: other targets' meta stays as it was)
         meta["variant"] = spec.variant
         meta["sampling"] = VARIANTS[target.id].get(spec.variant or "", "default: the paper's (upstream's) sampling")
