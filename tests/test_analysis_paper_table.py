@@ -52,6 +52,7 @@ def test_the_table_has_the_papers_rows_columns_and_numbers(run_dir):
     assert v["XGBoost: ours"] == 90.0 and v["XGBoost: diff"] == 30.7 and v["XGBoost: marked"]
     a = table.set_index("target").loc["fn_a"]
     assert a["LLM-PV: ours"] == 98.0 and a["LLM-PV: trials"] == "3 trials" and a["LLM-PV: paper"] == 100
+    assert a["LLM-PV: protocol"] == "proposer replay"  # what proposed is said
     assert pd.isna(a["XGBoost: ours"]) and a["XGBoost: blank_reason"] == "not run at fn_a n=100"
     assert a["SGD (1B): blank_reason"] == "not run" and a["SGD (1B): paper"] == 49.3
     assert "offline" in a["TabPFN: blank_reason"]

@@ -6,6 +6,9 @@ trials, %), its 95% CI, the trials behind it, the paper's number and the differe
 cannot be filled says why (`not run`, `no scored trial`, or the reference's note, e.g. TabPFN's weights are
 not available offline). A difference is *marked* when the paper's number lies outside our 95% CI.
 
+The `protocol` column says how a column was produced: a classical learner's protocol (fair / paper), erm's
+and icl's proposer (e.g. `proposer enumerate` offline, not the paper's model).
+
 Where the run made one trial of a learner that fits several seeded models (classical `protocol: paper`,
 upstream's 10 seeds), the CI is over those seeds, and `trials` says so ("1 trial x 10 seeds").
 """
@@ -76,7 +79,11 @@ def _columns(attempts: pd.DataFrame) -> list[tuple[str, str | None, str | None, 
             continue
         for label in labels:
             rows = attempts[attempts["method_label"] == label]
-            protocols = {p for p in (_protocol(_extra(v)) for v in rows["method_extra"]) if p}
+            if column["method"] in ("erm", "icl") and "proposer" in rows:
+                # what proposed: the paper's LLM-PV is a model; offline it is the enumerative learner
+                protocols = {f"proposer {p}" for p in rows["proposer"].dropna().unique()}
+            else:
+                protocols = {p for p in (_protocol(_extra(v)) for v in rows["method_extra"]) if p}
             protocol = ", ".join(sorted(protocols)) or None
             header = column["name"] if len(labels) == 1 else f"{column['name']} [{label}]"
             out.append((column["name"], label, protocol, header))
