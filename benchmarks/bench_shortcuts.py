@@ -25,7 +25,7 @@ CASES = [
     ("fn_g", 100, None), ("fn_g", 20, None), ("fn_g", 100, "near-miss"), ("fn_g", 101, "near-miss"),
     ("fn_g", 100, "mixed"),
     *((t, 100, None) for t in ("fn_h", "fn_i", "fn_j", "fn_k", "fn_l", "fn_v", "fn_aa")),
-    ("fn_aa", 30, None),
+    ("fn_aa", 30, None), ("fn_aa", 100, "upstream"), ("fn_aa", 50, "upstream"),
     *((t, 100, None) for t in ("two_primes", "prime_minus_5", "gcd_range", "poly_f2_deg3")),
 ]
 DEFINING = {"fn_a": {"ones", "ones_mod_2"}}  # features that are the target itself

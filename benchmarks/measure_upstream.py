@@ -37,7 +37,9 @@ CASES = [
     ("fn_v", 20, "llm_pv"), ("fn_v", 50, "llm_pv"),
     ("fn_i", 20, "llm_erm"), ("fn_k", 20, "llm_erm"),
     ("fn_a", 30, "llm_erm"), ("fn_h", 20, "llm_erm"),
+    ("fn_aa", 100, "llm_pv"), ("fn_aa", 50, "llm_pv"),  # ours: variant "upstream" (the default is our family)
 ]
+VARIANT_OF = {"fn_aa": "upstream"}  # the case key names the variant of ours it is compared with
 SOURCES = {"llm_erm": "DLFundamentals/LLM_ERM@504e9cf src/data_handler.py",
            "llm_pv": "DLFundamentals/LLM_PV@5518718 src/data_handler.py"}
 
@@ -83,7 +85,8 @@ def main() -> None:
     cases = {}
     for target_id, length, repo in CASES:
         t0 = time.perf_counter()
-        cases[f"{target_id}|{length}"] = {"source": SOURCES[repo], **measure(dirs[repo], target_id, length)}
+        key = f"{target_id}|{length}" + (f"|{VARIANT_OF[target_id]}" if target_id in VARIANT_OF else "")
+        cases[key] = {"source": SOURCES[repo], **measure(dirs[repo], target_id, length)}
         print(f"{target_id} L={length} ({repo}): {time.perf_counter() - t0:.1f}s", flush=True)
     out = {"how": __doc__.strip().splitlines()[0] + f" n={TRAIN + TEST} rows per case, base seed 42; "
                   "see benchmarks/measure_upstream.py", "cases": cases}

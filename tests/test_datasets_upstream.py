@@ -17,7 +17,7 @@ import pytest
 
 from llm_erm.datasets import DatasetSpec, build_dataset, make_specs
 from llm_erm.datasets.generators import class_capacity
-from llm_erm.datasets.shortcuts import class_stats, shortcut_accuracy, shortcut_table
+from llm_erm.datasets.shortcuts import SHORTCUTS, class_stats, shortcut_accuracy, shortcut_table
 from llm_erm.datasets.store import generate
 from llm_erm.datasets.targets import get_target, palindrome
 from llm_erm.errors import UsageError
@@ -44,9 +44,9 @@ def _tolerance(name: str, value: float, n_per_class: int) -> float:
 
 @pytest.mark.parametrize("case", sorted(UPSTREAM))
 def test_default_data_matches_upstream_class_statistics(case):
-    target_id, length = case.split("|")
+    target_id, length, *variant = case.split("|")  # a third field: the variant of ours that is upstream's
     upstream = UPSTREAM[case]
-    spec = DatasetSpec(target_id, int(length), 100, 100, 2000)  # the measured 2 200 rows
+    spec = DatasetSpec(target_id, int(length), 100, 100, 2000, variant=variant[0] if variant else None)
     inputs, labels = _rows(spec)
     ours = class_stats(spec.target_obj.alphabet, inputs, labels)
     for label, stats in upstream["class_stats"].items():
@@ -159,3 +159,12 @@ def test_sweeps_and_grids_at_n10_with_duplicates():
     dup = GridConfig.from_options(functions=["fn_g"], lengths=[10], duplicates=True)
     assert "duplicates" not in plain.identity() and plain.resolved_run_id() != dup.resolved_run_id()
     assert [s.duplicates for s in dup.dataset_specs()] == [True]
+
+
+def test_fn_aa_upstream_family_is_a_variant_where_upstream_terminates():
+    with pytest.raises(UsageError, match="L=36"):
+        DatasetSpec("fn_aa", 30, variant="upstream").validate()
+    spec = DatasetSpec("fn_aa", 100, 100, 100, 2000, variant="upstream")
+    assert spec.dataset_id != DatasetSpec("fn_aa", 100, 100, 100, 2000).dataset_id
+    inputs, labels = _rows(spec)
+    assert shortcut_accuracy(inputs, labels, SHORTCUTS["distinct_vertices"][1]) == 1.0  # upstream's separation

@@ -510,6 +510,82 @@ def _graph_sampler(length: int, label: int) -> Draw:
     return draw
 
 
+# fn_aa's `upstream` variant: LLM_PV's CycleDetectionDataGenerator family, written here from its description.
+# V = E vertices; positives: disjoint triangles, the rest paired off, then random edges inside the triangles'
+# vertices; negatives: a random spanning tree plus random extra edges; ids scrambled to 01..99, directions and
+# order shuffled, short lists padded with u00v00. Its distinct-vertex count separates the classes (the README's
+# shortcut table); it is offered where it yields both classes (UPSTREAM_GRAPH_MIN_LENGTH and up).
+UPSTREAM_GRAPH_MIN_LENGTH = 36
+GRAPH_VARIANTS = {
+    "upstream": "LLM_PV's graph family (triangles vs a spanning tree on V = E vertices), for L >= 36; "
+                "its distinct-vertex count separates the classes",
+}
+
+
+def _upstream_graph(rnd: random.Random, n_edges: int, high: bool) -> str:
+    vertices = list(range(n_edges))
+    edges: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+
+    def add(u: int, v: int) -> None:
+        key = (min(u, v), max(u, v))
+        if key not in seen:
+            seen.add(key)
+            edges.append((u, v))
+
+    if high:
+        used = 0
+        while n_edges - len(edges) >= 3 and used + 3 <= n_edges:  # disjoint triangles
+            a, b, c = vertices[used : used + 3]
+            for u, v in ((a, b), (b, c), (c, a)):
+                add(u, v)
+            used += 3
+        spare = vertices[used:]
+        while len(edges) < n_edges and len(spare) >= 2:  # the rest paired off
+            add(spare.pop(), spare.pop())
+        inside = vertices[:used] if used > 1 else vertices
+        for _ in range(10 * n_edges):  # then random edges among the triangles' vertices
+            if len(edges) >= n_edges:
+                break
+            add(*rnd.sample(inside, 2))
+    else:
+        order = vertices[:]
+        rnd.shuffle(order)
+        for i in range(1, len(order)):  # a random spanning tree
+            add(order[rnd.randint(0, i - 1)], order[i])
+        for _ in range(10 * n_edges):
+            if len(edges) >= n_edges:
+                break
+            add(*rnd.sample(vertices, 2))
+    edges = edges[:n_edges]
+    present = sorted({v for e in edges for v in e})
+    ids = dict(zip(present, rnd.sample(range(1, T.GRAPH_MAX_VERTEX + 1), len(present)), strict=True))
+    tokens = [f"u{ids[u]:02d}v{ids[v]:02d}" if rnd.random() > 0.5 else f"u{ids[v]:02d}v{ids[u]:02d}" for u, v in edges]
+    rnd.shuffle(tokens)
+    return "".join(tokens + ["u00v00"] * (n_edges - len(tokens)))
+
+
+def _upstream_graph_sampler(target: Target, length: int, label: int) -> Draw:
+    n_edges = T.graph_edges(length)
+
+    def draw(rng: np.random.Generator, n: int) -> list[str]:
+        # Kept only where our label agrees (the store checks every label against the target's rule).
+        rnd = random.Random(int(rng.integers(2**63)))
+        return [x for x in (_upstream_graph(rnd, n_edges, bool(label)) for _ in range(n)) if target.label(x) == label]
+
+    return draw
+
+
+def check_variant_length(target: Target, length: int, variant: str | None) -> None:
+    """UsageError for a variant at a length it cannot produce both classes at."""
+    if target.id == "fn_aa" and variant == "upstream" and length < UPSTREAM_GRAPH_MIN_LENGTH:
+        from llm_erm.errors import UsageError
+
+        raise UsageError(f"fn_aa's upstream graph family makes no positive below L={UPSTREAM_GRAPH_MIN_LENGTH} "
+                         f"(upstream's generator never finishes there), got {length}: use a longer length or "
+                         "the default sampling")
+
+
 # ---------------------------------------------------------------- dispatch
 
 
@@ -523,7 +599,7 @@ def _pool_sampler(pool: tuple[str, ...]) -> Draw:
 
 
 # Named sampling variants per target (name -> what it draws); None is the default: the paper's sampling.
-VARIANTS: dict[str, dict[str, str]] = {"fn_g": PALINDROME_VARIANTS}
+VARIANTS: dict[str, dict[str, str]] = {"fn_g": PALINDROME_VARIANTS, "fn_aa": GRAPH_VARIANTS}
 
 
 def class_sampler(target: Target, length: int, label: int, variant: str | None = None) -> Draw:
@@ -539,7 +615,7 @@ def class_sampler(target: Target, length: int, label: int, variant: str | None =
     if target.id in PRIME_FAMILY:
         return _prime_sampler(target, length, label)
     if target.id == "fn_aa":
-        return _graph_sampler(length, label)
+        return _upstream_graph_sampler(target, length, label) if variant == "upstream" else _graph_sampler(length, label)
     if target.id == "two_primes":
         return _two_primes_sampler(length, label)
     if target.id == "gcd_range":

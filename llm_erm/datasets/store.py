@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from llm_erm.datasets.generators import PROBE_DRAWS, VARIANTS, class_capacity, class_sampler, probe_classes
+from llm_erm.datasets.generators import (
+    PROBE_DRAWS,
+    VARIANTS,
+    check_variant_length,
+    class_capacity,
+    class_sampler,
+    probe_classes,
+)
 from llm_erm.datasets.splits import SPLITS, generate_splits
 from llm_erm.datasets.tabular.protocol import DEFAULT_PROTOCOL, check_protocol, parse_row
 from llm_erm.datasets.targets import Target, is_user_target, resolve_target
@@ -136,6 +143,7 @@ class DatasetSpec:
             raise UsageError(f"{target.id} ({target.name}) has no sampling variant {self.variant!r} "
                              f"(variants: {offered}); leave it out for the paper's sampling")
         target.validate_length(self.length)
+        check_variant_length(target, self.length, self.variant)
         if target.table is not None:
             from llm_erm.datasets.tabular import generate as tabular
 
