@@ -23,16 +23,17 @@ def datasets_dir(tmp_path_factory):
 
 def test_paper_protocol_fits_the_train_split_only_with_several_seeds(datasets_dir):
     train, test, alphabet = cell(datasets_dir, FIRST_BIT, 20, test_size=400)
-    result = run_learner("decision-tree", train, test, alphabet=alphabet, length=20, seed=7,
+    # svm: upstream's smallest grid (40 points), so the test stays fast
+    result = run_learner("svm", train, test, alphabet=alphabet, length=20, seed=7,
                          settings={"protocol": "paper", "model_seeds": 2})
     info = result.info
     assert result.n_train == 100 and info["fit_examples"] == 100  # the train split, not train + val
     assert info["seeds"] == [42, 43] and len(info["per_seed"]) == 2  # upstream's seeds, not the trial's
     accs = [s["test_acc"] for s in info["per_seed"]]
     assert result.test_acc == pytest.approx(np.mean(accs)) and info["test_acc_std"] == pytest.approx(np.std(accs))
-    assert result.test_acc >= 0.99  # a planted rule is still learned
+    assert result.test_acc >= 0.9  # a planted rule is still learned (svm: 0.97)
     assert info["grid"] == "upstream" and info["cv_folds"] == 5 and info["features"]["encoding"] == "upstream"
-    assert set(info["per_seed"][0]["tuned"]) == set(PAPER_GRIDS["decision-tree"])
+    assert set(info["per_seed"][0]["tuned"]) == set(PAPER_GRIDS["svm"])
     assert result.settings["protocol"] == "paper"  # recorded with the settings (the ledger's method_extra)
     # the first seed's predictions, and their accuracy is that seed's
     assert np.mean(np.array(result.test_predictions) == np.array(test.labels)) == accs[0]
