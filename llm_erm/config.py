@@ -33,6 +33,13 @@ ERM, ICL = "erm", "icl"  # the other method kinds are the trained learners: see 
 MAX_CANDIDATE_TIMEOUT_S = 60.0
 
 
+def _classical() -> set[str]:
+    """The learners that take a baseline `protocol` (the classical ones: llm_erm.methods.classical)."""
+    from llm_erm.methods import LEARNERS
+
+    return {name for name, learner in LEARNERS.items() if "protocol" in learner.schema}
+
+
 def _kind(method: str):
     """The registered kind of a method id (llm_erm.engine.methods.KINDS: erm, icl, the trained learners)."""
     from llm_erm.engine.methods import KINDS
@@ -104,6 +111,9 @@ _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
     "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
+    # Written into each classical method's settings (GridConfig._protocol_into_methods), which are identity.
+    "baseline_protocol": True,
+    "preset": True,  # its values are in the fields it filled
     "proposer": {"call_timeout_s": True, "api_key_env": True, "batch": True, "batch_poll_s": True,
                  "service_tier": True},
 }
@@ -135,6 +145,15 @@ class GridConfig(BaseModel):
                                       description="The methods to run on every cell (default: erm)")
     sample_sizes: list[int] | None = Field(None, description="Trained baselines: run each once per sample "
                                            "size (train + val examples), e.g. 200 1000 10000 100000")
+    duplicates: bool = Field(False, description="Allow repeated inputs where a length's input space is too small "
+                             "for distinct train + val (the paper's n=10): test is then not held out, as "
+                             "meta.json says")
+    preset: Literal["paper-table"] | None = Field(None, description="A named grid (llm_erm/presets.py): "
+                                                  "paper-table = the paper's tasks at n=100, offline methods; "
+                                                  "options given beside it win")
+    baseline_protocol: Literal["fair", "paper"] = Field("fair", description="Classical baselines: fair (train + "
+                                                        "val, one-hot, one model) | paper (the official runner's: "
+                                                        "train split, its grids, cv=5, 10 seeds)")
 
     # -- how candidates are drawn -----------------------------------------------------------------
     proposer: ProposerConfig = Field(default_factory=ProposerConfig, description="Where candidates come from")
@@ -199,6 +218,27 @@ class GridConfig(BaseModel):
         if problem is not None:
             raise ValueError(problem)
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _protocol_into_methods(cls, data: Any) -> Any:
+        """A `preset` fills the fields it names (those given win); then `baseline_protocol: paper` sets
+        `protocol: paper` on every classical method that does not set its own, so the protocol is in each
+        method's settings: in the run's identity and in every ledger row."""
+        if isinstance(data, dict) and data.get("preset"):
+            from llm_erm.presets import PRESETS
+
+            if data["preset"] in PRESETS:  # an unknown name is left to the field's own check
+                data = {**PRESETS[data["preset"]](), **{k: v for k, v in data.items() if v is not None}}
+        if not isinstance(data, dict) or data.get("baseline_protocol", "fair") == "fair" or "methods" not in data:
+            return data
+        methods = []
+        for m in data["methods"]:
+            spec = m.model_dump() if isinstance(m, MethodSpec) else ({"method": m} if isinstance(m, str) else dict(m))
+            if spec.get("method") in _classical():
+                spec["settings"] = {"protocol": data["baseline_protocol"], **(spec.get("settings") or {})}
+            methods.append(spec)
+        return {**data, "methods": methods}
 
     @model_validator(mode="after")
     def _check(self) -> GridConfig:
@@ -315,6 +355,8 @@ class GridConfig(BaseModel):
             data["functions"] = [_file_identity(f) if _is_file_target(f) else f for f in data["functions"]]
         if self.table_files:
             data["table_files"] = {key: _file_identity(path) for key, path in sorted(self.table_files.items())}
+        if not data.get("duplicates"):  # in the identity only when set: other run ids stay what they were
+            data.pop("duplicates", None)
         return data
 
     def resolved_run_id(self) -> str:
@@ -347,7 +389,8 @@ class GridConfig(BaseModel):
 
         specs = make_specs(self.functions, self.lengths, train_size=self.train_size, val_size=self.val_size,
                            test_size=self.test_size, seed=self.seed, alphabet=self.alphabet,
-                           protocol=self.tabular_protocol, table_files=self.table_files)
+                           protocol=self.tabular_protocol, table_files=self.table_files,
+                           duplicates=self.duplicates)
         if not specs:
             raise UsageError("the grid is empty: name at least one function and length")
         return specs

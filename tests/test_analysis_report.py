@@ -16,7 +16,7 @@ from llm_erm.cli import app
 from llm_erm.errors import UsageError
 
 TABLES = ["cells", "trials", "status", "pass_at_k", "progression", "leakage_findings", "leakage_datasets",
-          "methods", "paper_table"]
+          "methods", "methods_wide", "paper_table"]
 PLOTS = ["accuracy_vs_length", "attempt_progression", "pass_at_k", "status_breakdown", "cost_per_cell"]
 
 

@@ -50,7 +50,10 @@ def test_every_option_reaches_its_field():
                "tabular_protocol": ("raw", "raw"), "table_files": (["fn_m=adult.csv"], {"fn_m": "adult.csv"}),
                "service_tier": ("flex", "flex"), "extra_body": (['{"cache_prompt": false}'], {"cache_prompt": False}),
                "options": (['{"a": 1}', "b=2", "c=x"], {"a": 1, "b": 2, "c": "x"}),
-               "methods": (["erm", "xgboost"], [MethodSpec(method="erm"), MethodSpec(method="xgboost")]),
+               # --baseline-protocol paper reaches the classical method's settings
+               "methods": (["erm", "xgboost"], [MethodSpec(method="erm"),
+                                                MethodSpec(method="xgboost", settings={"protocol": "paper"})]),
+               "baseline_protocol": ("paper", "paper"), "preset": ("paper-table", "paper-table"),
                "sample_sizes": (["200", "1000"], [200, 1000]), "generalize_lengths": (["30"], [30])}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
                   "PATH": ("x.jsonl", Path("x.jsonl"))}

@@ -61,3 +61,24 @@ def test_bad_input_is_one_line(tmp_path, args):
     done = subprocess.run([LLM_ERM, "generalize", "--run-id", "r", *args, "--results-dir", str(tmp_path / "results")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: ")
+
+
+def test_trained_baselines_are_scored_at_other_lengths_beside_erm(tmp_path):
+    from llm_erm import GridConfig, run_grid
+    from llm_erm.analysis.generalize import generalize_run
+
+    datasets = tmp_path / "datasets"
+    cfg = GridConfig(functions=["fn_c"], lengths=[20], test_size=400, proposer="enumerate",
+                     methods=["erm", "decision-tree"], analyze=False, run_id="g",
+                     results_dir=str(tmp_path / "results"), datasets_dir=str(datasets))
+    assert run_grid(cfg).ok
+    table = generalize_run(tmp_path / "results" / "g", [20, 30], datasets_dir=datasets, test_size=400,
+                           sandbox_mode="auto")
+    tree = table[table["method_label"] == "decision-tree"].set_index("length")
+    assert set(tree.index) == {20, 30} and (tree["status"] == "ok").all()
+    assert tree["test_n"].min() > 300 and tree["test_acc"].between(0, 1).all()
+    assert "cut or padded to L=20" in tree.loc[30, "note"] and "trained again" in tree.loc[20, "note"]
+    assert set(table["method_label"]) == {"erm", "decision-tree"}  # erm's programs beside the baseline
+    again = generalize_run(tmp_path / "results" / "g", [30], datasets_dir=datasets, test_size=400,
+                           sandbox_mode="auto")
+    assert again[again["method_label"] == "decision-tree"]["test_acc"].item() == tree.loc[30, "test_acc"]

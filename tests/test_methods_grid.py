@@ -44,7 +44,7 @@ def test_baselines_beside_erm_on_the_same_splits_and_a_sample_size_sweep(tmp_pat
     from llm_erm.analysis import analyze_run
 
     analyze_run(tmp_path / "results" / "b")
-    table = pq.read_table(tmp_path / "results" / "b" / "report" / "paper_table.parquet").to_pylist()
+    table = pq.read_table(tmp_path / "results" / "b" / "report" / "methods_wide.parquet").to_pylist()
     assert len(table) == 1 and table[0]["erm"] == 1.0 and set(table[0]) >= {"xgboost", "sgd-n1000", "logreg"}
     assert (tmp_path / "results" / "b" / "report" / "methods.csv").exists()
     # resume: nothing left to do, nothing trained again

@@ -7,7 +7,9 @@ Outputs under results/<run_id>/ (a cell is (method label, target, length)):
     report/report.html              self-contained report (plots embedded)
     report/<table>.parquet|.csv     cells, trials, status, pass_at_k, progression, leakage_findings,
                                     leakage_datasets, methods (per method label and cell: the selected test
-                                    accuracy's mean and CI, n_train), paper_table (target x method label)
+                                    accuracy's mean and CI, n_train), methods_wide (target x method label),
+                                    paper_table (the paper's table regenerated, with its numbers beside ours:
+                                    analysis/paper_table.py; also as paper_table.html)
     report/<plot>.png               accuracy_vs_length, attempt_progression, pass_at_k, status_breakdown,
                                     cost_per_cell, with several method labels accuracy_vs_samples, and once
                                     `llm-erm generalize` wrote generalization.parquet length_generalization (a plot
@@ -75,13 +77,16 @@ def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> Path:
 
 
 def _method_tables(trials: pd.DataFrame, attempts: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The paper's comparison: `methods` (one row per method label and cell, the selected test accuracy's mean
-    and 95% CI over trials, n_train) and `paper_table` (target x method label, the mean)."""
+    """The comparison: `methods` (one row per method label and cell, the selected test accuracy's mean and 95% CI
+    over trials, n_train), `methods_wide` (target x method label, the mean) and `paper_table` (the paper's shape,
+    its numbers beside ours: paper_table.py)."""
+    from llm_erm.analysis.paper_table import paper_table
+
     long = methods.method_cells(trials, attempts)
     wide = long.pivot_table(index=["target", "length"], columns="method_label", values="test_mean",
                             aggfunc="first").reset_index()
     wide.columns = [str(c) for c in wide.columns]
-    return {"methods": long, "paper_table": wide}
+    return {"methods": long, "methods_wide": wide, "paper_table": paper_table(trials, attempts)}
 
 
 def _selection_mismatches(attempts: pd.DataFrame) -> int:
@@ -151,6 +156,10 @@ def analyze_run(run_dir: Path, datasets_dir: Path | str | None = None) -> Analys
             **_method_tables(trials, attempts),
         }.items():
             result.tables[name] = report_dir / _write_table(frame, staging, name).name
+        from llm_erm.analysis.paper_table import paper_table_html
+
+        table = pd.read_parquet(staging / "paper_table.parquet")
+        (staging / "paper_table.html").write_text(paper_table_html(table), encoding="utf-8")
         figures = [plots.draw_accuracy_vs_length(cells)]
         if several:
             figures.append(plots.draw_accuracy_vs_samples(cells, methods.sample_size_series(cells)))

@@ -1,4 +1,10 @@
-"""Length generalisation: score a run's selected erm programs on fresh test sets at other lengths.
+"""Length generalisation: score a run's selected erm programs, and its trained baselines, on fresh test sets at
+other lengths.
+
+A trained baseline (xgboost ..., sgd, finetune) keeps no model, so it is trained again on the trial's own data
+with the trial's settings and seed (deterministic, so the same model) and scored at each length. A classical
+learner is a fixed-width map: inputs of another length are cut or padded to the source length's columns (the
+note says so); the transformers read any length.
 
 The paper's v2 claim is that a program found at one length keeps working at others. How a target extends to
 another length L' (documented in llm_erm/datasets/README.md):
@@ -108,11 +114,12 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
     if attempts.empty:
         raise UsageError(f"no attempts under {run_dir}: pass a run that has finished trials")
     attempts = locate_datasets(attempts, run_dir, Path(datasets_dir)).attempts  # a moved run finds its datasets
-    chosen = select_attempts(attempts)
-    chosen = chosen[chosen["selected"] & (chosen["method"] == "erm") & chosen["code"].notna()]
-    if chosen.empty:
-        raise UsageError(f"run {run_dir.name} has no selected erm program to generalise")
-    rows = []
+    selected = select_attempts(attempts)
+    chosen = selected[selected["selected"] & (selected["method"] == "erm") & selected["code"].notna()]
+    trained = selected[selected["selected"] & selected["method"].isin(_learners()[0]) & (selected["status"] == "ok")]
+    if chosen.empty and trained.empty:
+        raise UsageError(f"run {run_dir.name} has no selected erm program or trained baseline to generalise")
+    rows = _trained_rows(trained, lengths, datasets_dir, test_size)
     if sandbox is None:
         run = GridConfig.recorded(run_dir)
         opened = Sandbox(workers=1, mode=run.sandbox if sandbox_mode is None else sandbox_mode,
@@ -173,6 +180,61 @@ def _merged(path: Path, new: pd.DataFrame) -> pd.DataFrame:
     return merged.sort_values(KEY, kind="stable").reset_index(drop=True)
 
 
+def _learners() -> tuple[list[str], list[str]]:
+    """Every trained learner, and those of fixed input width (the classical ones: inputs cut or padded)."""
+    from llm_erm.methods import LEARNERS
+
+    return list(LEARNERS), [name for name, learner in LEARNERS.items() if learner.extra == "baselines"]
+
+
+def _trained_rows(trained: pd.DataFrame, lengths: Sequence[int], datasets_dir: Path, test_size: int) -> list[dict]:
+    """Each selected trained-baseline trial, trained again as it was (its data, settings, seed), scored at every
+    length on the same fresh test sets as erm's programs."""
+    import json
+
+    from llm_erm.datasets import open_dataset
+    from llm_erm.engine.calls import attempt_seed
+    from llm_erm.methods import LabelledData, cell_data, run_learner
+
+    rows = []
+    for record in trained.to_dict("records"):
+        meta = json.loads((Path(record["dataset_path"]) / "meta.json").read_text())
+        spec = replace(_spec_of(record), train_size=meta["sizes"]["train"], val_size=meta["sizes"]["val"],
+                       test_size=meta["sizes"]["test"])
+        if spec.target_obj.alphabet == "tabular":
+            continue
+        dataset = open_dataset(spec, Path(record["dataset_path"]).parents[2])
+        settings = json.loads(record["method_extra"]).get("settings") if record.get("method_extra") else None
+        source = int(record["length"])
+        base = {"method_label": record["method_label"], "target": record["target"], "source_length": source,
+                "trial": int(record["trial"]), "code_sha256": None}
+        if dataset is None or settings is None:
+            rows += [{**base, "length": n, "test_acc": None, "test_n": 0, "status": "undefined", "limit_split": None,
+                      "note": "the trial's dataset or settings are gone: cannot train it again"} for n in lengths]
+            continue
+        train, _ = cell_data(dataset)
+        seen = {x for x in train.inputs}
+        seed = attempt_seed(str(record["run_id"]), dataset.dataset_id, int(record["trial"]), 0)
+        for length in lengths:
+            needs = needed_length(record["target"], source)
+            try:
+                if length < needs:
+                    raise UsageError(f"the source rule reads position {needs - 1}: undefined at L={length}")
+                data = fresh_test_set(spec, source, length, test_size, datasets_dir,
+                                      exclude=seen if length == source else set())
+            except UsageError as exc:
+                rows.append({**base, "length": length, "test_acc": None, "test_n": 0, "status": "undefined",
+                             "limit_split": None, "note": str(exc)})
+                continue
+            result = run_learner(record["method"], train, LabelledData(data.inputs, data.labels),
+                                 alphabet=dataset.target.alphabet, length=source, seed=seed, settings=settings)
+            note = (f"trained again (seed {seed}); inputs cut or padded to L={source}"
+                    if record["method"] in _learners()[1] and length != source else f"trained again (seed {seed})")
+            rows.append({**base, "length": length, "test_acc": result.test_acc, "test_n": len(data.labels),
+                         "status": "ok", "limit_split": None, "note": note})
+    return rows
+
+
 def _spec_of(record: dict) -> DatasetSpec:
     """The source cell's spec, from the dataset the run used (its seed; a user target's alphabet)."""
     import json
@@ -181,7 +243,9 @@ def _spec_of(record: dict) -> DatasetSpec:
 
     meta = json.loads((Path(record["dataset_path"]) / "meta.json").read_text())
     return DatasetSpec(record["target"], int(record["length"]), seed=int(meta["base_seed"]),
-                       alphabet=meta["alphabet"] if is_user_target(record["target"]) else None)
+                       alphabet=meta["alphabet"] if is_user_target(record["target"]) else None,
+                       variant=meta.get("variant"),  # the source's sampling variant carries to every length
+                       duplicates=bool(meta.get("duplicates")))
 
 
 def _seen(record: dict) -> set[str]:

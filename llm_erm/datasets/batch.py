@@ -35,14 +35,19 @@ def make_specs(
     alphabet: str | None = None,
     protocol: str = DEFAULT_PROTOCOL,
     table_files: Mapping[str, str] | None = None,
+    variants: Mapping[str, str] | None = None,
+    duplicates: bool = False,
 ) -> list[DatasetSpec]:
     """Validated specs for every target x length: targets default to the 12 seed targets, lengths
     to each target's own defaults (a tabular target's only length is its number of features);
     `alphabet` applies to user targets (callables, labelled files); `protocol` ("clean" or "raw") and
-    `table_files` (target id or name -> local copy of its table) to the tabular targets."""
+    `table_files` (target id or name -> local copy of its table) to the tabular targets; `variants` (target
+    id or name -> a named sampling variant, generators.VARIANTS) to the targets that offer them; `duplicates`
+    allows repeated inputs where a space is too small (DatasetSpec.duplicates)."""
     check_protocol(protocol)
     ids = split_values(targets) or list(SEED_TARGETS)
     files = _table_files(table_files, ids)
+    chosen = {resolve_target(k).id: v for k, v in (variants or {}).items()}
     specs = []
     for target_spec in dict.fromkeys(ids):  # keep order, drop repeats
         user = is_user_target(target_spec)
@@ -51,7 +56,8 @@ def make_specs(
             # target.id: a labelled file by its safe name, never the path typed (llm_erm.datasets.custom)
             specs.append(DatasetSpec(target.id, int(length), train_size, val_size,
                                      test_size, seed, alphabet if user else None, protocol,
-                                     files.get(target.id) if target.table else None))
+                                     files.get(target.id) if target.table else None, chosen.get(target.id),
+                                     duplicates))
     validate_specs(specs)
     return specs
 

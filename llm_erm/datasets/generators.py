@@ -138,21 +138,58 @@ def _palindromes(rng: np.random.Generator, n: int, length: int) -> np.ndarray:
     return np.hstack([half, half[:, : length // 2][:, ::-1]])
 
 
-def _palindrome_sampler(length: int, label: int) -> Draw:
+# fn_g's negatives. Default (None): the paper's, LLM_ERM's get_data_generator: one-flip near misses at L=20,
+# uniform non-palindromes at every other L. The named variants draw otherwise and enter the dataset id.
+PALINDROME_NEAR_MISS_LENGTHS = (20,)
+PALINDROME_VARIANTS = {
+    "near-miss": "negatives are one-flip near misses at every L (LLM_PV's sampling, but the flip is among "
+                 "the first floor(L/2) bits, so at odd L no palindrome is ever labelled 0)",
+    "mixed": "negatives are half near misses, half uniform non-palindromes, at every L (this project's "
+             "default before generator version 2)",
+}
+
+
+def _palindrome_negative_kind(length: int, variant: str | None) -> str:
+    """'near', 'uniform' or 'mixed': how fn_g's negatives are drawn at this length."""
+    if variant == "near-miss":
+        return "near"
+    if variant == "mixed":
+        return "mixed"
+    return "near" if length in PALINDROME_NEAR_MISS_LENGTHS else "uniform"
+
+
+def _palindrome_sampler(length: int, label: int, variant: str | None = None) -> Draw:
+    kind = _palindrome_negative_kind(length, variant)
+
     def positives(rng: np.random.Generator, n: int) -> list[str]:
         return symbols_to_strings(_palindromes(rng, n, length))
 
     def negatives(rng: np.random.Generator, n: int) -> list[str]:
-        # Half near misses (one bit of the first floor(L/2) flipped: its mirror stays, so the
-        # string cannot be a palindrome, also at odd L where the middle bit is never touched),
-        # half uniform strings; both filtered, so no palindrome is ever labelled 0.
-        near = _palindromes(rng, n, length)
-        near[np.arange(n), rng.integers(0, length // 2, size=n)] ^= 1
-        uniform = _random_bits(rng, n, length)
-        bits = np.where((rng.random(n) < 0.5)[:, None], near, uniform)
+        # A near miss flips one of the first floor(L/2) bits of a palindrome: its mirror stays, so the
+        # string cannot be a palindrome (at odd L the middle bit is never touched). Uniform strings are
+        # filtered; the filter also runs on near misses, so no palindrome is ever labelled 0.
+        if kind == "uniform":
+            bits = _random_bits(rng, n + 8, length)
+        else:
+            near = _palindromes(rng, n, length)
+            near[np.arange(n), rng.integers(0, length // 2, size=n)] ^= 1
+            if kind == "near":
+                bits = near
+            else:  # the draws in version 1's order, so `mixed` gives version 1's default data
+                uniform = _random_bits(rng, n, length)
+                bits = np.where((rng.random(n) < 0.5)[:, None], near, uniform)
         return symbols_to_strings(bits[(bits != bits[:, ::-1]).any(axis=1)])
 
     return positives if label else negatives
+
+
+def palindrome_capacity(length: int, variant: str | None = None) -> tuple[int, int]:
+    """(negatives, positives) fn_g's sampler can reach: a near miss is one palindrome with one of its first
+    floor(L/2) bits flipped (each near miss arises from exactly one such pair)."""
+    positives = 2 ** ((length + 1) // 2)
+    if _palindrome_negative_kind(length, variant) == "near":
+        return positives * (length // 2), positives
+    return 2**length - positives, positives
 
 
 # ---------------------------------------------------------------- dyck2
@@ -251,7 +288,9 @@ def _random_numbers(rng: np.random.Generator, n: int, digits: int, last: tuple[i
 PRIME_FAMILY = {
     "fn_i": (0, ()),
     "fn_k": (0, (1, 3, 7, 9)),
-    "fn_v": (T.PRIME_SHIFT, ()),
+    # Upstream (LLM_PV get_data_generator) keeps composites ending in 1/3/7/9 before adding 47, so both
+    # classes end in 0/4/6/8 and the last digit says nothing (generator version 2; 1 leaked parity).
+    "fn_v": (T.PRIME_SHIFT, (1, 3, 7, 9)),
     "prime_minus_5": (T.MINUS_SHIFT, (1, 3, 7, 9)),
 }
 
@@ -272,8 +311,9 @@ def _prime_sampler(target: Target, length: int, label: int) -> Draw:
         return out
 
     def negatives(rng: np.random.Generator, n: int) -> list[str]:
-        # A floor(L/2)-digit times a ceil(L/2)-digit factor (>= 2) with exactly L digits; for fn_k
-        # both factors end in 1/3/7/9, so the product does too.
+        # A floor(L/2)-digit times a ceil(L/2)-digit factor (>= 2) with exactly L digits; for fn_k,
+        # fn_v and prime_minus_5 both factors end in 1/3/7/9, so the product does too (upstream filters
+        # products to that last digit: the same conditional distribution).
         m = 2 * n + 16
         small = _random_numbers(rng, m, length // 2, last)
         large = _random_numbers(rng, m, length - length // 2, last)
@@ -470,6 +510,82 @@ def _graph_sampler(length: int, label: int) -> Draw:
     return draw
 
 
+# fn_aa's `upstream` variant: LLM_PV's CycleDetectionDataGenerator family, written here from its description.
+# V = E vertices; positives: disjoint triangles, the rest paired off, then random edges inside the triangles'
+# vertices; negatives: a random spanning tree plus random extra edges; ids scrambled to 01..99, directions and
+# order shuffled, short lists padded with u00v00. Its distinct-vertex count separates the classes (the README's
+# shortcut table); it is offered where it yields both classes (UPSTREAM_GRAPH_MIN_LENGTH and up).
+UPSTREAM_GRAPH_MIN_LENGTH = 36
+GRAPH_VARIANTS = {
+    "upstream": "LLM_PV's graph family (triangles vs a spanning tree on V = E vertices), for L >= 36; "
+                "its distinct-vertex count separates the classes",
+}
+
+
+def _upstream_graph(rnd: random.Random, n_edges: int, high: bool) -> str:
+    vertices = list(range(n_edges))
+    edges: list[tuple[int, int]] = []
+    seen: set[tuple[int, int]] = set()
+
+    def add(u: int, v: int) -> None:
+        key = (min(u, v), max(u, v))
+        if key not in seen:
+            seen.add(key)
+            edges.append((u, v))
+
+    if high:
+        used = 0
+        while n_edges - len(edges) >= 3 and used + 3 <= n_edges:  # disjoint triangles
+            a, b, c = vertices[used : used + 3]
+            for u, v in ((a, b), (b, c), (c, a)):
+                add(u, v)
+            used += 3
+        spare = vertices[used:]
+        while len(edges) < n_edges and len(spare) >= 2:  # the rest paired off
+            add(spare.pop(), spare.pop())
+        inside = vertices[:used] if used > 1 else vertices
+        for _ in range(10 * n_edges):  # then random edges among the triangles' vertices
+            if len(edges) >= n_edges:
+                break
+            add(*rnd.sample(inside, 2))
+    else:
+        order = vertices[:]
+        rnd.shuffle(order)
+        for i in range(1, len(order)):  # a random spanning tree
+            add(order[rnd.randint(0, i - 1)], order[i])
+        for _ in range(10 * n_edges):
+            if len(edges) >= n_edges:
+                break
+            add(*rnd.sample(vertices, 2))
+    edges = edges[:n_edges]
+    present = sorted({v for e in edges for v in e})
+    ids = dict(zip(present, rnd.sample(range(1, T.GRAPH_MAX_VERTEX + 1), len(present)), strict=True))
+    tokens = [f"u{ids[u]:02d}v{ids[v]:02d}" if rnd.random() > 0.5 else f"u{ids[v]:02d}v{ids[u]:02d}" for u, v in edges]
+    rnd.shuffle(tokens)
+    return "".join(tokens + ["u00v00"] * (n_edges - len(tokens)))
+
+
+def _upstream_graph_sampler(target: Target, length: int, label: int) -> Draw:
+    n_edges = T.graph_edges(length)
+
+    def draw(rng: np.random.Generator, n: int) -> list[str]:
+        # Kept only where our label agrees (the store checks every label against the target's rule).
+        rnd = random.Random(int(rng.integers(2**63)))
+        return [x for x in (_upstream_graph(rnd, n_edges, bool(label)) for _ in range(n)) if target.label(x) == label]
+
+    return draw
+
+
+def check_variant_length(target: Target, length: int, variant: str | None) -> None:
+    """UsageError for a variant at a length it cannot produce both classes at."""
+    if target.id == "fn_aa" and variant == "upstream" and length < UPSTREAM_GRAPH_MIN_LENGTH:
+        from llm_erm.errors import UsageError
+
+        raise UsageError(f"fn_aa's upstream graph family makes no positive below L={UPSTREAM_GRAPH_MIN_LENGTH} "
+                         f"(upstream's generator never finishes there), got {length}: use a longer length or "
+                         "the default sampling")
+
+
 # ---------------------------------------------------------------- dispatch
 
 
@@ -482,20 +598,24 @@ def _pool_sampler(pool: tuple[str, ...]) -> Draw:
     return draw
 
 
-def class_sampler(target: Target, length: int, label: int) -> Draw:
-    """Candidate inputs of `target` at `length` whose label is `label`."""
+# Named sampling variants per target (name -> what it draws); None is the default: the paper's sampling.
+VARIANTS: dict[str, dict[str, str]] = {"fn_g": PALINDROME_VARIANTS, "fn_aa": GRAPH_VARIANTS}
+
+
+def class_sampler(target: Target, length: int, label: int, variant: str | None = None) -> Draw:
+    """Candidate inputs of `target` at `length` whose label is `label` (drawn as `variant` says)."""
     if target.examples is not None:
         return _pool_sampler(target.examples[label])
     if target.id in ("fn_c", "fn_d"):
         return _pattern_sampler(T.PATTERN_1 if target.id == "fn_c" else T.PATTERN_2, length, label)
     if target.id == "fn_g":
-        return _palindrome_sampler(length, label)
+        return _palindrome_sampler(length, label, variant)
     if target.id == "fn_h":
         return _dyck2_sampler(length, label)
     if target.id in PRIME_FAMILY:
         return _prime_sampler(target, length, label)
     if target.id == "fn_aa":
-        return _graph_sampler(length, label)
+        return _upstream_graph_sampler(target, length, label) if variant == "upstream" else _graph_sampler(length, label)
     if target.id == "two_primes":
         return _two_primes_sampler(length, label)
     if target.id == "gcd_range":
@@ -526,7 +646,7 @@ def _count_containing(pattern: str, length: int) -> int:
     return 2**length - sum(counts)
 
 
-def class_capacity(target: Target, length: int) -> tuple[int, int] | None:
+def class_capacity(target: Target, length: int, variant: str | None = None) -> tuple[int, int] | None:
     """(negatives, positives): distinct inputs each class's generator can produce, or None when
     both are plentiful (far beyond any sensible request)."""
     if target.examples is not None:
@@ -535,8 +655,7 @@ def class_capacity(target: Target, length: int) -> tuple[int, int] | None:
         positives = _count_containing(T.PATTERN_1 if target.id == "fn_c" else T.PATTERN_2, length)
         return 2**length - positives, positives
     if target.id == "fn_g":
-        positives = 2 ** ((length + 1) // 2)
-        return 2**length - positives, positives
+        return palindrome_capacity(length, variant)
     if target.id == "fn_h":
         positives = dyck2_count(length)
         return 2**length - positives, positives

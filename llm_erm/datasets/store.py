@@ -21,14 +21,31 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from llm_erm.datasets.generators import PROBE_DRAWS, class_capacity, class_sampler, probe_classes
+from llm_erm.datasets.generators import (
+    PROBE_DRAWS,
+    VARIANTS,
+    check_variant_length,
+    class_capacity,
+    class_sampler,
+    probe_classes,
+)
 from llm_erm.datasets.splits import SPLITS, generate_splits
 from llm_erm.datasets.tabular.protocol import DEFAULT_PROTOCOL, check_protocol, parse_row
 from llm_erm.datasets.targets import Target, is_user_target, resolve_target
 from llm_erm.errors import UsageError
 
-# Bump when a generator changes what it produces: ids change and old stores are rebuilt.
+# Bump when a generator changes what it produces: ids change and old stores are rebuilt. A change to one
+# target's generator bumps only that target (TARGET_GENERATOR_VERSIONS), so every other target keeps its
+# dataset ids and bytes (tests/test_datasets_upstream.py pins a few).
 GENERATOR_VERSION = "1"
+TARGET_GENERATOR_VERSIONS: dict[str, str] = {
+    "fn_g": "2",  # negatives: the paper's (near misses at L=20, uniform elsewhere), not a mixture
+    "fn_v": "2",  # composites end in 1/3/7/9 before adding 47, as upstream: the last digit no longer leaks
+}
+
+
+def generator_version(target_id: str) -> str:
+    return TARGET_GENERATOR_VERSIONS.get(target_id, GENERATOR_VERSION)
 SEPARATOR = " -> "
 _TAILS = {SEPARATOR + "0", SEPARATOR + "1"}
 
@@ -51,6 +68,12 @@ class DatasetSpec:
     alphabet: str | None = None  # only for user targets (a callable, a labelled file)
     protocol: str = DEFAULT_PROTOCOL  # tabular targets: "clean" (anonymised) or "raw"
     table_file: str | None = None  # tabular targets: read the table from this local file
+    # A named sampling variant of the target (generators.VARIANTS, e.g. fn_g "near-miss"); None = the
+    # paper's sampling. A variant is part of the dataset id and the store's leaf directory.
+    variant: str | None = None
+    # Allow repeated inputs where a class's space is too small for distinct train + val (the paper's n=10 sets;
+    # splits.py): then test is not held out, and meta.json says so. Part of the id and leaf (-dup) when True.
+    duplicates: bool = False
 
     @property
     def target_obj(self) -> Target:
@@ -91,14 +114,19 @@ class DatasetSpec:
             "length": self.length,
             "sizes": self.sizes,
             "seed": self.seed,
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": generator_version(target.id),
             "params": self.params,
         }
+        if self.variant is not None:  # only then: the default's ids stay what they were
+            key["variant"] = self.variant
+        if self.duplicates:
+            key["duplicates"] = True
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         target = self.target_obj
-        return f"{target.id} ({target.name}) at L={self.length}"
+        variant = f", variant {self.variant}" if self.variant else ""
+        return f"{target.id} ({target.name}) at L={self.length}{variant}"
 
     def validate(self) -> None:
         """UsageError for anything that cannot be built: odd or non-positive sizes, an unknown
@@ -110,13 +138,18 @@ class DatasetSpec:
                     f"--{split}-size must be a positive even number (splits are exactly balanced), got {size}"
                 )
         check_protocol(self.protocol)
+        if self.variant is not None and self.variant not in VARIANTS.get(target.id, {}):
+            offered = ", ".join(VARIANTS.get(target.id, {})) or "none"
+            raise UsageError(f"{target.id} ({target.name}) has no sampling variant {self.variant!r} "
+                             f"(variants: {offered}); leave it out for the paper's sampling")
         target.validate_length(self.length)
+        check_variant_length(target, self.length, self.variant)
         if target.table is not None:
             from llm_erm.datasets.tabular import generate as tabular
 
             tabular.validate(self)
             return
-        capacity = class_capacity(target, self.length)
+        capacity = class_capacity(target, self.length, self.variant)
         if capacity is None and is_user_target(target.id):  # a user function over a large space: probe it
             counts = probe_classes(target, self.length)
             for label, seen in zip((0, 1), counts, strict=True):
@@ -128,7 +161,8 @@ class DatasetSpec:
                     )
         if capacity is None:
             return
-        needed = (self.train_size + self.val_size) // 2 + 1  # distinct train+val, and one left for test
+        # distinct train+val, and one left for test; with duplicates one input of each label is enough
+        needed = 1 if self.duplicates else (self.train_size + self.val_size) // 2 + 1
         for label, available in zip((0, 1), capacity, strict=True):
             if available < needed:
                 raise UsageError(
@@ -143,6 +177,10 @@ class DatasetSpec:
         leaf = f"seed{self.derived_seed}"
         if self.is_tabular_table:
             leaf += f"-{self.protocol}"
+        if self.variant is not None:
+            leaf += f"-{self.variant}"
+        if self.duplicates:
+            leaf += "-dup"
         return Path(datasets_dir) / self.target_obj.name / f"L{self.length}" / leaf
 
 
@@ -269,11 +307,12 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
 
         return tabular.generate(spec, GENERATOR_VERSION)
     generated = generate_splits(
-        class_sampler(target, spec.length, 1),
-        class_sampler(target, spec.length, 0),
+        class_sampler(target, spec.length, 1, spec.variant),
+        class_sampler(target, spec.length, 0, spec.variant),
         spec.sizes,
         spec.derived_seed,
         spec.describe(),
+        duplicates=spec.duplicates,
     )
     # The ground truth has the last word: a generator bug must never reach a stored label.
     for split, rows in generated.rows.items():
@@ -281,7 +320,8 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
             if target.label(x) != y:
                 raise RuntimeError(f"generator bug: {spec.describe()} {split} input {x!r} stored as {y}")
     train_val = {x for s in ("train", "val") for x, _ in generated.rows[s]}
-    if len(train_val) != spec.train_size + spec.val_size or train_val & {x for x, _ in generated.rows["test"]}:
+    overlap = train_val & {x for x, _ in generated.rows["test"]}
+    if not generated.duplicated and (len(train_val) != spec.train_size + spec.val_size or overlap):
         raise RuntimeError(f"generator bug: {spec.describe()} splits overlap")
     files = {split: _render(rows) for split, rows in generated.rows.items()}
     meta = {
@@ -294,11 +334,23 @@ def generate(spec: DatasetSpec) -> tuple[dict[str, bytes], dict]:
         "sizes": spec.sizes,
         "positives": {s: sum(y for _, y in rows) for s, rows in generated.rows.items()},
         "distinct_inputs": generated.distinct,
-        "generator_version": GENERATOR_VERSION,
+        "generator_version": generator_version(target.id),
         "params": spec.params,
         "dataset_id": spec.dataset_id,
         "sha256": {s: hashlib.sha256(data).hexdigest() for s, data in files.items()},
     }
+    if spec.duplicates:  # only then: other stores' meta stays as it was
+        test_inputs = [x for x, _ in generated.rows["test"]]
+        meta["duplicates"] = {
+            "allowed": True, "used_for_labels": list(generated.duplicated),
+            "test_rows_seen_in_train_or_val": sum(x in train_val for x in test_inputs),
+            "note": "a class's input space was too small for distinct train + val: its splits were drawn with "
+                    "repeats (as upstream's allow_duplicates), so test is not held out" if generated.duplicated
+                    else "every split is distinct and leak-free: the space was large enough",
+        }
+    if target.id in VARIANTS:  # which sampling made the data (only here: other targets' meta stays as it was)
+        meta["variant"] = spec.variant
+        meta["sampling"] = VARIANTS[target.id].get(spec.variant or "", "default: the paper's (upstream's) sampling")
     return files, meta
 
 

@@ -71,19 +71,25 @@ PARITY_RAND_POSITIONS: dict[int, tuple[int, ...]] = {
     100: (42, 96, 62, 98, 46, 95, 60, 24, 78, 16),
 }
 POSITIONS_RULE = (
-    "lengths outside the paper's table: the first 10 entries of a permutation of range(L) drawn by "
+    "lengths above 200: the first 10 entries of a permutation of range(L) drawn by "
     "numpy.random.default_rng(seed) with seed = first 8 bytes (big-endian) of "
     "SHA-256('parity_rand|L={L}') AND 0x7FFFFFFF"
 )
+UPSTREAM_RULE = "upstream's: the first entries of torch.randperm(L) after torch.manual_seed(42) (precomputed)"
 
 
 @cache
 def parity_rand_positions(length: int) -> tuple[int, ...]:
-    """The 10 positions of parity_rand_10 at this length (parity_rand_3 uses the first 3)."""
+    """The 10 positions of parity_rand_10 at this length (parity_rand_3 uses the first 3): upstream's
+    torch.randperm(L) with seed 42 up to L=200 (the SPEC table at its lengths), a rule of ours above."""
+    from llm_erm.datasets.parity_positions import TORCH_POSITIONS
+
     if length in PARITY_RAND_POSITIONS:
         return PARITY_RAND_POSITIONS[length]
     if length < 10:
         raise UsageError(f"parity_rand needs a length >= 10, got {length}")
+    if length in TORCH_POSITIONS:
+        return TORCH_POSITIONS[length]
     digest = hashlib.sha256(f"parity_rand|L={length}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "big") & 0x7FFFFFFF)
     return tuple(int(p) for p in rng.permutation(length)[:10])
@@ -94,7 +100,10 @@ def _parity_rand(k: int) -> tuple[Callable[[str], int], Callable[[int], dict]]:
         return sum(x[p] == "1" for p in parity_rand_positions(len(x))[:k]) & 1
 
     def params(length: int) -> dict:
-        rule = "paper table" if length in PARITY_RAND_POSITIONS else POSITIONS_RULE
+        from llm_erm.datasets.parity_positions import TORCH_POSITIONS
+
+        rule = ("paper table" if length in PARITY_RAND_POSITIONS else
+                UPSTREAM_RULE if length in TORCH_POSITIONS else POSITIONS_RULE)
         return {"positions": list(parity_rand_positions(length)[:k]), "positions_rule": rule}
 
     return label, params

@@ -18,10 +18,14 @@ Row = str | Mapping[str, Any]  # a string of symbols ('0'/'1', digits, ...) or a
 
 @dataclass(frozen=True)
 class LabelledData:
-    """Inputs with their 0/1 labels, in a fixed order."""
+    """Inputs with their 0/1 labels, in a fixed order.
+
+    `parts` are the sizes of the pieces `concat` joined (train, val), so a learner that follows a protocol
+    fitting on the train split alone (classical's `protocol: paper`) can take the first piece."""
 
     inputs: Sequence[Row]
     labels: Sequence[int]
+    parts: tuple[int, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if len(self.inputs) != len(self.labels):
@@ -29,14 +33,22 @@ class LabelledData:
         for y in self.labels:
             if y not in (0, 1) or isinstance(y, float):
                 raise ValueError(f"labels must be 0/1 ints, got {y!r}")
+        if self.parts and sum(self.parts) != len(self.labels):
+            raise ValueError(f"parts {self.parts} do not add up to {len(self.labels)} examples")
 
     def __len__(self) -> int:
         return len(self.labels)
 
     @classmethod
     def concat(cls, *parts: LabelledData) -> LabelledData:
-        """The parts one after another (train + val for the baselines)."""
-        return cls([x for p in parts for x in p.inputs], [y for p in parts for y in p.labels])
+        """The parts one after another (train + val for the baselines), their sizes kept in `parts`."""
+        return cls([x for p in parts for x in p.inputs], [y for p in parts for y in p.labels],
+                   tuple(len(p) for p in parts))
+
+    def first_part(self) -> LabelledData:
+        """The first piece `concat` joined (the train split of train + val); all of it when not joined."""
+        n = self.parts[0] if self.parts else len(self)
+        return LabelledData(list(self.inputs[:n]), list(self.labels[:n]))
 
     @classmethod
     def of(cls, split: Any) -> LabelledData:

@@ -5,7 +5,8 @@ input has that symbol there ("onehot", the default), except that a binary positi
 column holding the bit (its '0' column would be the complement, a redundant copy). Decimal digits
 are one-hot too, not their value: "ends in an even digit" is then one split, not a range query, and
 a linear model can weigh each digit separately. "ordinal" gives one column per position with the
-symbol's index (the digit value for decimal; the fork's encoding), for comparison.
+symbol's index (the digit value for decimal; the fork's encoding), for comparison; "upstream" is that with
+the official runner's codes for edge strings (u = 10, v = 11).
 
 Tabular rows (dicts): a column is numeric when every non-missing training value is a number (or a
 string that parses as a finite number); numeric columns are the value, missing values imputed
@@ -31,7 +32,10 @@ ALPHABET_SYMBOLS: dict[str, str] = {
     "decimal": "0123456789",
     "edges": "uv0123456789",
 }
-ENCODINGS = ("onehot", "ordinal")
+ENCODINGS = ("onehot", "ordinal", "upstream")
+# "upstream": the official baseline runner's parse_data: a digit is its value, 'u' 10, 'v' 11 (ordinal with
+# that symbol order; the same as "ordinal" for binary and decimal strings).
+UPSTREAM_SYMBOLS = "0123456789uv"
 MISSING = {"", "?", "nan", "NaN", "None", "null", "NA"}
 
 
@@ -130,9 +134,9 @@ class Featurizer:
 
     def _fit_strings(self, inputs: Sequence[str]) -> None:
         self.kind = "strings"
-        self.symbols = symbols_for(self.alphabet, inputs)
+        self.symbols = UPSTREAM_SYMBOLS if self.encoding == "upstream" else symbols_for(self.alphabet, inputs)
         self.width = max(self.length, max(len(x) for x in inputs))
-        if self.encoding == "ordinal" or self._single_bit():
+        if self.encoding in ("ordinal", "upstream") or self._single_bit():
             self.names = [f"x{i}" for i in range(self.width)]
         else:
             self.names = [f"x{i}={s}" for i in range(self.width) for s in self.symbols]
@@ -142,7 +146,7 @@ class Featurizer:
 
     def _transform_strings(self, inputs: Sequence[str]) -> np.ndarray:
         codes = encode_symbols(inputs, self.symbols, self.width)
-        if self.encoding == "ordinal":
+        if self.encoding in ("ordinal", "upstream"):
             return codes.astype(np.float32)
         if self._single_bit():
             return (codes == 1).astype(np.float32)
