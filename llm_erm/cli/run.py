@@ -211,6 +211,7 @@ def _run(stopper, **given: Any) -> None:
     if not config.dry_run:
         from llm_erm.results.runs import check_writable
 
+        config.run_dir()  # a run folder that would lie outside --results-dir is refused before anything
         check_writable(config.results_dir, "--results-dir")
         check_writable(config.datasets_dir, "--datasets-dir")
         _check_access(config)  # a refused key is found in seconds, before a server, datasets or a call
