@@ -93,3 +93,83 @@ def test_an_object_store_without_its_package_or_with_credentials_in_the_config_i
     with pytest.raises(UsageError, match="storage_options: client_kwargs.aws_secret_access_key looks like a credential"):
         storage.resolve("s3://bucket/results", {"client_kwargs": {"aws_secret_access_key": "x"}})
     assert storage.resolve(f"file://{tmp_path}/r") == tmp_path / "r"
+
+
+CHILD = """
+import json, sys
+from llm_erm import GridConfig, run_grid
+result = run_grid(GridConfig(**json.loads(sys.argv[1])))
+sys.exit(0 if result.ok else 1)
+"""
+
+
+def _journal_seeds(run_dir) -> set[int]:
+    from llm_erm.results.journal import Journal
+
+    journal = Journal(run_dir)
+    return {r["seed"] for r in journal.records() if r.get("kind") == "answer"}
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_two_processes_on_one_run_id_never_buy_the_same_attempt_twice(tmp_path, where, s3):
+    """Issue 19 item 13: two processes started together on one run id share the trials (claims); each attempt
+    is bought once, and the ledger equals one process's run."""
+    results = str(tmp_path / "results") if where == "local" else f"s3://{BUCKET}/two"
+    model = SeededModel(SCRIPT, jitter_s=0.05)
+    with WireServer(model, latency_s=0.02) as server:
+        params = json.dumps(grid(tmp_path, server, results, functions=["fn_a", "fn_e", "fn_c", "fn_b"], trials=3))
+        children = [subprocess.Popen([sys.executable, "-c", CHILD, params], env={**os.environ}, cwd=tmp_path)
+                    for _ in range(2)]
+        codes = [child.wait(timeout=600) for child in children]
+        sold = model.sold()
+    assert codes == [0, 0]
+    assert sold and max(sold.values()) == 1, f"bought twice: {[s for s, n in sold.items() if n > 1]}"
+    reference = SeededModel(SCRIPT)
+    with WireServer(reference) as server:
+        child = subprocess.run([sys.executable, "-c", CHILD, json.dumps(grid(
+            tmp_path, server, str(tmp_path / "reference"), functions=["fn_a", "fn_e", "fn_c", "fn_b"], trials=3))],
+            timeout=600)
+        assert child.returncode == 0
+    run_dir = storage.resolve(results) / "k"
+    assert rows(run_dir) == rows(tmp_path / "reference" / "k")
+    assert set(sold) == set(reference.sold())
+
+
+def test_a_worker_killed_mid_trial_on_s3_loses_at_most_its_calls_in_flight(tmp_path, s3):
+    results = f"s3://{BUCKET}/killed"
+    run_dir = storage.resolve(results) / "k"
+    model = SeededModel(SCRIPT, jitter_s=0.1)
+    with WireServer(model, latency_s=0.02) as server:
+        params = json.dumps(grid(tmp_path, server, results, functions=["fn_a", "fn_e", "fn_c", "fn_b"], trials=3))
+        child = subprocess.Popen([sys.executable, "-c", CHILD, params], env={**os.environ}, cwd=tmp_path)
+        stop = threading.Event()
+
+        def kill_mid_run():  # once answers have arrived (trials are mid-way): the worker is killed, not stopped
+            while child.poll() is None and len(model.sales) < 6 and not stop.is_set():
+                stop.wait(0.005)
+            child.send_signal(signal.SIGKILL)
+
+        killer = threading.Thread(target=kill_mid_run)
+        killer.start()
+        code = child.wait(timeout=600)
+        stop.set()
+        killer.join()
+        assert code == -signal.SIGKILL, "the worker finished before it could be killed: make the grid longer"
+        deadline = time.monotonic() + 60
+        while len(model.received) != len(model.sales) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the requests the dead worker left in flight reach the model and are answered
+        asked = set(model.received)
+        lost = asked - _journal_seeds(run_dir)
+        assert len(lost) <= 4, lost  # concurrency 4: at most the calls in flight
+        resumed = subprocess.run([sys.executable, "-c", CHILD, params], env={**os.environ}, cwd=tmp_path, timeout=600)
+        assert resumed.returncode == 0
+        sold = model.sold()
+    twice = {seed for seed, n in sold.items() if n > 1}
+    assert twice <= lost, f"bought twice without being in flight at the kill: {twice - lost}"
+    reference = SeededModel(SCRIPT)
+    with WireServer(reference) as server:
+        done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(grid(
+            tmp_path, server, str(tmp_path / "reference"), functions=["fn_a", "fn_e", "fn_c", "fn_b"], trials=3))],
+            timeout=600)
+        assert done.returncode == 0
+    assert rows(run_dir) == rows(tmp_path / "reference" / "k")
