@@ -6,7 +6,6 @@ standard AWS_ENDPOINT_URL; the credentials are dummies that exist only in the en
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket

@@ -173,3 +173,53 @@ def test_a_worker_killed_mid_trial_on_s3_loses_at_most_its_calls_in_flight(tmp_p
             timeout=600)
         assert done.returncode == 0
     assert rows(run_dir) == rows(tmp_path / "reference" / "k")
+
+
+LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
+
+
+def test_run_status_analyze_export_and_view_read_a_multi_method_run_from_s3(tmp_path, s3):
+    """The CLI on s3:// end to end: `run --no-prefect` writes there, then status, analyze (the report lands in
+    the store), export and the viewer read it back; nothing is written to the working directory."""
+    import urllib.request
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    env = {**os.environ}
+    results = f"s3://{BUCKET}/cli"
+
+    def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([LLM_ERM, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+    done = cli("run", "--functions", "fn_a", "fn_c", "--lengths", "20", "--test-size", "400", "--proposer",
+               "enumerate", "--methods", "erm", "decision-tree", "--no-prefect", "--run-id", "m",
+               "--results-dir", results, "--datasets-dir", str(tmp_path / "datasets"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    keys = s3.keys("cli/m/")
+    assert "cli/m/report/report.html" in keys and "cli/m/summary.parquet" in keys, keys
+    status = cli("status", "--run-id", "m", "--results-dir", results)
+    assert status.returncode == 0 and "4 done" in status.stdout, status.stdout + status.stderr
+    analyzed = cli("analyze", "--run-id", "m", "--results-dir", results)
+    assert analyzed.returncode == 0 and "leakage check passed" in analyzed.stdout, analyzed.stderr[-3000:]
+    out = tmp_path / "export.jsonl"
+    exported = cli("export", "--run-id", "m", "--format", "jsonl", "--output", str(out), "--results-dir", results)
+    assert exported.returncode == 0, exported.stderr
+    labels = {json.loads(line)["method_label"] for line in out.read_text().splitlines()}
+    assert labels == {"erm", "decision-tree"}
+    missing = cli("analyze", "--run-id", "nope", "--results-dir", results)
+    assert missing.returncode == 2 and "known runs: m" in missing.stderr, missing.stderr
+    viewer = subprocess.Popen([LLM_ERM, "view", "--results-dir", results, "--port", "0"], cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = viewer.stdout.readline()
+        url = line.split(" at ", 1)[1].split()[0]
+        runs = json.loads(urllib.request.urlopen(f"{url}api/runs", timeout=60).read())["runs"]
+        assert [r["run_id"] for r in runs] == ["m"], runs
+        report = urllib.request.urlopen(f"{url}runs/m/report/report.html", timeout=60).read()
+        assert b"<html" in report.lower()
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=30)
+    assert list(cwd.iterdir()) == [], "the CLI on s3:// wrote into the working directory"
+    for key in s3.keys(""):
+        assert env["AWS_SECRET_ACCESS_KEY"].encode() not in s3.get(key), key

@@ -317,11 +317,9 @@ def _print_paths(run_dir: Path) -> None:
 
 
 def _read_summary(run_dir: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
     from llm_erm.results import ledger
 
-    return pq.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
+    return ledger.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
 
 
 class _progress:
@@ -387,9 +385,12 @@ def _pm(mean, std, trials: int) -> str:
 
 
 def _run_dir(results_dir: str, run_id: str) -> Path:
-    run_dir = Path(results_dir).resolve() / run_id
+    from llm_erm.results.storage import resolve
+
+    location = resolve(results_dir)
+    run_dir = location / run_id
     if not (run_dir / "manifest.json").exists():
-        raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
+        raise UsageError(f"no run {run_id!r} under {location}: check --run-id and --results-dir")
     return run_dir
 
 

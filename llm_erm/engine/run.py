@@ -39,6 +39,7 @@ from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError, make_proposer
 from llm_erm.results import ledger
+from llm_erm.results.storage import ensure_writable
 from llm_erm.results.claims import Claim, ClaimLost, Claims
 from llm_erm.results.journal import Journal, request_key, sha256_text
 from llm_erm.results.progress import pending, running_marker, trial_done
@@ -111,6 +112,7 @@ class GridRun:
         self.hooks = hooks or Hooks()
         self.run_id = config.resolved_run_id()
         self.run_dir = config.run_dir()
+        ensure_writable(self.run_dir)  # an object store we cannot write to: one line now, not a failed trial later
         self.specs = config.dataset_specs()
         self.methods = config.resolved_methods()
         self.several = len(self.methods) > 1  # labels appear in task-run names only when they tell apart

@@ -14,6 +14,7 @@ writes (S3's `If-None-Match: *`), see journal.py and claims.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -218,11 +219,19 @@ def read_many(paths: list[RunPath]) -> dict[int, bytes]:
     return {i: got[k] for i, k in enumerate(keys) if k in got}
 
 
+def publish_dir(local_dir: Path, target: RunPath) -> None:
+    """Copy a local folder's files to `target` (each one whole object), then remove what it no longer has."""
+    new = {str(p.relative_to(local_dir)): p for p in sorted(local_dir.rglob("*")) if p.is_file()}
+    for rel, path in new.items():
+        write_bytes(target / rel, path.read_bytes())
+    for rel in find(target):
+        if rel not in new:
+            delete(target / rel)
+
+
 def delete(path: RunPath) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    except FileNotFoundError:
-        pass
 
 
 def mtime(path: RunPath) -> float:
@@ -242,3 +251,48 @@ def ensure_writable(location: RunPath) -> None:
         raise UsageError(f"--results-dir {location}: cannot write there ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}): check the bucket, "
                          "AWS_ENDPOINT_URL and the credentials in the environment") from None
+
+
+class Mirror:
+    """A local, read-only copy of the runs under an object-store location, for readers built on a local
+    directory (the viewer walks and stats files). `sync()` is one listing plus a GET of each object that is
+    new or changed since the last sync (by size and modification time); objects gone from the store go here too.
+    Files keep the object's modification time, so the reader's change detection works unchanged."""
+
+    def __init__(self, location: RunPath, local_dir: Path, skip: tuple[str, ...] = ("journal",)):
+        self.location = location
+        self.local = Path(local_dir)
+        self.skip = skip  # folders a reader never needs (the journal: one object per answer)
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def sync(self) -> int:
+        """Bring the copy up to date; returns the number of files fetched."""
+        fs, root = fs_path(self.location)
+        prefix = root.rstrip("/") + "/"
+        try:
+            listing = fs.find(root, detail=True)
+        except FileNotFoundError:
+            listing = {}
+        current: dict[str, tuple[int, float]] = {}
+        for key, info in listing.items():
+            rel = key[len(prefix):] if key.startswith(prefix) else None
+            if not rel or any(f"/{part}/" in f"/{rel}" for part in self.skip):
+                continue
+            modified = info.get("LastModified") or info.get("mtime")
+            stamp = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0)
+            current[rel] = (int(info.get("size") or 0), stamp)
+        changed = [rel for rel, sig in current.items() if self._seen.get(rel) != sig]
+        got = fs.cat([prefix + rel for rel in changed], on_error="omit") if changed else {}
+        for rel in changed:
+            data = got.get(prefix + rel)
+            if data is None:
+                continue
+            target = self.local / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, lambda tmp, data=data: Path(tmp).write_bytes(data))
+            os.utime(target, (current[rel][1], current[rel][1]))
+            self._seen[rel] = current[rel]
+        for rel in set(self._seen) - set(current):
+            (self.local / rel).unlink(missing_ok=True)
+            del self._seen[rel]
+        return len(changed)
