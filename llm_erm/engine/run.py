@@ -327,13 +327,12 @@ class GridRun:
         A fresh claim reads the journal again: a killed holder's answers are reused, never bought twice."""
         delay = 0.5
         while True:
-            if trial_done(self.run_dir, *work.key):
-                return None
             claim = self.claims.try_claim(work.key)
-            if claim is not None:
-                if trial_done(self.run_dir, *work.key):  # finished between our look and our claim
+            if trial_done(self.run_dir, *work.key):  # done elsewhere (before or since our look at the claims)
+                if claim is not None:
                     self.claims.release(claim)
-                    return None
+                return None
+            if claim is not None:
                 self.journal.refresh()
                 self._held[work.key] = claim
                 return claim

@@ -89,11 +89,17 @@ class Journal:
         self._sequence = 0
         self._seen: set[str] = set()  # object names already read (object stores)
         self._refreshed_at = 0.0
-        self.refresh()
+        self._loaded = False  # read on first use: a resume of a finished grid never reads its journal
 
     # -- reading ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self.refresh()
+
     def refresh(self, force: bool = True) -> None:
         """Read what every process appended since the last look (this one's own lines included)."""
+        self._loaded = True
         if self.remote:
             self._refresh_objects(force)
             return
@@ -139,6 +145,7 @@ class Journal:
             self._spent += float(cost)
 
     def lookup(self, key: str) -> dict[str, Any] | None:
+        self._load()
         with self._lock:
             return self._records.get(key)
 
@@ -146,14 +153,17 @@ class Journal:
         """Estimated spend of every answer any process of the run has journaled."""
         if refresh:
             self.refresh(force=False)
+        self._load()
         with self._lock:
             return self._spent
 
     def records(self) -> Iterator[dict[str, Any]]:
+        self._load()
         with self._lock:
             yield from list(self._records.values())
 
     def __len__(self) -> int:
+        self._load()
         with self._lock:
             return len(self._records)
 

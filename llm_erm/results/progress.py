@@ -26,7 +26,10 @@ def trial_done(run_dir: Path, label: str, target: str, length: int, trial: int) 
     """A trial is done when its file exists and every attempt got its answer: an attempt skipped for budget
     (a bigger budget resumes it) or whose call failed after its retries is made again by a re-run."""
     path = ledger.trial_path(run_dir, label, target, length, trial)
-    return path.exists() and not UNFINISHED.intersection(_trial_statuses(path))
+    try:  # one read, no existence check first: on an object store that is one request, not three
+        return not UNFINISHED.intersection(_trial_statuses(path))
+    except FileNotFoundError:
+        return False
 
 
 def pending(run_dir: Path, keys: Iterable[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
