@@ -85,7 +85,7 @@ class MethodSpec(BaseModel):
 # they are computed, how failures are retried and whether anything is spent.
 _IDENTITY_EXCLUDE: dict[str, Any] = {
     "run_id": True, "results_dir": True, "storage_options": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
-    "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
+    "dry_run": True, "analyze": True, "fan_out": True, "method_deployments": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
     "proposer": {"call_timeout_s": True, "api_key_env": True, "batch": True, "batch_poll_s": True,
                  "service_tier": True},
@@ -158,6 +158,9 @@ class GridConfig(BaseModel):
                                                  "these lengths at the end (llm-erm generalize)")
     fan_out: bool = Field(False, description="Run each cell as a flow run of the erm-cell deployment "
                           "(Prefect runs only)")
+    method_deployments: dict[str, str] | None = Field(
+        None, description="Fanned-out grids: the erm-cell deployment (and so the work pool) each method label "
+        "or method runs on, '*' for the rest, e.g. {\"sgd\": \"erm-cell-gpu\", \"*\": \"erm-cell\"}")
 
     @field_validator("run_id")
     @classmethod

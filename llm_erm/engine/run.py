@@ -204,7 +204,7 @@ class GridRun:
         label = cell_label(spec)
 
         def prepare() -> Cell:
-            dataset = _load(spec, Path(self.config.datasets_dir))
+            dataset = _load(spec, Path(self.config.datasets_dir).expanduser())  # ~: each worker's own
             prompt = None
             if with_prompt:
                 prompt = build_prompt(dataset, variant=self.config.prompt_variant, template=self.template)
@@ -288,7 +288,7 @@ class GridRun:
 
         cfg = self.config
         self.hooks.step("generalize", "generalize", lambda: generalize_run(
-            self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir), sandbox_mode=cfg.sandbox,
+            self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir).expanduser(), sandbox_mode=cfg.sandbox,
             time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb))
 
     # -- one trial ----------------------------------------------------------------------------------
