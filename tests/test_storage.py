@@ -223,3 +223,29 @@ def test_run_status_analyze_export_and_view_read_a_multi_method_run_from_s3(tmp_
     assert list(cwd.iterdir()) == [], "the CLI on s3:// wrote into the working directory"
     for key in s3.keys(""):
         assert env["AWS_SECRET_ACCESS_KEY"].encode() not in s3.get(key), key
+
+
+SNOOP = """def f(x):
+    import os
+    seen = [k for k in os.environ if k.startswith("AWS")]
+    try:
+        seen += ["proc"] if b"AWS_" in open("/proc/self/environ", "rb").read() else []
+    except OSError:
+        pass
+    if seen:
+        raise RuntimeError("the candidate sees " + " ".join(seen))
+    return x.count('1') % 2"""
+
+
+def test_the_store_credentials_never_reach_a_candidate_a_row_or_the_manifest(tmp_path, s3):
+    from llm_erm import GridConfig, run_grid
+
+    model = SeededModel([SNOOP])
+    with WireServer(model) as server:
+        result = run_grid(GridConfig(**grid(tmp_path, server, f"s3://{BUCKET}/snoop", functions=["fn_a"], trials=1)))
+    assert result.ok, result.errors
+    (row,) = ledger.read_attempts(storage.resolve(f"s3://{BUCKET}/snoop") / "k").to_pylist()
+    assert row["status"] == "ok" and row["val_acc"] == 1.0, row["first_error"]  # it saw no AWS_* variable
+    for key in s3.keys("snoop/"):
+        body = s3.get(key)
+        assert s3.env["AWS_SECRET_ACCESS_KEY"].encode() not in body and s3.env["AWS_ACCESS_KEY_ID"].encode() not in body

@@ -39,12 +39,12 @@ from llm_erm.engine.retry import Interrupted, RetryPolicy, call_with_retries
 from llm_erm.errors import UsageError
 from llm_erm.proposers import ProposeRequest, ProposerError, make_proposer
 from llm_erm.results import ledger
-from llm_erm.results.storage import ensure_writable
 from llm_erm.results.claims import Claim, ClaimLost, Claims
 from llm_erm.results.journal import Journal, request_key, sha256_text
 from llm_erm.results.progress import pending, running_marker, trial_done
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET
+from llm_erm.results.storage import ensure_writable
 from llm_erm.selection import get_rule
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
