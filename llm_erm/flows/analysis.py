@@ -18,14 +18,17 @@ from llm_erm.tasks import artifact_key
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
 def analyze(run_id: str, run_dir: str):
     from llm_erm.analysis import analyze_run
+    from llm_erm.results.storage import resolve
 
-    return analyze_run(Path(run_dir))
+    return analyze_run(resolve(run_dir))  # a local path or an object-store URL
 
 
 @flow(name="erm-analysis", log_prints=True)
 def erm_analysis(run_id: str, results_dir: str = "results"):
     """Leakage checks, statistics, plots and the HTML report of one run; failed when the run leaked."""
-    run_dir = Path(results_dir).resolve() / run_id
+    from llm_erm.results.storage import resolve
+
+    run_dir = resolve(results_dir) / run_id
     result = analyze(run_id, str(run_dir))
     create_markdown_artifact(result.headline, key=artifact_key("analysis", run_id), description=f"analysis of {run_id}")
     print(f"report: {result.report_path}")

@@ -164,3 +164,91 @@ def test_a_routed_fanned_out_grid_on_s3_runs_each_method_on_its_pool_and_equals_
     assert "shared/routed/report/report.html" in s3.keys("shared/routed/report/")
     for key in s3.keys("shared/"):
         assert s3.env["AWS_SECRET_ACCESS_KEY"].encode() not in s3.get(key), key
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (the worker, its flow-run processes, their sandbox workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo += children.get(current, [])
+    return out
+
+
+def _journal_seeds(run_dir) -> set[int]:
+    from llm_erm.results.journal import Journal
+
+    return {r["seed"] for r in Journal(run_dir).records() if r.get("kind") == "answer"}
+
+
+def test_a_worker_killed_mid_trial_loses_at_most_its_calls_in_flight_and_a_resume_buys_nothing_twice(
+        stack, tmp_path, monkeypatch):
+    """Two cpu workers share a fanned-out grid on s3://; one is SIGKILLed (with its flow-run processes, as when
+    its machine dies) while its cells are mid-trial; the grid is submitted again under the same run id."""
+    env, s3 = stack
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    places = {name: tmp_path / name for name in ("a", "b", "c")}
+    for place in places.values():
+        place.mkdir()
+    a, a_log = worker(env, s3, places["a"], "cpu")
+    b, b_log = worker(env, s3, places["b"], "cpu")
+    model = SeededModel(SCRIPT, jitter_s=0.3)
+    functions = ["fn_a", "fn_c", "fn_e", "fn_b"]
+    run_dir = storage.resolve(f"s3://{BUCKET}/killed") / "kill"
+    replacement = None
+    try:
+        with WireServer(model) as server:
+            grid = {"functions": functions, "lengths": [20], "attempts": 3, "trials": 3, "test_size": 400,
+                    "run_id": "kill", "concurrency": 3, "results_dir": f"s3://{BUCKET}/killed",
+                    "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 20},
+                    "retry_delay_s": 0.01, "analyze": False, "datasets_dir": "~/llm-erm-datasets", "fan_out": True,
+                    "method_deployments": {"*": "erm-cell-cpu"}}
+            submit = ["deployment", "run", "erm-grid/erm-grid-s3", "--params", json.dumps(grid)]
+            prefect(env, *submit)
+            deadline = time.time() + 400
+            while not (re.search(r"Flow run 'kill fn_\w+ L20 \[erm\]' submitted", a_log.read_text())
+                       and len(model.sales) >= 6):
+                assert time.time() < deadline, "worker a never ran a cell"
+                time.sleep(0.1)
+            for pid in reversed(_descendants(a.pid)):
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+            a.wait(timeout=60)
+            settle = time.time() + 60
+            while len(model.received) != len(model.sales) and time.time() < settle:
+                time.sleep(0.05)  # the calls the dead worker left in flight reach the model and are answered
+            lost = set(model.received) - _journal_seeds(run_dir)
+            assert len(lost) <= 3 * 2, lost  # at most the calls in flight on the dead worker (concurrency 3 x cells)
+            replacement, _ = worker(env, s3, places["c"], "cpu")  # a new machine takes the dead one's place
+            out = prefect(env, *submit, "--watch", "--watch-timeout", "500", timeout=560)  # the resume
+            assert "Completed" in out, out[-3000:]
+            sold = model.sold()
+    finally:
+        for proc in (a, b, replacement):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=60)
+    twice = {seed for seed, n in sold.items() if n > 1}
+    assert twice <= lost, f"bought twice without being in flight at the kill: {twice - lost}"
+    reference = SeededModel(SCRIPT)
+    from llm_erm import GridConfig, run_grid
+
+    with WireServer(reference) as server:
+        local = {k: v for k, v in grid.items() if k not in ("fan_out", "method_deployments")}
+        local.update(proposer={**grid["proposer"], "base_url": server.url}, results_dir=str(tmp_path / "local"),
+                     datasets_dir=str(tmp_path / "local-datasets"))
+        assert run_grid(GridConfig(**local)).ok
+    assert rows(run_dir) == rows(tmp_path / "local" / "kill")
