@@ -8,9 +8,11 @@ the cpu pool and decision-tree to the gpu pool: one run id, one journal, one bud
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -222,10 +224,8 @@ def test_a_worker_killed_mid_trial_loses_at_most_its_calls_in_flight_and_a_resum
                 assert time.time() < deadline, "worker a never ran a cell"
                 time.sleep(0.1)
             for pid in reversed(_descendants(a.pid)):
-                try:
-                    os.kill(pid, 9)
-                except ProcessLookupError:
-                    pass
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             a.wait(timeout=60)
             settle = time.time() + 60
             while len(model.received) != len(model.sales) and time.time() < settle:
