@@ -249,3 +249,55 @@ def test_the_store_credentials_never_reach_a_candidate_a_row_or_the_manifest(tmp
     for key in s3.keys("snoop/"):
         body = s3.get(key)
         assert s3.env["AWS_SECRET_ACCESS_KEY"].encode() not in body and s3.env["AWS_ACCESS_KEY_ID"].encode() not in body
+
+
+# SeededModel's usage (scripted.reply) priced at gpt-5, the default model: 900 + 100 cached input, 500 output
+CALL_USD = (900 * 1.25 + 100 * 0.125 + 500 * 10.0) / 1e6
+
+
+def test_two_processes_on_s3_share_one_budget(tmp_path, s3):
+    """The budget is the journal's spend, every worker's: two processes with one call each in flight and room
+    for 5.5 calls buy 6, or 7 when both start their last call at once; never one budget each."""
+    model = SeededModel([WRONG], jitter_s=0.05)
+    with WireServer(model, latency_s=0.05) as server:
+        params = json.dumps(grid(tmp_path, server, f"s3://{BUCKET}/budget", concurrency=1,
+                                 budget_usd=5.5 * CALL_USD))
+        children = [subprocess.Popen([sys.executable, "-c", CHILD, params], env={**os.environ}, cwd=tmp_path)
+                    for _ in range(2)]
+        for child in children:
+            child.wait(timeout=600)
+        sold = model.sold()
+    assert max(sold.values()) == 1
+    assert 6 <= sum(sold.values()) <= 7, sum(sold.values())
+    table = ledger.read_attempts(storage.resolve(f"s3://{BUCKET}/budget") / "k").to_pylist()
+    assert sum(r["status"] not in ("skipped_budget",) for r in table) == sum(sold.values())
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_claim_is_taken_once_a_live_one_blocks_a_stale_one_is_taken_over_and_its_holder_learns_it(
+        tmp_path, where, s3):
+    from llm_erm.results.claims import Claims
+
+    run_dir = (tmp_path / "r") if where == "local" else storage.resolve(f"s3://{BUCKET}/claims") / "r"
+    key = ("erm", "fn_a", 20, 1)
+    first, second = Claims(run_dir), Claims(run_dir)
+    held = first.try_claim(key)
+    assert held is not None and held.generation == 1
+    assert second.try_claim(key) is None  # live: its holder renews it
+    # a holder on another machine that stopped renewing a lease ago (its machine died)
+    first.release(held)
+    dead = {"owner": "elsewhere-1-x", "host": "elsewhere", "pid": 1, "generation": 1, "renewed_at": time.time() - 61,
+            "lease_s": 60.0}
+    assert storage.create(second.path(key, 1), json.dumps(dead).encode())
+    taken = second.try_claim(key)
+    assert taken is not None and taken.generation == 2 and second.generations(key) == [2]
+    # the live taker blocks; a holder that stalled past its lease finds out on its next renewal
+    assert first.try_claim(key) is None
+    stalled = Claims(run_dir)
+    stale_claim = stalled.try_claim(("erm", "fn_a", 20, 2))
+    assert storage.create(stalled.path(("erm", "fn_a", 20, 2), 2), json.dumps({**dead, "generation": 2}).encode())
+    stalled.renew(stale_claim)
+    assert stale_claim.lost.is_set()
+    for claims in (first, second, stalled):
+        claims.close()
+    assert second.generations(key) == []  # released

@@ -62,7 +62,7 @@ class Claims:
     def _base(self, key: tuple[str, str, int, int]) -> Any:
         return ledger.trial_path(self.run_dir, *key)
 
-    def _generations(self, key: tuple[str, str, int, int]) -> list[int]:
+    def generations(self, key: tuple[str, str, int, int]) -> list[int]:
         base = self._base(key)
         prefix = base.name + CLAIM_INFIX
         out = []
@@ -71,7 +71,7 @@ class Claims:
                 out.append(int(name[len(prefix):]))
         return sorted(out)
 
-    def _path(self, key: tuple[str, str, int, int], generation: int) -> Any:
+    def path(self, key: tuple[str, str, int, int], generation: int) -> Any:
         base = self._base(key)
         return base.parent / f"{base.name}{CLAIM_INFIX}{generation}"
 
@@ -82,11 +82,11 @@ class Claims:
 
     def holder(self, key: tuple[str, str, int, int]) -> dict[str, Any] | None:
         """The live claim on a trial (its JSON), or None when it is free or its holder's lease ran out."""
-        generations = self._generations(key)
+        generations = self.generations(key)
         if not generations:
             return None
         try:
-            body = json.loads(self._path(key, generations[-1]).read_bytes())
+            body = json.loads(self.path(key, generations[-1]).read_bytes())
         except FileNotFoundError:
             return {"owner": "?", "renewed_at": time.time(), "lease_s": self.lease_s}  # released or moved on
         except ValueError:
@@ -98,16 +98,16 @@ class Claims:
 
     def try_claim(self, key: tuple[str, str, int, int]) -> Claim | None:
         """Claim a trial: the Claim, or None when a live worker holds it (or won the race for it)."""
-        generations = self._generations(key)
+        generations = self.generations(key)
         if generations and self.holder(key) is not None:
             return None
         generation = (generations[-1] + 1) if generations else 1
-        path = self._path(key, generation)
+        path = self.path(key, generation)
         if not storage.create(path, self._body(generation)):
             return None
         claim = Claim(key, path, generation)
         for older in generations:  # a dead worker's claims: no longer needed by anyone
-            storage.delete(self._path(key, older))
+            storage.delete(self.path(key, older))
         with self._lock:
             self._held[key] = claim
             self._start_renewer()
@@ -141,7 +141,7 @@ class Claims:
 
     def renew(self, claim: Claim) -> None:
         """Rewrite the claim's renewal time, unless a newer generation exists (then the claim is lost)."""
-        generations = self._generations(claim.key)
+        generations = self.generations(claim.key)
         if generations and generations[-1] > claim.generation:
             claim.lost.set()
             with self._lock:

@@ -26,7 +26,6 @@ import os
 import platform
 import secrets
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,9 +35,6 @@ from llm_erm.results import storage
 
 JOURNAL_DIR = "journal"
 OBJECT_SUFFIX = ".json"  # one answer per object (object stores)
-# On an object store a refresh is a listing request: other workers' spend is read at most this often (each
-# process indexes its own answers at once), so the budget may overshoot by one second's answers elsewhere.
-REMOTE_REFRESH_S = 1.0
 
 
 def sha256_text(text: str) -> str:
@@ -88,7 +84,6 @@ class Journal:
         self._writer = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}"
         self._sequence = 0
         self._seen: set[str] = set()  # object names already read (object stores)
-        self._refreshed_at = 0.0
         self._loaded = False  # read on first use: a resume of a finished grid never reads its journal
 
     # -- reading ----------------------------------------------------------------------------------
@@ -97,11 +92,11 @@ class Journal:
             self._loaded = True
             self.refresh()
 
-    def refresh(self, force: bool = True) -> None:
+    def refresh(self) -> None:
         """Read what every process appended since the last look (this one's own lines included)."""
         self._loaded = True
         if self.remote:
-            self._refresh_objects(force)
+            self._refresh_objects()
             return
         if not self.directory.is_dir():
             return
@@ -114,12 +109,9 @@ class Journal:
                 for record in records:
                     self._index(record)
 
-    def _refresh_objects(self, force: bool) -> None:
-        """List the journal prefix and read the objects not read yet (concurrently)."""
-        now = time.monotonic()
-        if not force and now - self._refreshed_at < REMOTE_REFRESH_S:
-            return
-        self._refreshed_at = now
+    def _refresh_objects(self) -> None:
+        """List the journal prefix (one request per 1 000 objects) and read the objects not read yet
+        (concurrently). The budget does this before every call it lets start, so it sees every worker's spend."""
         own = f"{self._writer}-"
         new = [name for name in storage.names(self.directory)
                if name.endswith(OBJECT_SUFFIX) and not name.startswith(own) and name not in self._seen]
@@ -152,7 +144,7 @@ class Journal:
     def spent_usd(self, refresh: bool = True) -> float:
         """Estimated spend of every answer any process of the run has journaled."""
         if refresh:
-            self.refresh(force=False)
+            self.refresh()
         self._load()
         with self._lock:
             return self._spent

@@ -78,7 +78,7 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
             state = "skipped_budget"
         elif done == trials:
             state = "done"
-        elif any(_running(p) for p in paths):
+        elif any(_running(run_dir, (label, target, length, t), p) for t, p in enumerate(paths, 1)):
             state = "running"
         elif done:
             state = "partial"
@@ -103,7 +103,14 @@ def running_marker(run_dir: Path, label: str, target: str, length: int, trial: i
         storage.delete(marker)
 
 
-def _running(trial_file: Path) -> bool:
+def _running(run_dir: Path, key: tuple[str, str, int, int], trial_file: Path) -> bool:
+    """In flight: a trial's claim decides where it has one (its lease runs out when its worker dies, on any
+    host); otherwise its running marker (trials of the Batch API path)."""
+    from llm_erm.results.claims import Claims
+
+    claims = Claims(run_dir)
+    if claims.generations(key):
+        return claims.holder(key) is not None
     return marker_alive(_marker(trial_file))
 
 
