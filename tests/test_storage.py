@@ -301,3 +301,20 @@ def test_a_claim_is_taken_once_a_live_one_blocks_a_stale_one_is_taken_over_and_i
     for claims in (first, second, stalled):
         claims.close()
     assert second.generations(key) == []  # released
+
+
+def test_a_run_on_s3_replays_from_its_journal_with_no_call(tmp_path, s3):
+    from llm_erm import GridConfig, run_grid
+
+    model = SeededModel(SCRIPT)
+    with WireServer(model) as server:
+        assert run_grid(GridConfig(**grid(tmp_path, server, f"s3://{BUCKET}/orig", functions=["fn_a"]))).ok
+        bought = len(model.sales)
+        replay = grid(tmp_path, server, str(tmp_path / "replayed"), functions=["fn_a"])
+        replay["proposer"] = {"kind": "replay", "replay_from": f"s3://{BUCKET}/orig/k"}
+        assert run_grid(GridConfig(**replay)).ok
+        assert len(model.sales) == bought  # every answer came from the store's journal
+    original = rows(storage.resolve(f"s3://{BUCKET}/orig") / "k")
+    again = rows(tmp_path / "replayed" / "k")
+    assert [(r["text"], r["status"], r["selected"]) for r in again] == [(r["text"], r["status"], r["selected"])
+                                                                         for r in original]
