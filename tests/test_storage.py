@@ -318,3 +318,22 @@ def test_a_run_on_s3_replays_from_its_journal_with_no_call(tmp_path, s3):
     again = rows(tmp_path / "replayed" / "k")
     assert [(r["text"], r["status"], r["selected"]) for r in again] == [(r["text"], r["status"], r["selected"])
                                                                          for r in original]
+
+
+def test_a_worker_whose_dataset_differs_from_the_one_the_run_recorded_is_refused(tmp_path):
+    """Workers build their own datasets; one that would build other data (another generator version or seed)
+    than the run recorded is refused before any call, naming the target and both ids."""
+    from llm_erm import GridConfig, run_grid
+
+    cfg = {"functions": ["fn_a"], "lengths": [20], "test_size": 400, "proposer": "enumerate", "analyze": False,
+           "run_id": "d", "results_dir": str(tmp_path / "results"), "datasets_dir": str(tmp_path / "datasets")}
+    assert run_grid(GridConfig(**cfg)).ok
+    manifest_path = tmp_path / "results" / "d" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    recorded = manifest["cells"][0]["dataset_id"]
+    manifest["cells"][0]["dataset_id"] = "0123456789abcdef"  # as a run started by another version would say
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(UsageError) as refused:
+        run_grid(GridConfig(**cfg))
+    message = str(refused.value)
+    assert "fn_a L20" in message and recorded in message and "0123456789abcdef" in message, message
