@@ -507,7 +507,7 @@ def run_grid(config: GridConfig, hooks: Hooks | None = None) -> GridResult:
 def run_trial(config: GridConfig, target: str, length: int, trial: int = 1, method: str | None = None,
               hooks: Hooks | None = None) -> TrialResult:
     """One trial of one cell (and method: the grid's first by default), written to the run's ledger like any
-    other; a finished one is run again."""
+    other; a finished one is not run again (its rows come back from the ledger)."""
     config = config.model_copy(update={"functions": [target], "lengths": [length]})
     with GridRun(config, hooks) as run:
         run.write_manifest()
