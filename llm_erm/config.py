@@ -108,8 +108,8 @@ class MethodSpec(BaseModel):
 # Fields that do not change what is computed, and so not the default run id: where results go, how fast
 # they are computed, how failures are retried and whether anything is spent.
 _IDENTITY_EXCLUDE: dict[str, Any] = {
-    "run_id": True, "results_dir": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
-    "dry_run": True, "analyze": True, "fan_out": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
+    "run_id": True, "results_dir": True, "storage_options": True, "datasets_dir": True, "concurrency": True, "budget_usd": True,
+    "dry_run": True, "analyze": True, "fan_out": True, "method_deployments": True, "generalize_lengths": True, "verify_workers": True, "retries": True,
     "retry_delay_s": True, "max_retry_after_s": True, "call_limit": True, "sandbox": True, "table_files": True,
     # Written into each classical method's settings (GridConfig._protocol_into_methods), which are identity.
     "baseline_protocol": True,
@@ -184,7 +184,10 @@ class GridConfig(BaseModel):
     budget_usd: float | None = Field(None, gt=0, description="Stop starting calls once the run's estimated "
                                      "spend reaches this")
     run_id: str | None = Field(None, description="Name of the run (default: a hash of the grid config)")
-    results_dir: str = Field("results", description="Where runs are stored")
+    results_dir: str = Field("results", description="Where runs are stored: a path, or an fsspec URL "
+                             "(s3://bucket/prefix needs the s3 extra)")
+    storage_options: dict[str, Any] | None = Field(None, description="fsspec options of an object-store "
+                                                   "--results-dir (no credentials: those come from the environment)")
     datasets_dir: str = Field("datasets", description="Where datasets are stored")
     dry_run: bool = Field(False, description="Print every distinct prompt and the cost estimate; spend nothing")
     analyze: bool = Field(True, description="Analyse the run at the end (leakage checks, plots, report)")
@@ -192,6 +195,9 @@ class GridConfig(BaseModel):
                                                  "these lengths at the end (llm-erm generalize)")
     fan_out: bool = Field(False, description="Run each cell as a flow run of the erm-cell deployment "
                           "(Prefect runs only)")
+    method_deployments: dict[str, str] | None = Field(
+        None, description="Fanned-out grids: the erm-cell deployment (and so the work pool) each method label "
+        "or method runs on, '*' for the rest, e.g. {\"sgd\": \"erm-cell-gpu\", \"*\": \"erm-cell\"}")
 
     @field_validator("alphabet")
     @classmethod
@@ -328,11 +334,11 @@ class GridConfig(BaseModel):
         later command (generalize, verify --run-id) scores with the run's own settings."""
         from llm_erm.results.ledger import read_manifest
 
-        manifest = read_manifest(Path(run_dir))
+        manifest = read_manifest(run_dir)  # a Path, or a UPath on an object store
         try:
-            return cls(**{**(manifest.get("config") or {}), "run_id": manifest.get("run_id") or Path(run_dir).name})
+            return cls(**{**(manifest.get("config") or {}), "run_id": manifest.get("run_id") or run_dir.name})
         except ValidationError as exc:
-            raise UsageError(f"the manifest of run {Path(run_dir).name} holds a config this version cannot read "
+            raise UsageError(f"the manifest of run {run_dir.name} holds a config this version cannot read "
                              f"({describe_error(exc)}): pass the settings as options") from None
 
     # -- derived ------------------------------------------------------------------------------------
@@ -366,9 +372,10 @@ class GridConfig(BaseModel):
         return f"grid-{digest[:12]}"
 
     def run_dir(self) -> Path:
+        """The run's folder: a Path, or a UPath on an object store (llm_erm.results.storage)."""
         from llm_erm.results.runs import run_folder
 
-        return run_folder(self.results_dir, self.resolved_run_id())
+        return run_folder(self.results_dir, self.resolved_run_id(), options=self.storage_options)
 
     def template_record(self) -> dict[str, str] | None:
         """The prompt template as the manifest records it: where it was read, its digest and its text."""

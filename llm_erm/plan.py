@@ -27,6 +27,7 @@ from typing import Any
 from llm_erm.config import ERM, ICL, GridConfig, MethodSpec
 from llm_erm.datasets import Dataset, DatasetSpec
 from llm_erm.errors import UsageError
+from llm_erm.results.storage import RunPath
 
 _PIECES = re.compile(r" ?[A-Za-z]+|\d{1,3}| ?[^\sA-Za-z\d]+|\s+")
 
@@ -120,8 +121,9 @@ class Plan:
     template: str | None
 
     @property
-    def run_dir(self) -> Path:
-        return Path(self.config.results_dir).resolve() / self.run_id
+    def run_dir(self) -> RunPath:
+        """The run's folder: a local Path, or a UPath on an object store (llm_erm.results.storage)."""
+        return self.config.run_dir()
 
     @property
     def uses_sandbox(self) -> bool:

@@ -42,7 +42,7 @@ from llm_erm.analysis.stats import (
     with_methods,
 )
 from llm_erm.errors import UsageError
-from llm_erm.results import ledger
+from llm_erm.results import ledger, storage
 from llm_erm.results.schema import STATUSES
 
 REPORT_FILE = "report.html"
@@ -98,6 +98,10 @@ def _selection_mismatches(attempts: pd.DataFrame) -> int:
 
 
 def _swap_in(new_dir: Path, final_dir: Path) -> None:
+    if storage.is_remote(final_dir):  # no rename on an object store: each file one PUT, stale ones removed
+        storage.publish_dir(new_dir, final_dir)
+        shutil.rmtree(new_dir, ignore_errors=True)
+        return
     old = final_dir.with_name(final_dir.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
     if final_dir.exists():
@@ -113,7 +117,7 @@ def analyze_run(run_dir: Path, datasets_dir: Path | str | None = None) -> Analys
     directory, and rebuilt into `datasets_dir` when missing (llm_erm.analysis.locate): a run is relocatable."""
     from llm_erm.analysis.locate import locate_datasets
 
-    run_dir = Path(run_dir)
+    run_dir = run_dir if storage.is_remote(run_dir) else Path(run_dir)
     attempts = with_methods(ledger.read_attempts(run_dir).to_pandas())
     if attempts.empty:
         raise UsageError(
@@ -141,7 +145,8 @@ def analyze_run(run_dir: Path, datasets_dir: Path | str | None = None) -> Analys
     priced = cells[cells["method"].isin(methods.MODEL_METHODS)]
 
     report_dir = run_dir / ledger.REPORT_DIR
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".report."))
+    # staged beside the run (one rename swaps it in), or in a local temp folder for an object store
+    staging = Path(tempfile.mkdtemp(dir=None if storage.is_remote(run_dir) else run_dir, prefix=".report."))
     staging.chmod(0o755)  # mkdtemp makes it private; the report is for everyone who can read the run
     figures: list[plots.Plot] = []
     try:
@@ -167,7 +172,7 @@ def analyze_run(run_dir: Path, datasets_dir: Path | str | None = None) -> Analys
 
         generalized = run_dir / GENERALIZATION_FILE  # written by `llm-erm generalize`
         if generalized.exists():
-            figures.append(plots.draw_generalization(pd.read_parquet(generalized)))
+            figures.append(plots.draw_generalization(ledger.read_table(generalized).to_pandas()))
         figures += [
             plots.draw_progression(progress[progress["method_label"].isin(search)]),
             plots.draw_pass_at_k(curves[curves["method_label"].isin(search)]),

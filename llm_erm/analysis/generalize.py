@@ -32,7 +32,7 @@ import pandas as pd
 from llm_erm.datasets import DatasetSpec, build_dataset
 from llm_erm.datasets.custom import FILE_PREFIX
 from llm_erm.errors import UsageError
-from llm_erm.results import ledger
+from llm_erm.results import ledger, storage
 
 GENERALIZATION_FILE = "generalization.parquet"
 COLUMNS = ["method_label", "target", "source_length", "trial", "length", "test_acc", "test_n", "status",
@@ -161,7 +161,7 @@ def generalize_run(run_dir: Path, lengths: Sequence[int], *, datasets_dir: Path,
                              "note": run.first_error})
     table = _merged(run_dir / GENERALIZATION_FILE, pd.DataFrame(rows, columns=COLUMNS))
     ledger.write_frame(run_dir / GENERALIZATION_FILE, table)
-    table.to_csv(run_dir / GENERALIZATION_FILE.replace(".parquet", ".csv"), index=False)
+    storage.write_bytes(run_dir / GENERALIZATION_FILE.replace(".parquet", ".csv"), table.to_csv(index=False).encode())
     return table
 
 

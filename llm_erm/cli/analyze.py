@@ -16,19 +16,21 @@ from llm_erm.cli.options import MultiValueCommand
 from llm_erm.config import default
 from llm_erm.errors import UsageError
 
-ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")]
+ResultsDir = Annotated[str, typer.Option("--results-dir", help="Where runs are stored (a path or s3://...).")]
 DatasetsDir = Annotated[Path, typer.Option(
     "--datasets-dir", help="Where the run's datasets are (a moved run's are looked for here, then at the "
     "recorded path and beside the results directory; a missing one is rebuilt here).")]
 
 
-def _run_dir(results_dir: Path, run_id: str, option: str = "--run-id") -> Path:
+def _run_dir(results_dir: str, run_id: str, option: str = "--run-id") -> Path:
     """The directory of a run that has attempts, or a UsageError naming the runs that exist."""
+    from llm_erm.results import storage
     from llm_erm.results.runs import run_folder
 
     run_dir = run_folder(results_dir, run_id, option)
-    if not (run_dir / "attempts").is_dir():
-        known = [p.parent.name for p in results_dir.glob("*/attempts")] if results_dir.is_dir() else []
+    if "attempts" not in storage.names(run_dir):
+        location = storage.resolve(results_dir)
+        known = [name for name in storage.names(location) if "attempts" in storage.names(location / name)]
         hint = f"known runs: {', '.join(sorted(known))}" if known else "pass --results-dir where the runs are"
         raise UsageError(f"no run '{run_id}' with attempts under {results_dir}/: {hint}")
     return run_dir
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def analyze(
         run_id: Annotated[str, typer.Option("--run-id", help="The run to analyse (a directory under --results-dir).")],
-        results_dir: ResultsDir = Path(default("results_dir")),
+        results_dir: ResultsDir = default("results_dir"),
         datasets_dir: DatasetsDir = Path(default("datasets_dir")),
     ) -> None:
         """Leakage checks, statistics, tables, plots and the HTML report of a run.
@@ -92,7 +94,7 @@ def register(app: typer.Typer) -> None:
     def generalize(
         run_id: Annotated[str, typer.Option("--run-id", help="The run whose selected programs to score.")],
         lengths: Annotated[list[str], typer.Option("--lengths", help="Lengths to score them at, e.g. 10 20 50 100.")],
-        results_dir: ResultsDir = Path(default("results_dir")),
+        results_dir: ResultsDir = default("results_dir"),
         datasets_dir: DatasetsDir = Path(default("datasets_dir")),
         test_size: Annotated[int, typer.Option("--test-size", help="Test inputs per length (even).")] = 2000,
         sandbox: Annotated[str | None, typer.Option(
@@ -131,7 +133,7 @@ def register(app: typer.Typer) -> None:
     def compare(
         baseline: Annotated[str, typer.Argument(help="Run id of the baseline (e.g. last night's run).")],
         candidate: Annotated[str, typer.Argument(help="Run id of the run to check against it.")],
-        results_dir: ResultsDir = Path(default("results_dir")),
+        results_dir: ResultsDir = default("results_dir"),
     ) -> None:
         """Compare two runs cell by cell and list the regressions.
 

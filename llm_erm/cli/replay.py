@@ -1,12 +1,12 @@
 """`llm-erm replay-server`: an OpenAI-compatible server on 127.0.0.1 that answers from a recording."""
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 Source = Annotated[
-    Path, typer.Option("--from", help="A run's ledger directory (results/<run_id>) or a JSONL file of recorded answers.")
+    str, typer.Option("--from", help="A run's ledger directory (results/<run_id>, or s3://bucket/results/<run_id>) "
+                      "or a JSONL file of recorded answers.")
 ]
 Port = Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1; 0 picks a free one.")]
 

@@ -371,11 +371,9 @@ def _print_paths(run_dir: Path) -> None:
 
 
 def _read_summary(run_dir: Path) -> list[dict]:
-    import pyarrow.parquet as pq
-
     from llm_erm.results import ledger
 
-    return pq.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
+    return ledger.read_table(run_dir / ledger.SUMMARY_FILE).to_pylist()
 
 
 class _progress:
@@ -496,7 +494,7 @@ def _run_dir(results_dir: str, run_id: str) -> Path:
 
     run_dir = run_folder(results_dir, run_id)
     if not (run_dir / "manifest.json").exists():
-        raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
+        raise UsageError(f"no run {run_id!r} under {results_dir}: check --run-id and --results-dir")
     return run_dir
 
 

@@ -9,11 +9,14 @@ import typer
 
 from llm_erm.config import default
 
+MIRROR_SYNC_S = 2.0  # how often a viewer of an object store looks for new objects
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def view(
-        results_dir: Annotated[Path, typer.Option("--results-dir", help="Where runs are stored.")] = Path(default("results_dir")),
+        results_dir: Annotated[str, typer.Option("--results-dir", help="Where runs are stored (a path or s3://...).")]
+        = default("results_dir"),
         port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 8765,
         host: Annotated[str, typer.Option("--host", help="Interface to bind; anything but loopback needs --token.")]
         = "127.0.0.1",
@@ -28,14 +31,38 @@ def register(app: typer.Typer) -> None:
 
         Example: llm-erm view --results-dir results   (then open http://127.0.0.1:8765/)
         """
+        from llm_erm.results import storage
         from llm_erm.viewer import make_server
 
-        server = make_server(results_dir, host=host, port=port, token=token)
+        location = storage.resolve(results_dir)
+        mirror = None
+        if storage.is_remote(location):  # the viewer reads a local folder: a copy kept in step with the store
+            import tempfile
+            import threading
+
+            mirror = storage.Mirror(location, Path(tempfile.mkdtemp(prefix="llm-erm-view-")))
+            mirror.sync()
+            stop = threading.Event()
+
+            def follow() -> None:
+                while not stop.wait(MIRROR_SYNC_S):
+                    try:
+                        mirror.sync()
+                    except Exception:  # noqa: BLE001 - a store hiccup: the next round tries again
+                        continue
+
+            threading.Thread(target=follow, name="llm-erm-view-sync", daemon=True).start()
+        server = make_server(mirror.local if mirror else location, host=host, port=port, token=token)
         server.warm_up()  # read the runs in the background: by the time a page is opened they are cached
-        typer.echo(f"llm-erm view: {results_dir.resolve()} (read-only) at {server.url}  - Ctrl-C stops")
+        typer.echo(f"llm-erm view: {location} (read-only) at {server.url}  - Ctrl-C stops")
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             pass
         finally:
             server.server_close()
+            if mirror is not None:
+                stop.set()
+                import shutil
+
+                shutil.rmtree(mirror.local, ignore_errors=True)

@@ -41,12 +41,14 @@ from llm_erm.errors import UsageError
 from llm_erm.plan import Plan, Work, cell_label, method_spec, plan_run, work_items
 from llm_erm.proposers import ProposeRequest, ProposerError
 from llm_erm.results import ledger
+from llm_erm.results.claims import Claim, ClaimLost, Claims
 from llm_erm.results.journal import Journal, sha256_text
-from llm_erm.results.progress import pending, running_marker
+from llm_erm.results.progress import pending, running_marker, trial_done
 from llm_erm.results.prompts import store_prompt
 from llm_erm.results.rows import attempt_row, finish_trial, request_params_json
 from llm_erm.results.schema import SKIPPED_BUDGET, UNSTORABLE
 from llm_erm.results.selection import get_rule
+from llm_erm.results.storage import ensure_writable
 
 PREP_WORKERS = 2  # datasets and prompts are CPU work: more threads than cores only contend
 
@@ -93,6 +95,7 @@ class GridRun:
         self.hooks = hooks or Hooks()
         self.run_id = plan.run_id
         self.run_dir = plan.run_dir
+        ensure_writable(self.run_dir)  # an object store we cannot write to: one line now, not a failed trial later
         self.specs = plan.specs
         self.methods = [m.spec for m in plan.methods.values()]
         self.several = len(self.methods) > 1  # labels appear in task-run names only when they tell apart
@@ -109,6 +112,8 @@ class GridRun:
         self.sandbox = open_sandbox(config) if self.proposers else None
         self.journal = Journal(self.run_dir)
         self.budget = Budget(config.budget_usd, self.journal)
+        self.claims = Claims(self.run_dir)  # no two processes of the run take the same trial (claims.py)
+        self._held: dict[tuple[str, str, int, int], Claim] = {}
         self._slots = threading.BoundedSemaphore(config.concurrency)
         self._wave_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -125,6 +130,7 @@ class GridRun:
             self._wave_pool.shutdown(wait=False, cancel_futures=True)
         if self.sandbox is not None:
             self.sandbox.close()
+        self.claims.close()
         self.journal.close()
 
     # -- the plan -----------------------------------------------------------------------------------
@@ -132,13 +138,17 @@ class GridRun:
         return work_items(self.config, specs or self.specs)
 
     def pending(self, specs: Sequence[DatasetSpec] | None = None) -> list[Work]:
-        """The trials not done yet, in grid order."""
+        """The trials not done yet, in grid order; those another live process holds come last (this one takes
+        the free trials first, then waits for those: see trial())."""
         items = self.work(specs)
         todo = set(pending(self.run_dir, [w.key for w in items]))
-        return [w for w in items if w.key in todo]
+        mine = [w for w in items if w.key in todo]
+        held = self.claims.live([w.key for w in mine])
+        return [w for w in mine if w.key not in held] + [w for w in mine if w.key in held]
 
     def write_manifest(self) -> None:
         previous = ledger.read_manifest(self.run_dir)
+        check_datasets(previous, self.work())
         versions = {name: md.version(name) for name in ("prefect", "openai", "pyarrow", "numpy")}
         for name in ("anthropic", "google-genai", "xllamacpp", "scikit-learn", "xgboost", "torch", "transformers"):
             with contextlib.suppress(md.PackageNotFoundError):
@@ -171,7 +181,7 @@ class GridRun:
         label = cell_label(spec)
 
         def prepare() -> Cell:
-            dataset = _load(spec, Path(self.config.datasets_dir))
+            dataset = _load(spec, Path(self.config.datasets_dir).expanduser())  # ~: each worker's own
             prompt = self.plan.erm_prompt(dataset) if with_prompt else None
             if prompt is not None:
                 store_prompt(self.run_dir, prompt)  # once per run; the rows keep its hash
@@ -247,7 +257,7 @@ class GridRun:
         cfg = self.config
         # the grid's own sandbox pool, with the run's bounds: no second pool of workers while it is open
         self.hooks.step("generalize", "generalize", lambda: generalize_run(
-            self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir), sandbox_mode=cfg.sandbox,
+            self.run_dir, cfg.generalize_lengths, datasets_dir=Path(cfg.datasets_dir).expanduser(), sandbox_mode=cfg.sandbox,
             time_per_input_s=cfg.candidate_timeout_s, memory_mb=cfg.candidate_memory_mb, sandbox=self.sandbox))
 
     # -- one trial ----------------------------------------------------------------------------------
@@ -265,12 +275,44 @@ class GridRun:
         return result
 
     def _write(self, cell: Cell, work: Work, body: Callable[[GridRun, Cell, Work, dict], list[dict]]) -> TrialResult:
-        """Run a trial's body under its running marker and write its rows as one ledger file."""
+        """Run a trial's body under its claim and running marker and write its rows as one ledger file."""
+        claim = self._claim(work)
+        if claim is None:  # another process of the run finished it meanwhile: its rows are the trial's
+            rows = ledger.read_table(ledger.trial_path(self.run_dir, *work.key)).to_pylist()
+            return TrialResult(work.spec.target, work.spec.length, work.trial, rows, work.label)
         identity = self.identity(cell, work)
-        with running_marker(self.run_dir, *work.key):
-            rows = body(self, cell, work, identity)
-            ledger.write_trial(self.run_dir, *work.key, rows)
+        try:
+            with running_marker(self.run_dir, *work.key):
+                rows = body(self, cell, work, identity)
+                self._check_claim(work)
+                ledger.write_trial(self.run_dir, *work.key, rows)
+        finally:
+            self._held.pop(work.key, None)
+            self.claims.release(claim)
         return TrialResult(work.spec.target, work.spec.length, work.trial, rows, work.label)
+
+    def _claim(self, work: Work) -> Claim | None:
+        """Claim the trial, waiting while another live process holds it; None when it got done meanwhile.
+        A fresh claim reads the journal again: a killed holder's answers are reused, never bought twice."""
+        delay = 0.5
+        while True:
+            claim = self.claims.try_claim(work.key)
+            if trial_done(self.run_dir, *work.key):  # done elsewhere (before or since our look at the claims)
+                if claim is not None:
+                    self.claims.release(claim)
+                return None
+            if claim is not None:
+                self.journal.refresh()
+                self._held[work.key] = claim
+                return claim
+            if self.stop.wait(delay):
+                raise Interrupted("the run is stopping")
+            delay = min(delay * 1.5, 5.0)
+
+    def _check_claim(self, work: Work) -> None:
+        claim = self._held.get(work.key)
+        if claim is not None and claim.lost.is_set():
+            raise ClaimLost(f"another worker took {self.trial_label(work)} over (this one stalled past the lease)")
 
     def erm_trial(self, cell: Cell, work: Work, identity: dict[str, Any]) -> list[dict[str, Any]]:
         """Propose, verify and select, attempt by attempt (or wave by wave), until the rule calls it solved."""
@@ -297,6 +339,7 @@ class GridRun:
         answer, reused = self.journal.lookup(call.key), True
         if answer is None:
             reused = False
+            self._check_claim(work)
             asked = ProposeRequest(prompt=cell.prompt, trial=work.trial, attempt=attempt, seed=seed)
             answer = self.call(label, lambda: proposer.propose(asked), call.key, call.record)
             if isinstance(answer, str):  # skipped for budget, or the call failed: the row says which
@@ -442,6 +485,18 @@ def _union_cells(previous: list[dict], work: Sequence[Work]) -> list[dict]:
         "method_label": w.label, "method": w.method.method, "target": w.spec.target, "length": w.spec.length,
         "dataset_id": w.spec.dataset_id} for w in work})
     return sorted(cells.values(), key=lambda c: (c["method_label"], c["target"], c["length"]))
+
+
+def check_datasets(manifest: dict[str, Any], work: Sequence[Work]) -> None:
+    """Every worker builds its own datasets (they are deterministic); one that would learn from other data than
+    the run recorded (another generator version, another seed) is refused, naming the target and both ids."""
+    recorded = {(c.get("method_label"), c["target"], c["length"]): c.get("dataset_id")
+                for c in manifest.get("cells", []) if c.get("dataset_id")}
+    for w in work:
+        was = recorded.get((w.label, w.spec.target, w.spec.length))
+        if was is not None and was != w.spec.dataset_id:
+            raise UsageError(f"{w.label} {cell_label(w.spec)}: this worker's dataset is {w.spec.dataset_id} but the "
+                             f"run recorded {was}: run every worker of a run on the same llm-erm version and config")
 
 
 def _load(spec: DatasetSpec, datasets_dir: Path) -> Dataset:

@@ -19,8 +19,9 @@ from llm_erm.tasks import artifact_key
 @task(name="analyze run", task_run_name="analyze {run_id}", cache_policy=NO_CACHE)
 def analyze(run_id: str, run_dir: str, datasets_dir: str | None = None):
     from llm_erm.analysis import analyze_run
+    from llm_erm.results.storage import resolve
 
-    return analyze_run(Path(run_dir), datasets_dir=datasets_dir)
+    return analyze_run(resolve(run_dir), datasets_dir=datasets_dir)  # a local path or an object-store URL
 
 
 @flow(name="erm-analysis", flow_run_name="{run_id} analysis", log_prints=True)  # named like its grid run

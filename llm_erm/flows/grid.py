@@ -56,7 +56,18 @@ def _grid_run_name() -> str:
 
 def _cell_run_name() -> str:
     params = flow_run.get_parameters()
-    return f"{(params.get('config') or {}).get('run_id', '?')} {params.get('function')} L{params.get('length')}"
+    return cell_run_name(params.get("config") or {}, params.get("function"), params.get("length"))
+
+
+def cell_run_name(config: dict[str, Any], function: Any, length: Any) -> str:
+    """`<run id> <target> L<length>`, plus the methods when the grid routes methods to deployments (one cell
+    then has a flow run per deployment, and each must be told apart, by a resume too)."""
+    name = f"{config.get('run_id', '?')} {function} L{length}"
+    if config.get("method_deployments"):
+        labels = [m.get("label") or m.get("method") if isinstance(m, dict) else str(m)
+                  for m in config.get("methods") or []]
+        name += f" [{' '.join(map(str, labels))}]"
+    return name
 
 
 def erm_grid_fn(**params: Any):
@@ -115,7 +126,7 @@ def erm_cell_fn(function: str, length: int, config: dict[str, Any]):
     cfg = GridConfig.from_options(**{**config, "functions": [function], "lengths": [length], "fan_out": False,
                                      "analyze": False})
     run_id = cfg.resolved_run_id()
-    _mark_stale_runs_crashed("erm-cell", f"{run_id} {function} L{length}")
+    _mark_stale_runs_crashed("erm-cell", cell_run_name({**config, "run_id": run_id}, function, length))
     with GridRun(cfg, hooks=None) as run:
         todo = run.pending()
         run.hooks = PrefectHooks(run_id, len(todo), cfg.call_limit)
@@ -138,19 +149,35 @@ def _outcome(result: GridResult) -> dict[str, Any]:
             "failed_calls": result.failed_calls, "errors": result.errors, "cells": result.cells}
 
 
+def method_routes(config: GridConfig) -> dict[str, list[dict[str, Any]]]:
+    """The grid's methods grouped by the erm-cell deployment they run on (config.method_deployments: a method
+    label, else the method, else '*', else the default erm-cell deployment)."""
+    routes = config.method_deployments or {}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for method in config.methods:
+        name = routes.get(method.resolved_label) or routes.get(method.method) or routes.get("*") or "erm-cell"
+        groups.setdefault(name, []).append(method.model_dump(mode="json", exclude_defaults=True))
+    return groups
+
+
 def _fan_out(config: GridConfig, specs: list) -> list[str]:
-    """One flow run of the erm-cell deployment per cell, all under this run's id, journal and budget, so
-    every worker on the pool shares the grid. Returns the cells whose flow run did not complete."""
+    """One flow run of an erm-cell deployment per cell (and per deployment its methods are routed to), all
+    under this run's id, journal, budget and call limit, so every worker of every pool shares the grid.
+    Returns the cells whose flow run did not complete."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     params = config.model_dump(mode="json", exclude={"functions", "lengths", "fan_out"})
     params["run_id"] = config.resolved_run_id()  # the cells write under the parent's run, always
-    runs = {
-        run_deployment("erm-cell/erm-cell", parameters={"function": file_spec(s.target), "length": s.length, "config": params},
-                       timeout=0, flow_run_name=f"{params['run_id']} {cell_label(s)}").id: s
-        for s in specs
-    }
+    groups = method_routes(config)
+    runs = {}
+    for s in specs:
+        for deployment, methods in groups.items():
+            cell_config = {**params, "methods": methods}
+            run = run_deployment(f"erm-cell/{deployment}", timeout=0,
+                                 parameters={"function": file_spec(s.target), "length": s.length, "config": cell_config},
+                                 flow_run_name=cell_run_name(cell_config, s.target, s.length))
+            runs[run.id] = s
     failed = []
     with get_client(sync_client=True) as client:
         while runs:

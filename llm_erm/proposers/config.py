@@ -71,7 +71,7 @@ class ProposerConfig(BaseModel):
     chat_max_tokens_param: Literal["max_completion_tokens", "max_tokens"] | None = Field(
         None, description="Chat Completions: max_completion_tokens | max_tokens (default: what the server expects)")
     # replay
-    replay_from: Path | None = Field(None, description="Ledger dir, journal or JSONL to replay (replay proposer)")
+    replay_from: Path | str | None = Field(None, description="Ledger dir (or s3://... run), journal or JSONL to replay (replay proposer)")
     # enumerate
     enumerate_max_programs: int = Field(200_000, gt=0, description="Enumerator budget in programs")
     enumerate_max_seconds: float = Field(20.0, gt=0, description="Enumerator budget in seconds")

@@ -59,7 +59,19 @@ class Recorded:
 
 # -- loading ------------------------------------------------------------------------------------
 def load_records(source: Path) -> list[Recorded]:
-    """Every recorded answer in a ledger directory, a Parquet file or a JSONL file, in source order."""
+    """Every recorded answer in a ledger directory, a Parquet file or a JSONL file, in source order; a run on an
+    object store (s3://bucket/results/<run_id>) is read from its journal."""
+    from llm_erm.results import storage
+
+    if storage.protocol_of(str(source)) not in ("", "file"):
+        from llm_erm.results.journal import Journal
+
+        answers = [r for r in Journal(storage.resolve(str(source))).records() if r.get("kind", "answer") == "answer"]
+        rows = [(f"{source} journal record {i + 1}", r) for i, r in enumerate(answers)]
+        records = _number_attempts(_record(row, where) for where, row in rows if row.get("text") is not None)
+        if not records:
+            raise UsageError(f"replay source {source} holds no journaled answers: pass the run's folder in the store")
+        return records
     source = Path(source)
     if not source.exists():
         raise UsageError(f"replay source {source} does not exist: pass a results/<run_id> directory or a JSONL file")
@@ -204,7 +216,10 @@ class ReplayProposer:
     kind = "replay"
 
     def __init__(self, source: Path):
-        self.source = Path(source)
+        from llm_erm.results.storage import protocol_of
+
+        remote = protocol_of(str(source)) not in ("", "file")
+        self.source = source if remote else Path(source)  # an object-store URL stays a URL
         self._index: dict[tuple[str, int | None, int], Recorded] | None = None
         self._lock = threading.Lock()
 

@@ -9,7 +9,9 @@ workers sharing results/ (NFS included) never write to the same file. Each line 
      "response_id", "extra": {...}, "at": <UTC time>}
 
 appended with one write(2) on an O_APPEND descriptor: a killed process leaves at most a torn last
-line, which readers skip. The key is the request's identity (run id, provider, base URL, model, request
+line, which readers skip. An object store has no append, so there each answer is an object of its own,
+results/<run_id>/journal/<host>-<pid>-<token>-<sequence>.json (one PUT, before the answer is verified, so
+the guarantee is the same), and readers list the prefix for objects they have not read yet. The key is the request's identity (run id, provider, base URL, model, request
 parameters, prompt hash, trial, attempt), so a resumed trial finds what it already paid for, and the
 budget is the sum of what every process of the run spent. The journal is ours, not Prefect's: Prefect
 commits a nested task's result only when the enclosing task finishes.
@@ -33,7 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llm_erm.results import storage
+
 JOURNAL_DIR = "journal"
+OBJECT_SUFFIX = ".json"  # one answer per object (object stores)
 
 
 def sha256_text(text: str) -> str:
@@ -80,7 +85,8 @@ class Journal:
     """The answer journal of one run directory. Thread-safe; `lookup` and `spent_usd` see every process."""
 
     def __init__(self, run_dir: Path, fsync: bool = True):
-        self.directory = Path(run_dir) / JOURNAL_DIR
+        self.remote = storage.is_remote(run_dir)
+        self.directory = (run_dir if self.remote else Path(run_dir)) / JOURNAL_DIR
         self.fsync = fsync  # survive a machine crash too, not only a killed process
         self._lock = threading.Lock()
         self._fd: int | None = None
@@ -88,11 +94,23 @@ class Journal:
         self._offsets: dict[Path, int] = {}
         self._records: dict[str, dict[str, Any]] = {}
         self._spent = 0.0
-        self.refresh()
+        self._writer = f"{platform.node() or 'host'}-{os.getpid()}-{secrets.token_hex(4)}"
+        self._sequence = 0
+        self._seen: set[str] = set()  # object names already read (object stores)
+        self._loaded = False  # read on first use: a resume of a finished grid never reads its journal
 
     # -- reading ----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self.refresh()
+
     def refresh(self) -> None:
         """Read what every process appended since the last look (this one's own lines included)."""
+        self._loaded = True
+        if self.remote:
+            self._refresh_objects()
+            return
         if not self.directory.is_dir():
             return
         with self._lock:
@@ -104,6 +122,24 @@ class Journal:
                 for record in records:
                     self._index(record)
 
+    def _refresh_objects(self) -> None:
+        """List the journal prefix (one request per 1 000 objects) and read the objects not read yet
+        (concurrently). The budget does this before every call it lets start, so it sees every worker's spend."""
+        own = f"{self._writer}-"
+        new = [name for name in storage.names(self.directory)
+               if name.endswith(OBJECT_SUFFIX) and not name.startswith(own) and name not in self._seen]
+        got = storage.read_many([self.directory / name for name in new])
+        with self._lock:
+            for i, data in got.items():
+                self._seen.add(new[i])
+                for line in data.splitlines():
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict):
+                        self._index(record)
+
     def _index(self, record: dict[str, Any]) -> None:
         key = record.get("key")
         if not isinstance(key, str):
@@ -114,6 +150,7 @@ class Journal:
             self._spent += float(cost)
 
     def lookup(self, key: str) -> dict[str, Any] | None:
+        self._load()
         with self._lock:
             return self._records.get(key)
 
@@ -121,14 +158,17 @@ class Journal:
         """Estimated spend of every answer any process of the run has journaled."""
         if refresh:
             self.refresh()
+        self._load()
         with self._lock:
             return self._spent
 
     def records(self) -> Iterator[dict[str, Any]]:
+        self._load()
         with self._lock:
             yield from list(self._records.values())
 
     def __len__(self) -> int:
+        self._load()
         with self._lock:
             return len(self._records)
 
@@ -138,6 +178,14 @@ class Journal:
         record = {"key": key, **record, "at": datetime.now(UTC).isoformat()}
         # ASCII: every code point survives, a lone surrogate too (as its \\u escape, read back as itself).
         line = (json.dumps(record, ensure_ascii=True, default=str) + "\n").encode("ascii")
+        if self.remote:  # one whole object per answer: a reader sees it complete or not at all
+            with self._lock:
+                self._sequence += 1
+                name = f"{self._writer}-{self._sequence:08d}{OBJECT_SUFFIX}"
+            storage.write_bytes(self.directory / name, line)
+            with self._lock:
+                self._index(record)
+            return record
         with self._lock:
             fd = self._open()
             view = memoryview(line)

@@ -10,9 +10,8 @@ Layout of results/<run_id>/ (see schema.py for the columns):
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llm_erm.results import storage
 from llm_erm.results.journal import storable_text
 from llm_erm.results.schema import ATTEMPT_SCHEMA
 
@@ -30,26 +30,13 @@ REPORT_DIR = "report"
 TRIAL_GLOB = "*/*/L*/trial*.parquet"  # under attempts/: label / target / length / trial
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def trial_path(run_dir: Path, label: str, target: str, length: int, trial: int) -> Path:
     return run_dir / ATTEMPTS_DIR / label / target / f"L{length}" / f"trial{trial}.parquet"
 
 
 def atomic_write(path: Path, write: Any) -> None:
-    """Write through a temp file in the same directory, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes owner-only files; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write through a temp file, then publish it whole (rename, or one PUT on an object store)."""
+    storage.atomic_write(path, write)
 
 
 def write_table(path: Path, table: pa.Table) -> None:
@@ -62,10 +49,7 @@ def write_frame(path: Path, frame: Any) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    def write(tmp: str) -> None:
-        Path(tmp).write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-
-    atomic_write(path, write)
+    storage.write_bytes(path, (json.dumps(data, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8"))
 
 
 def attempts_table(rows: Iterable[dict[str, Any]]) -> pa.Table:
@@ -85,7 +69,11 @@ def write_trial(run_dir: Path, label: str, target: str, length: int, trial: int,
 
 
 def trial_files(run_dir: Path) -> list[Path]:
-    return sorted((run_dir / ATTEMPTS_DIR).glob(TRIAL_GLOB))
+    """Every trial file of the run (one listing of attempts/, paginated, on an object store)."""
+    root = run_dir / ATTEMPTS_DIR
+    if not storage.is_remote(run_dir):
+        return sorted(root.glob(TRIAL_GLOB))
+    return [root / rel for rel in storage.find(root) if fnmatch.fnmatchcase(rel, TRIAL_GLOB) and rel.count("/") == 3]
 
 
 def finished_trials(run_dir: Path) -> set[tuple[str, str, int, int]]:
@@ -98,12 +86,27 @@ def read_attempts(run_dir: Path) -> pa.Table:
     """Every attempt row of a run (an empty table of the schema when none)."""
     import pyarrow.dataset as ds  # here: it imports pandas, which a run's start does not otherwise need
 
-    files = [str(p) for p in trial_files(run_dir)]
-    if not files:
+    paths = trial_files(run_dir)
+    if not paths:
         return ATTEMPT_SCHEMA.empty_table()
-    return ds.dataset(files, format="parquet", schema=ATTEMPT_SCHEMA).to_table()
+    if not storage.is_remote(run_dir):
+        return ds.dataset([str(p) for p in paths], format="parquet", schema=ATTEMPT_SCHEMA).to_table()
+    fs, _ = storage.fs_path(run_dir)
+    files = [storage.fs_path(p)[1] for p in paths]
+    return ds.dataset(files, format="parquet", schema=ATTEMPT_SCHEMA, filesystem=fs).to_table()
+
+
+def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file of the run (local or in an object store)."""
+    if not storage.is_remote(path):
+        return pq.read_table(path, columns=columns)
+    with path.open("rb") as handle:
+        return pq.read_table(handle, columns=columns)
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     path = run_dir / MANIFEST_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}

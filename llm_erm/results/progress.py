@@ -12,28 +12,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from llm_erm.results import ledger
+from llm_erm.results import ledger, storage
 from llm_erm.results.schema import PROPOSE_ERROR, SKIPPED_BUDGET
 
 UNFINISHED = frozenset((SKIPPED_BUDGET, PROPOSE_ERROR))  # a re-run makes these calls again
 
 
 def _trial_statuses(path: Path) -> list[str]:
-    return pq.read_table(path, columns=["status"]).column("status").to_pylist()
+    return ledger.read_table(path, columns=["status"]).column("status").to_pylist()
 
 
 def trial_done(run_dir: Path, label: str, target: str, length: int, trial: int) -> bool:
     """A trial is done when its file exists and every attempt got its answer: an attempt skipped for budget
     (a bigger budget resumes it) or whose call failed after its retries is made again by a re-run."""
     path = ledger.trial_path(run_dir, label, target, length, trial)
-    return path.exists() and not UNFINISHED.intersection(_trial_statuses(path))
+    try:  # one read, no existence check first: on an object store that is one request, not three
+        return not UNFINISHED.intersection(_trial_statuses(path))
+    except FileNotFoundError:
+        return False
 
 
 def pending(run_dir: Path, keys: Iterable[tuple[str, str, int, int]]) -> list[tuple[str, str, int, int]]:
-    """The (label, target, length, trial) keys among `keys` that are not done."""
-    return [key for key in keys if not trial_done(run_dir, *key)]
+    """The (label, target, length, trial) keys among `keys` that are not done (one listing of the ledger, then
+    only the files that exist are read)."""
+    present = ledger.finished_trials(run_dir)
+    return [key for key in keys if key not in present
+            or UNFINISHED.intersection(_trial_statuses(ledger.trial_path(run_dir, *key)))]
 
 
 def run_is_complete(run_dir: Path, keys: Iterable[tuple[str, str, int, int]], with_report: bool) -> bool:
@@ -74,7 +78,7 @@ def cell_statuses(run_dir: Path) -> list[CellStatus]:
             state = "skipped_budget"
         elif done == trials:
             state = "done"
-        elif any(_running(p) for p in paths):
+        elif any(_running(run_dir, (label, target, length, t), p) for t, p in enumerate(paths, 1)):
             state = "running"
         elif done:
             state = "partial"
@@ -92,15 +96,21 @@ def _marker(trial_file: Path) -> Path:
 def running_marker(run_dir: Path, label: str, target: str, length: int, trial: int) -> Iterator[None]:
     """Mark a trial as in flight (host and pid) while its body runs, for `llm-erm status`."""
     marker = _marker(ledger.trial_path(run_dir, label, target, length, trial))
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(f"{platform.node()} {os.getpid()}", encoding="utf-8")
+    storage.write_bytes(marker, f"{platform.node()} {os.getpid()}".encode())
     try:
         yield
     finally:
-        marker.unlink(missing_ok=True)
+        storage.delete(marker)
 
 
-def _running(trial_file: Path) -> bool:
+def _running(run_dir: Path, key: tuple[str, str, int, int], trial_file: Path) -> bool:
+    """In flight: a trial's claim decides where it has one (its lease runs out when its worker dies, on any
+    host); otherwise its running marker (trials of the Batch API path)."""
+    from llm_erm.results.claims import Claims
+
+    claims = Claims(run_dir)
+    if claims.generations(key):
+        return claims.holder(key) is not None
     return marker_alive(_marker(trial_file))
 
 
@@ -155,11 +165,12 @@ class RunProgress:
     def __init__(self, run_dir: Path, pending: Iterable[tuple[str, str, int, int]], answers_total: int):
         import time
 
-        self.run_dir = Path(run_dir)
+        self.run_dir = run_dir if storage.is_remote(run_dir) else Path(run_dir)
         self.pending = set(pending)
         self.trials_total = len(ledger.finished_trials(self.run_dir) | self.pending)
         self.answers_total = answers_total
         self._offsets: dict[Path, int] = {}
+        self._seen: set[str] = set()  # the journal's objects already counted (object stores)
         self._clock = time.monotonic
         self.answers = 0
         self.spend_usd = 0.0
@@ -187,8 +198,18 @@ class RunProgress:
     def _new_records(self) -> Iterator[dict]:
         import json
 
-        from llm_erm.results.journal import JOURNAL_DIR
+        from llm_erm.results.journal import JOURNAL_DIR, OBJECT_SUFFIX
 
+        if storage.is_remote(self.run_dir):  # one object per answer: the ones not seen yet
+            directory = self.run_dir / JOURNAL_DIR
+            fresh = [n for n in storage.names(directory) if n.endswith(OBJECT_SUFFIX) and n not in self._seen]
+            self._seen.update(fresh)
+            for data in storage.read_many([directory / n for n in fresh]).values():
+                try:
+                    yield json.loads(data)
+                except ValueError:
+                    continue
+            return
         for path in sorted((self.run_dir / JOURNAL_DIR).glob("*.jsonl")):
             offset = self._offsets.get(path, 0)
             try:

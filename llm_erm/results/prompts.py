@@ -18,7 +18,7 @@ PROMPTS_DIR = "prompts"
 
 
 def prompt_path(run_dir: Path, sha256: str) -> Path:
-    return Path(run_dir) / PROMPTS_DIR / f"{sha256}.txt"
+    return run_dir / PROMPTS_DIR / f"{sha256}.txt"  # a Path, or a UPath on an object store
 
 
 def store_prompt(run_dir: Path, text: str) -> str:

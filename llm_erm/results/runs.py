@@ -9,9 +9,13 @@ digit, and the folder it names must resolve to a direct child of the results dir
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from llm_erm.errors import UsageError
+from llm_erm.results import storage
+from llm_erm.results.storage import RunPath
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}")
 
@@ -24,12 +28,16 @@ def run_id_problem(run_id: str) -> str | None:
             "or digit, at most 128 characters), e.g. grid-3f9c2a1b0d4e")
 
 
-def run_folder(results_dir: str | Path, run_id: str, option: str = "--run-id") -> Path:
+def run_folder(results_dir: str | Path, run_id: str, option: str = "--run-id",
+               options: Mapping[str, Any] | None = None) -> RunPath:
     """The run's folder under results_dir, or a UsageError naming the option when it would lie elsewhere."""
     problem = run_id_problem(run_id)
     if problem is not None:
         raise UsageError(f"{option}: {problem}")
-    root = Path(results_dir).resolve()
+    location = storage.resolve(results_dir, options)
+    if storage.is_remote(location):  # keys, not a tree: a plain name is a child of the prefix, no link can lead out
+        return location / run_id
+    root = Path(location).resolve()
     folder = root / run_id
     if folder.resolve().parent != root:  # a symlinked run folder that points elsewhere
         raise UsageError(f"{option} {run_id}: {folder} resolves to {folder.resolve()}, outside {root}: a run's "
@@ -45,6 +53,8 @@ def check_writable(path: str | Path, option: str) -> None:
     import os
     import tempfile
 
+    if "://" in str(path) and not str(path).startswith("file://"):
+        return  # an object store: checked by a probe write once it is opened (storage.ensure_writable)
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise UsageError(f"{option} {path} is a file, not a directory: pass a directory")
