@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--only-full", action="store_true", help="only the 1 s-latency runs of the full grid")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64],
                         help="the full grid's concurrencies, in order (e.g. 16 64 16 64: paired runs under load)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="N busy-loop processes (one core each) during the full grid's runs: CPU contention")
     args = parser.parse_args()
 
     from llm_erm.datasets import build_all, make_specs
@@ -167,15 +169,22 @@ def main() -> None:
             run_in_process("flow", {**params(warm.url, "warm-up", 2), "functions": ["fn_b"], "lengths": [20],
                                     "attempts": 1}, api)
         if not args.skip_full:
-            for n, concurrency in enumerate(args.concurrency):
-                with ModelServer(args.latency) as model:
-                    got = run_in_process("flow", params(model.url, f"latency-{concurrency}-{n}", concurrency), api)
-                calls = model.posts - 1  # the in-process warm-up made one
-                ideal = calls * args.latency / concurrency
-                floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
-                rows.append((f"erm-grid flow, {calls} calls, {args.latency:g} s latency, concurrency "
-                             f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
-                             f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s"))
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+            try:
+                for n, concurrency in enumerate(args.concurrency):
+                    with ModelServer(args.latency) as model:
+                        got = run_in_process("flow", params(model.url, f"latency-{concurrency}-{n}", concurrency), api)
+                    calls = model.posts - 1  # the in-process warm-up made one
+                    ideal = calls * args.latency / concurrency
+                    floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
+                    rows.append((f"erm-grid flow, {calls} calls, {args.latency:g} s latency, concurrency "
+                                 f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
+                                 f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s; load "
+                                 f"{os.getloadavg()[0]:.1f}{f', {args.busy} busy loop(s)' if args.busy else ''}"))
+            finally:
+                for loop in busy:
+                    loop.kill()
+                    loop.wait()
         for mode in () if args.only_full else ("flow", "engine"):
             with ModelServer(0.0) as model:
                 got = run_in_process(mode, params(model.url, f"zero-{mode}", 16), api)
