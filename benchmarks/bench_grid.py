@@ -14,6 +14,12 @@ real sandbox on the 10 100-row splits. Prints:
      one after another (the shape of the original runner), on the same server.
 
     .venv/bin/python benchmarks/bench_grid.py [--latency 1.0] [--skip-full]
+    .venv/bin/python benchmarks/bench_grid.py --fixed-cost     # only 3., on every path, a few repeats each
+    .venv/bin/python benchmarks/bench_grid.py --only-full --concurrency 16 64 16 64 [--busy 1]  # paired, loaded
+
+`--fixed-cost` times `llm-erm run` (one target, datasets already built) from the command to its first model
+call with a Prefect server configured (PREFECT_API_URL), with none (its temporary server), and with
+--no-prefect; the goal is 2 s and 5 s on an idle machine. The machine's load average is printed beside them.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ LLM_ERM = str(Path(sys.executable).with_name("llm-erm"))
 
 SERVER = """
 import signal, sys, time
-from llm_erm.proposers.wire_server import WireServer
+from llm_erm.wire.server import WireServer
 signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 first = []
 def answer(endpoint, body, text=sys.argv[3]):
@@ -145,16 +151,58 @@ print(time.perf_counter() - started)
 """
 
 
+def first_call_s(api: str | None, no_prefect: bool, run_id: str) -> float:
+    """Seconds from starting `llm-erm run` to the model server receiving its first call."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    if api:
+        env["PREFECT_API_URL"] = api
+    with ModelServer(0.0) as model:
+        started = time.time()
+        done = subprocess.run([LLM_ERM, "run", "--functions", "fn_a", "--lengths", "20", "--attempts", "1",
+                               "--test-size", "400", "--proposer", "openai-chat", "--base-url", model.url,
+                               "--run-id", run_id, "--results-dir", str(WORK / "results"), "--datasets-dir",
+                               str(WORK / "datasets"), "--no-analyze", *(["--no-prefect"] if no_prefect else [])],
+                              capture_output=True, text=True, cwd=WORK, env=env)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return model.first_call_at - started
+
+
+def fixed_cost(repeats: int = 3) -> None:
+    from llm_erm.datasets import build_all, make_specs
+
+    build_all(make_specs(["fn_a"], [20], test_size=400), WORK / "datasets")
+    server, api = prefect_server()
+    rows = []
+    try:
+        first_call_s(api, False, "warm")  # the server's database and caches warm, as a standing server's are
+        for label, where, plain in (("a Prefect server configured (PREFECT_API_URL)", api, False),
+                                    ("no server configured (its own temporary server)", None, False),
+                                    ("--no-prefect", None, True)):
+            times = sorted(first_call_s(where, plain, f"fc-{len(rows)}-{i}") for i in range(repeats))
+            rows.append((label, times))
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores (shared machines: see it)")
+    print("\n| `llm-erm run` to its first model call | median | all |\n|---|---|---|")
+    for label, times in rows:
+        print(f"| {label} | {times[len(times) // 2]:.2f} s | {', '.join(f'{t:.2f}' for t in times)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--skip-full", action="store_true", help="skip the 1 s-latency runs of the full grid")
+    parser.add_argument("--fixed-cost", action="store_true", help="only the fixed cost, on every path")
     parser.add_argument("--only-full", action="store_true", help="only the 1 s-latency runs of the full grid")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64],
                         help="the full grid's concurrencies, in order (e.g. 16 64 16 64: paired runs under load)")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="N busy-loop processes (one core each) during the full grid's runs: CPU contention")
     args = parser.parse_args()
+    if args.fixed_cost:
+        fixed_cost()
+        return
 
     from llm_erm.datasets import build_all, make_specs
 
