@@ -15,6 +15,7 @@ real sandbox on the 10 100-row splits. Prints:
 
     .venv/bin/python benchmarks/bench_grid.py [--latency 1.0] [--skip-full]
     .venv/bin/python benchmarks/bench_grid.py --fixed-cost     # only 3., on every path, a few repeats each
+    .venv/bin/python benchmarks/bench_grid.py --only-full --concurrency 16 64 16 64 [--busy 1]  # paired, loaded
 
 `--fixed-cost` times `llm-erm run` (one target, datasets already built) from the command to its first model
 call with a Prefect server configured (PREFECT_API_URL), with none (its temporary server), and with
@@ -193,6 +194,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--skip-full", action="store_true", help="skip the 1 s-latency runs of the full grid")
     parser.add_argument("--fixed-cost", action="store_true", help="only the fixed cost, on every path")
+    parser.add_argument("--only-full", action="store_true", help="only the 1 s-latency runs of the full grid")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 64],
+                        help="the full grid's concurrencies, in order (e.g. 16 64 16 64: paired runs under load)")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="N busy-loop processes (one core each) during the full grid's runs: CPU contention")
     args = parser.parse_args()
     if args.fixed_cost:
         fixed_cost()
@@ -211,16 +217,23 @@ def main() -> None:
             run_in_process("flow", {**params(warm.url, "warm-up", 2), "functions": ["fn_b"], "lengths": [20],
                                     "attempts": 1}, api)
         if not args.skip_full:
-            for concurrency in (16, 64):
-                with ModelServer(args.latency) as model:
-                    got = run_in_process("flow", params(model.url, f"latency-{concurrency}", concurrency), api)
-                calls = model.posts - 1  # the in-process warm-up made one
-                ideal = calls * args.latency / concurrency
-                floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
-                rows.append((f"erm-grid flow, {calls} calls, {args.latency:g} s latency, concurrency "
-                             f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
-                             f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s"))
-        for mode in ("flow", "engine"):
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+            try:
+                for n, concurrency in enumerate(args.concurrency):
+                    with ModelServer(args.latency) as model:
+                        got = run_in_process("flow", params(model.url, f"latency-{concurrency}-{n}", concurrency), api)
+                    calls = model.posts - 1  # the in-process warm-up made one
+                    ideal = calls * args.latency / concurrency
+                    floor = max(ideal, -(-len(specs) // concurrency) * 5 * args.latency)
+                    rows.append((f"erm-grid flow, {calls} calls, {args.latency:g} s latency, concurrency "
+                                 f"{concurrency}", f"{got['wall']:.1f} s", f"{got['wall'] / ideal:.2f}x ideal "
+                                 f"({ideal:.1f} s); floor of 5 sequential attempts {floor:.1f} s; load "
+                                 f"{os.getloadavg()[0]:.1f}{f', {args.busy} busy loop(s)' if args.busy else ''}"))
+            finally:
+                for loop in busy:
+                    loop.kill()
+                    loop.wait()
+        for mode in () if args.only_full else ("flow", "engine"):
             with ModelServer(0.0) as model:
                 got = run_in_process(mode, params(model.url, f"zero-{mode}", 16), api)
             calls = model.posts - 1
@@ -229,26 +242,27 @@ def main() -> None:
                          f"{1000 * got['cpu'] / calls:.1f} ms interpreter (CPU) time per call, peak RSS "
                          f"{got['rss_mib']:.0f} MiB"))
 
-        small = ["fn_a", "fn_b", "fn_c", "fn_d"]
-        with ModelServer(args.latency) as model:
-            started = time.time()
-            done = subprocess.run(
-                [LLM_ERM, "run", "--functions", *small, "--lengths", "20", "--proposer", "openai-chat", "--base-url",
-                 model.url, "--concurrency", "4", "--run-id", "small", "--results-dir", str(WORK / "results"),
-                 "--datasets-dir", str(WORK / "datasets"), "--no-analyze"],
-                capture_output=True, text=True, cwd=WORK, env={**os.environ, "PREFECT_API_URL": api})
-            ours = time.time() - started
-            assert done.returncode == 0, done.stderr[-3000:]
-        first = model.first_call_at - started
-        with ModelServer(args.latency) as model:
-            seq = subprocess.run([sys.executable, "-c", SEQUENTIAL, model.url, ",".join(small), str(WORK)],
-                                 capture_output=True, text=True, cwd=WORK)
-            assert seq.returncode == 0, seq.stderr[-3000:]
-            sequential = float(seq.stdout.strip())
-        rows.append(("`llm-erm run` to its first model call (a Prefect server running)", f"{first:.2f} s", ""))
-        rows.append((f"small grid ({len(small)} targets x 5 attempts, {args.latency:g} s latency): `llm-erm run`, "
-                     "concurrency 4", f"{ours:.1f} s", f"{sequential / ours:.2f}x faster than one call at a time "
-                     f"({sequential:.1f} s, verified in turn, no orchestrator)"))
+        if not args.only_full:  # the fixed cost and the small grid
+            small = ["fn_a", "fn_b", "fn_c", "fn_d"]
+            with ModelServer(args.latency) as model:
+                started = time.time()
+                done = subprocess.run(
+                    [LLM_ERM, "run", "--functions", *small, "--lengths", "20", "--proposer", "openai-chat", "--base-url",
+                     model.url, "--concurrency", "4", "--run-id", "small", "--results-dir", str(WORK / "results"),
+                     "--datasets-dir", str(WORK / "datasets"), "--no-analyze"],
+                    capture_output=True, text=True, cwd=WORK, env={**os.environ, "PREFECT_API_URL": api})
+                ours = time.time() - started
+                assert done.returncode == 0, done.stderr[-3000:]
+            first = model.first_call_at - started
+            with ModelServer(args.latency) as model:
+                seq = subprocess.run([sys.executable, "-c", SEQUENTIAL, model.url, ",".join(small), str(WORK)],
+                                     capture_output=True, text=True, cwd=WORK)
+                assert seq.returncode == 0, seq.stderr[-3000:]
+                sequential = float(seq.stdout.strip())
+            rows.append(("`llm-erm run` to its first model call (a Prefect server running)", f"{first:.2f} s", ""))
+            rows.append((f"small grid ({len(small)} targets x 5 attempts, {args.latency:g} s latency): `llm-erm run`, "
+                         "concurrency 4", f"{ours:.1f} s", f"{sequential / ours:.2f}x faster than one call at a time "
+                         f"({sequential:.1f} s, verified in turn, no orchestrator)"))
     finally:
         server.terminate()
         server.wait(timeout=60)
