@@ -14,7 +14,7 @@ from llm_erm.verify.score import measure
 PARITY = "def f(x):\n    return x.count('1') % 2\n"
 
 
-# ---- extraction: every form of SPEC section 7 ---------------------------------------------------------
+# ---- extraction: every form extract_code accepts ---------------------------------------------------------
 
 
 def test_whole_text_as_json() -> None:

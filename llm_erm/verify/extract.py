@@ -1,4 +1,4 @@
-"""Find the candidate program in a model's answer (SPEC section 7).
+"""Find the candidate program in a model's answer.
 
 In order, after dropping `<think>...</think>` blocks: the whole text as a JSON object with a string `code`;
 else a JSON object in the text that has one; else a fenced python block; else a bare top-level `def` with
