@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
+from waiting import open_connections, wait_until  # noqa: E402
 
 from llm_erm.proposers.wire_server import WireServer  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
@@ -84,7 +85,8 @@ def test_sigkill_at_arbitrary_moments_loses_at_most_the_calls_in_flight_and_resu
                 assert code == 0, f"the resumed run ended with {code}"
                 break
             kills += 1
-            time.sleep(0.2)  # the requests the dead client left in flight reach the model
+            # the requests the dead client left in flight reach the model: the server is done with them all
+            wait_until(lambda: open_connections(server.port) == 0, "the server to drop the killed run's connections")
             asked_before = set(model.received)
             lost.append(len(asked_before - journaled_seeds(run_dir)))
             assert kills < 60, "the grid never finished"
