@@ -62,10 +62,10 @@ def local_llm(tmp_path_factory):
 
 # ---- the fast loop: `pytest -m "not slow"` ---------------------------------------------------------------
 # A test is `slow` when it starts a process: a Prefect server, Chromium, the local model, PostgreSQL or any
-# child interpreter (a CLI run, a sandbox worker, a training script). The marks are given here, from what a
-# test uses, so test files rarely carry one; the markers are listed in pyproject.toml. A test that starts a
-# process without being marked slow fails (the audit hook below says which process and how to mark it), so
-# the fast loop stays free of processes as tests are added. CI runs everything.
+# child interpreter (a CLI run, a sandbox worker), or trains a model, or takes seconds of CPU. The marks are
+# given here, from what a test uses, so test files rarely carry one; the markers are listed in pyproject.toml.
+# A test that starts a process without being marked slow fails (the audit hook below says which process and
+# how to mark it), so the fast loop stays free of processes as tests are added. CI runs everything.
 
 # Fixtures that start processes, and the system parts they need (besides `slow`).
 SLOW_FIXTURES: dict[str, tuple[str, ...]] = {
@@ -122,6 +122,13 @@ SLOW_TESTS: dict[str, tuple[str, ...]] = {
     "test_verify_score.py::test_programs_with_the_usual_imports_run_in_every_mode": ("bwrap",),
     "test_verify_score.py::test_the_dataset_files_are_out_of_reach": ("bwrap",),
     "test_viewer.py::test_the_cli_": (),  # `llm-erm view` runs
+    # No process, but seconds of CPU each: the fast loop keeps a lighter sibling of each.
+    "test_analysis_plots.py::test_every_figure_is_legible_at_4_and_at_60_cells[60 cells]": (),
+    "test_datasets_tabular.py::test_clean_protocol_is_deterministic_and_invertible[fn_m]": (),  # adult, 48 842 rows
+    "test_datasets_tabular.py::test_offline_table_datasets_are_balanced_disjoint_and_labelled_by_the_table[fn_m-": (),
+    "test_datasets_tabular.py::test_offline_table_loads_with_no_network[fn_m]": (),
+    "test_datasets_tabular.py::test_raw_protocol_shows_the_tables_own_names_and_values[fn_m]": (),
+    "test_methods_settings.py::test_every_learner_resolves_its_defaults": (),  # imports torch and transformers
 }
 
 

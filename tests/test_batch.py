@@ -34,7 +34,7 @@ sys.exit(0 if result.ok else 1)
 
 
 def config(tmp_path: Path, server: WireServer, results: str = "results", batch: bool = True, **overrides) -> dict:
-    proposer = {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10, "batch": batch,
+    proposer = {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 60, "batch": batch,
                 "batch_poll_s": 0.05}
     return {
         "functions": ["fn_a", "fn_e", "fn_c"], "lengths": [20], "attempts": 4, "trials": 2, "test_size": 400,

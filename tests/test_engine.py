@@ -29,7 +29,7 @@ COMPARED = ["target", "length", "trial", "attempt", "seed", "text", "code", "sta
 def config(tmp_path: Path, server: WireServer, results: str = "results", **overrides) -> dict:
     return {
         "functions": ["fn_a", "fn_e", "fn_c"], "lengths": [20], "attempts": 4, "trials": 3, "test_size": 400,
-        "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10},
+        "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 60},  # load: no retries
         "concurrency": 4, "verify_workers": 2, "retry_delay_s": 0.01, "analyze": False, "run_id": "k",
         "results_dir": str(tmp_path / results), "datasets_dir": str(tmp_path / "datasets"), **overrides,
     }

@@ -26,9 +26,16 @@ def slowdown(sample_s: float = SAMPLE_S) -> float:
     return max(1.0, (time.perf_counter() - wall) / (time.thread_time() - cpu))
 
 
+_last = [float("-inf"), 1.0]  # when the load was last sampled (monotonic) and what it was
+
+
 def scaled(seconds: float) -> float:
-    """`seconds` (a bound that holds on an idle machine) stretched by the present load."""
-    return seconds * slowdown()
+    """`seconds` (a bound that holds on an idle machine) stretched by the present load (sampled at most once
+    a second, so a helper that polls can call this every time)."""
+    now = time.monotonic()
+    if now - _last[0] > 1.0:
+        _last[:] = [now, slowdown()]
+    return seconds * _last[1]
 
 
 def wait_until(check: Callable[[], T], what: str, timeout_s: float = 60.0, poll_s: float = 0.02) -> T:
