@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any
 
+from waiting import scaled
+
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -94,7 +96,7 @@ class Chromium:
         if session:
             message["sessionId"] = self.session
         os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + (timeout or self.timeout)
+        deadline = time.monotonic() + scaled(timeout or self.timeout)
         with self._cond:
             while message_id not in self._replies:
                 left = deadline - time.monotonic()
@@ -114,7 +116,7 @@ class Chromium:
             seen = len(self.events)
         if "loaderId" not in self.call("Page.navigate", session=True, url=url):
             return
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         with self._cond:
             while not any(e.get("method") == "Page.loadEventFired" for e in self.events[seen:]):
                 left = deadline - time.monotonic()
@@ -132,7 +134,7 @@ class Chromium:
 
     def wait_for(self, expression: str, timeout: float = 20.0, interval: float = 0.05) -> Any:
         """Poll a JS expression until it is truthy (a page still loading may throw: not yet); return its value."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         last_error = ""
         while True:
             try:

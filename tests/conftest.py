@@ -1,7 +1,9 @@
 """Shared pytest fixtures. Each block below belongs to one part of the product; keep them self-contained."""
 
 import os
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,158 @@ def local_llm(tmp_path_factory):
 
 
 # ---- end of local model block -----------------------------------------------------------------------
+
+# ---- the fast loop: `pytest -m "not slow"` ---------------------------------------------------------------
+# A test is `slow` when it starts a process: a Prefect server, Chromium, the local model, PostgreSQL or any
+# child interpreter (a CLI run, a sandbox worker), or trains a model, or takes seconds of CPU. The marks are
+# given here, from what a test uses, so test files rarely carry one; the markers are listed in pyproject.toml.
+# A test that starts a process without being marked slow fails (the audit hook below says which process and
+# how to mark it), so the fast loop stays free of processes as tests are added. CI runs everything.
+
+# Fixtures that start processes, and the system parts they need (besides `slow`).
+SLOW_FIXTURES: dict[str, tuple[str, ...]] = {
+    "prefect_api": ("prefect_server",),  # tests/flows: prefect_test_harness starts a server
+    "local_server": ("prefect_server", "postgres"),  # tests/flows/test_deployment.py
+    "local_llm": ("local_model",),
+    "browser": ("chromium",),
+    "sandbox": ("bwrap",),  # the real sandbox's workers
+    "pool": ("bwrap",),
+    "isolated": ("bwrap",),
+}
+# Modules (paths under tests/) whose every test starts a process or trains a model: not even imported
+# under -m "not slow".
+SLOW_MODULES: dict[str, tuple[str, ...]] = {
+    "flows/test_analysis_flows.py": ("prefect_server", "bwrap"),
+    "flows/test_deployment.py": ("prefect_server", "postgres", "bwrap"),
+    "flows/test_grid.py": ("prefect_server", "bwrap"),
+    "test_batch.py": ("bwrap",),
+    "test_cli_signals.py": ("prefect_server", "bwrap"),
+    "test_engine.py": ("bwrap",),
+    "test_local_model.py": ("local_model",),
+    "test_methods_finetune.py": (),  # trains a transformer (torch)
+    "test_methods_grid.py": ("bwrap",),
+    "test_methods_sgd.py": (),  # trains a transformer (torch)
+    "test_report_layout.py": ("chromium",),
+    "test_report_screenshot.py": ("chromium",),
+    "test_verify_hostile.py": ("bwrap",),
+    "test_verify_limits.py": ("bwrap",),
+    "test_verify_sandbox.py": ("bwrap",),
+    "test_viewer_browser.py": ("chromium",),
+}
+# Single tests of otherwise fast modules: "path under tests/::test name prefix".
+SLOW_TESTS: dict[str, tuple[str, ...]] = {
+    "test_cli_datasets.py::test_a_user_target_from_the_working_directory": (),  # `llm-erm datasets` runs
+    "test_cli_datasets.py::test_readme_form_with_the_console_script": (),
+    "test_cli_run.py::test_dry_run_prints_each_distinct_prompt_once": (),  # `llm-erm run` and `status` runs
+    "test_cli_run.py::test_run_of_a_complete_grid_prints_its_summary": ("bwrap",),
+    "test_cli_run.py::test_run_refuses_bad_input_before_writing_anything": (),
+    "test_cli_run.py::test_status_and_export_of_a_ledger": ("bwrap",),
+    "test_datasets_official_extra.py::test_poly_is_a_fixed_degree_3_polynomial_independent_of_the_hash": (),
+    "test_generalize.py::test_an_enumerated_parity_program_generalises": ("bwrap",),
+    "test_generalize.py::test_bad_input_is_one_line": (),
+    "test_journal.py::test_answers_of_a_killed_process": (),  # writer processes, one killed
+    "test_ledger.py::test_a_marker_left_by_a_dead_process": (),  # a process that has ended, for its pid
+    "test_methods_icl.py::test_a_killed_icl_run_resumes": ("bwrap",),
+    "test_methods_icl.py::test_methods_share_the_cells_splits": ("bwrap",),
+    "test_methods_settings.py::test_broken_install_is_named": (),  # fresh interpreters without the extras
+    "test_methods_settings.py::test_missing_baselines_extra_is_named": (),
+    "test_methods_settings.py::test_missing_torch_extra_is_named": (),
+    "test_providers.py::test_a_grid_runs_through_each_provider": ("bwrap",),
+    "test_replay.py::test_cli_": (),  # `llm-erm replay-server` runs
+    "test_verify_score.py::test_a_timeout_on_validation_never_runs_test": ("bwrap",),
+    "test_verify_score.py::test_cli_": ("bwrap",),  # `llm-erm verify` runs
+    "test_verify_score.py::test_programs_with_the_usual_imports_run_in_every_mode": ("bwrap",),
+    "test_verify_score.py::test_the_dataset_files_are_out_of_reach": ("bwrap",),
+    "test_viewer.py::test_the_cli_": (),  # `llm-erm view` runs
+    # No process, but seconds of CPU each: the fast loop keeps a lighter sibling of each.
+    "test_analysis_plots.py::test_every_figure_is_legible_at_4_and_at_60_cells[60 cells]": (),
+    "test_datasets_tabular.py::test_clean_protocol_is_deterministic_and_invertible[fn_m]": (),  # adult, 48 842 rows
+    "test_datasets_tabular.py::test_offline_table_datasets_are_balanced_disjoint_and_labelled_by_the_table[fn_m-": (),
+    "test_datasets_tabular.py::test_offline_table_loads_with_no_network[fn_m]": (),
+    "test_datasets_tabular.py::test_raw_protocol_shows_the_tables_own_names_and_values[fn_m]": (),
+    "test_methods_settings.py::test_every_learner_resolves_its_defaults": (),  # imports torch and transformers
+}
+
+
+TESTS = Path(__file__).parent
+
+
+def _module(path: Path) -> str:
+    return path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else path.name
+
+
+def _marks_of(path: Path, name: str, fixtures: list[str]) -> set[str]:
+    module, marks = _module(path), set()
+    if module in SLOW_MODULES:
+        marks |= {"slow", *SLOW_MODULES[module]}
+    for key, parts in SLOW_TESTS.items():
+        file, _, test = key.partition("::")
+        if module == file and name.startswith(test):
+            marks |= {"slow", *parts}
+    for fixture in fixtures:
+        if fixture in SLOW_FIXTURES:
+            marks |= {"slow", *SLOW_FIXTURES[fixture]}
+    return marks
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under a -m expression that leaves a slow module out, do not even import it (torch alone takes
+    seconds)."""
+    expression, module = config.option.markexpr, _module(collection_path)
+    if not expression or module not in SLOW_MODULES:
+        return None
+    from _pytest.mark.expression import Expression
+
+    marks = {"slow", *SLOW_MODULES[module]}
+    return True if not Expression.compile(expression).evaluate(lambda name, **_: name in marks) else None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in sorted(_marks_of(item.path, item.name, getattr(item, "fixturenames", []))):
+            item.add_marker(mark)
+
+
+# Audit events of process creation (subprocess, os.fork/posix_spawn/system: multiprocessing included).
+_SPAWN_EVENTS = frozenset({"subprocess.Popen", "os.fork", "os.forkpty", "os.posix_spawn", "os.system", "os.spawn"})
+_spawned: list[str] = []
+_watching = [False]
+
+
+# Started by the standard library on the way, once per process (platform.uname() runs `uname -p`).
+_INCIDENTAL = frozenset({"uname"})
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _watching[0] and event in _SPAWN_EVENTS:
+        what = args[1] if event == "subprocess.Popen" and len(args) > 1 else args[:2]
+        if isinstance(what, list | tuple) and what and os.path.basename(str(what[0])) in _INCIDENTAL:
+            return
+        _spawned.append(f"{event} {str(what)[:160]}")
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    _spawned.clear()
+    _watching[0] = item.get_closest_marker("slow") is None
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.when == "call":
+        _watching[0] = False
+        if _spawned and report.passed and item.get_closest_marker("slow") is None:
+            report.outcome = "failed"
+            report.longrepr = (
+                f"{item.nodeid} is not marked slow but started a process ({len(_spawned)}: {_spawned[0]}): "
+                "add it to SLOW_MODULES / SLOW_TESTS, or the fixture that starts it to SLOW_FIXTURES, in "
+                "tests/conftest.py (or mark it @pytest.mark.slow)")
+    return report
+
+
+# ---- end of the fast loop block ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Statistics on hand-built ledgers equal hand-computed values (SPEC section 8)."""
+"""Statistics on hand-built ledgers equal hand-computed values (llm_erm/analysis/stats.py's definitions)."""
 
 import math
 

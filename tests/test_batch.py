@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 from llm_erm.proposers.pricing import LIST_PRICES  # noqa: E402
 from llm_erm.results import ledger  # noqa: E402
@@ -33,7 +34,7 @@ sys.exit(0 if result.ok else 1)
 
 
 def config(tmp_path: Path, server: WireServer, results: str = "results", batch: bool = True, **overrides) -> dict:
-    proposer = {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10, "batch": batch,
+    proposer = {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 60, "batch": batch,
                 "batch_poll_s": 0.05}
     return {
         "functions": ["fn_a", "fn_e", "fn_c"], "lengths": [20], "attempts": 4, "trials": 2, "test_size": 400,
@@ -146,9 +147,10 @@ def test_a_batch_created_just_before_a_kill_is_found_by_its_metadata(tmp_path):
         server.batches.hold = True
         params = json.dumps(config(tmp_path, server, functions=["fn_a"], trials=1))
         child = subprocess.Popen([sys.executable, "-c", CHILD, params], env={**os.environ})
-        while not server.batches.created and child.poll() is None:
-            time.sleep(0.02)
-        time.sleep(0.3)
+        # killed once the journal holds the batch; the record is then deleted, as if the kill came first
+        wait_until(lambda: child.poll() is not None or [r for r in journal(run_dir) if r.get("kind") == "batch"],
+                   "the run to journal its batch", timeout_s=120)
+        assert child.poll() is None, "the run ended before it journaled a batch"
         child.kill()
         child.wait(timeout=30)
         for path in (run_dir / JOURNAL_DIR).glob("*.jsonl"):  # as if the kill came before the journal write

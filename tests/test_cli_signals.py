@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import WRONG, SeededModel  # noqa: E402
+from waiting import scaled, wait_until  # noqa: E402
 
 from llm_erm.results import ledger  # noqa: E402
 from llm_erm.wire.server import WireServer  # noqa: E402
@@ -95,10 +96,7 @@ def test_sigkill_leaves_no_process_and_the_resume_marks_the_killed_flow_run_cras
         assert below, "the run has a temporary Prefect server and sandbox workers"
         proc.kill()
         proc.wait()
-        deadline = time.time() + 10
-        while alive(below) and time.time() < deadline:
-            time.sleep(0.1)
-        assert not alive(below), f"left behind: {alive(below)}"
+        wait_until(lambda: not alive(below), "every process below the killed run to exit", timeout_s=10)
         assert flow_run_states(home, "killed") == ["RUNNING"]  # nobody could say otherwise yet
 
         resumed = start_run(home, server, "killed")
@@ -117,15 +115,16 @@ def test_sigterm_and_sigint_stop_the_run_within_seconds_with_a_consistent_ledger
         proc = start_run(home, server, run_id)
         wait_for_answers(model, proc, 3)
         below = descendants(proc.pid)
+        bound = scaled(8)  # seconds on an idle machine, stretched by the load (sampled before and after)
         sent = time.monotonic()
         proc.send_signal(signum)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=scaled(60))
         took = time.monotonic() - sent
-        assert took < 8, f"took {took:.1f} s to stop"
+        bound = max(bound, scaled(8))
+        assert took < bound, f"took {took:.1f} s to stop (allowed {bound:.1f} s at this load)"
         assert proc.returncode == (143 if signum == signal.SIGTERM else 130), err
         assert "re-run the same command to resume" in err.lower(), err
-        time.sleep(0.5)
-        assert not alive(below), f"left behind: {alive(below)}"
+        wait_until(lambda: not alive(below), "every process below the stopped run to exit", timeout_s=10)
         run_dir = home / "results" / run_id
         assert not list(run_dir.rglob("*.tmp"))  # no half-written file
         ledger.read_attempts(run_dir)  # every trial file that exists is whole

@@ -76,9 +76,9 @@ def test_vectorised_poly_label_agrees_with_the_ground_truth() -> None:
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("datasets")
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: load on the machine does not count
     built = {(t, L): build_dataset(DatasetSpec(t, L, test_size=2000), root) for t, L in CELLS}
-    assert time.perf_counter() - started < 120, "generators must be fast"
+    assert time.process_time() - started < 120, "generators must be fast"
     return built
 
 

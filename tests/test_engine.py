@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
 from scripted import FIRST_BIT, PARITY, WRONG, SeededModel  # noqa: E402
+from waiting import open_connections, wait_until  # noqa: E402
 
 from llm_erm.results import ledger  # noqa: E402
 from llm_erm.results.journal import JOURNAL_DIR, read_records  # noqa: E402
@@ -28,7 +29,7 @@ COMPARED = ["target", "length", "trial", "attempt", "seed", "text", "code", "sta
 def config(tmp_path: Path, server: WireServer, results: str = "results", **overrides) -> dict:
     return {
         "functions": ["fn_a", "fn_e", "fn_c"], "lengths": [20], "attempts": 4, "trials": 3, "test_size": 400,
-        "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 10},
+        "proposer": {"kind": "openai-chat", "base_url": server.url, "call_timeout_s": 60},  # load: no retries
         "concurrency": 4, "verify_workers": 2, "retry_delay_s": 0.01, "analyze": False, "run_id": "k",
         "results_dir": str(tmp_path / results), "datasets_dir": str(tmp_path / "datasets"), **overrides,
     }
@@ -84,7 +85,8 @@ def test_sigkill_at_arbitrary_moments_loses_at_most_the_calls_in_flight_and_resu
                 assert code == 0, f"the resumed run ended with {code}"
                 break
             kills += 1
-            time.sleep(0.2)  # the requests the dead client left in flight reach the model
+            # the requests the dead client left in flight reach the model: the server is done with them all
+            wait_until(lambda: open_connections(server.port) == 0, "the server to drop the killed run's connections")
             asked_before = set(model.received)
             lost.append(len(asked_before - journaled_seeds(run_dir)))
             assert kills < 60, "the grid never finished"

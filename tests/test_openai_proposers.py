@@ -31,7 +31,7 @@ def api_key(monkeypatch):
 
 
 def proposer(server, kind="openai-responses", **settings):
-    settings.setdefault("call_timeout_s", 1.0)
+    settings.setdefault("call_timeout_s", 30.0)  # a hang guard; a test of timeouts sets its own
     return make_proposer(ProposerConfig(kind=kind, base_url=server.url, **settings))
 
 
@@ -380,7 +380,7 @@ def test_the_server_serves_concurrent_requests_and_counts_them_all(wire_server):
 def test_random_faults_are_seeded_and_reproducible():
     def statuses(seed):
         with WireServer(transient_rate=0.5, seed=seed) as server:
-            p = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, call_timeout_s=1.0))
+            p = make_proposer(ProposerConfig(kind="openai-chat", base_url=server.url, call_timeout_s=30.0))
             seen = []
             for _ in range(12):
                 try:

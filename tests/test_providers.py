@@ -46,7 +46,7 @@ def rig(request):
 
 
 def proposer(kind, server, **settings):
-    settings.setdefault("call_timeout_s", 1.0)
+    settings.setdefault("call_timeout_s", 30.0)  # a hang guard; a test of timeouts sets its own
     return make_proposer(ProposerConfig(kind=kind, base_url=server.url, **settings))
 
 

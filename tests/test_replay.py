@@ -8,6 +8,7 @@ import openai
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from waiting import scaled
 
 from llm_erm.errors import UsageError
 from llm_erm.proposers import PermanentProposerError, ProposerConfig, ProposeRequest, Usage, make_proposer
@@ -235,4 +236,4 @@ def test_cli_replay_server_serves_until_stopped(tmp_path):
         assert reply.choices[0].message.content == "served"
     finally:
         process.terminate()
-        process.communicate(timeout=30)
+        process.communicate(timeout=scaled(30))

@@ -14,7 +14,7 @@ from llm_erm.verify.score import measure
 PARITY = "def f(x):\n    return x.count('1') % 2\n"
 
 
-# ---- extraction: every form of SPEC section 7 ---------------------------------------------------------
+# ---- extraction: every form extract_code accepts ---------------------------------------------------------
 
 
 def test_whole_text_as_json() -> None:
@@ -272,20 +272,20 @@ def test_extraction_and_sanitising_take_linear_time(name: str) -> None:
     """80 KB answers built to make a regular expression or a parse loop blow up (one took 15.8 s):
     each is handled in a small fraction of a second, and a 10x longer one costs no more than ~10x."""
     text = ADVERSARIAL[name]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine stretches the wall clock, not this
     code = extract_code(text)
     if code is not None:
         sanitize_code(code)
         measure(code)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
 
 
 def test_the_cost_per_answer_is_bounded_for_huge_answers() -> None:
     text = "def f(x):\n    return 1\n" + "a" + " " * 5_000_000 + "\n" + "{\"a" * 1_000_000
-    started = time.perf_counter()
+    started = time.process_time()
     extract_code(text)
-    assert time.perf_counter() - started < 3.0
+    assert time.process_time() - started < 3.0
 
 
 # ---- sanitising never changes behaviour ----------------------------------------------------------------

@@ -316,15 +316,18 @@ def test_a_non_root_orchestrator_keeps_its_key_and_its_life_in_both_modes() -> N
     secret = "sk-nonroot-" + secrets.token_hex(8)
     directory = tempfile.mkdtemp(prefix="llm-erm-nonroot-")
     try:
-        os.chmod(directory, 0o755)
+        # nobody imports llm_erm from a copy: the checkout may sit in a directory only its owner can enter
+        shutil.copytree(REPO / "llm_erm", Path(directory) / "llm_erm", ignore=shutil.ignore_patterns("__pycache__"))
         script, probe = Path(directory) / "orchestrator.py", Path(directory) / "probe.py"
         script.write_text(NON_ROOT_ORCHESTRATOR)
         probe.write_text(hostile("read_secret", secret=secret))
-        for path in (script, probe):
-            path.chmod(0o644)
+        for root, _, files in os.walk(directory):
+            os.chmod(root, 0o755)
+            for name in files:
+                os.chmod(os.path.join(root, name), 0o644)
         done = subprocess.run(
             ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", str(script), str(probe)],
-            env={"PATH": "/usr/bin:/bin", "HOME": directory, "OPENAI_API_KEY": secret, "PYTHONPATH": str(REPO)},
+            env={"PATH": "/usr/bin:/bin", "HOME": directory, "OPENAI_API_KEY": secret, "PYTHONPATH": directory},
             cwd=directory, capture_output=True, text=True, timeout=120)
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -17,6 +17,7 @@ import pytest
 from analysis_helpers import attempt_row, synthetic_run, write_trials
 from typer.testing import CliRunner
 from viewer_helpers import method_trial_path, multi_method_run, write_method_trial
+from waiting import scaled
 
 from llm_erm.analysis import analyze_run
 from llm_erm.cli import app
@@ -313,10 +314,10 @@ def test_the_cli_serves_until_interrupted(results):
         line = proc.stdout.readline()
         assert "(read-only) at http://127.0.0.1:" in line, line + proc.stderr.read()
         url = line.split(" at ", 1)[1].split()[0]
-        with urllib.request.urlopen(url + "api/runs", timeout=30) as response:
+        with urllib.request.urlopen(url + "api/runs", timeout=scaled(30)) as response:
             assert json.load(response)["runs"][0]["run_id"] == "mm"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=scaled(30)) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -11,7 +11,7 @@ Reported, not failing (`severity == "warning"`):
   datasets must not read as one that leaked (llm_erm.analysis.locate finds or rebuilds moved datasets).
 - `training_input_in_code`: a candidate that hard-codes a training input. The model was shown it, so it is
   memorisation rather than leakage: validation and test accuracy already measure what it is worth.
-- `test_duplicates`: test may repeat an input only in tiny input spaces (SPEC section 4); the count is shown.
+- `test_duplicates`: test may repeat an input only in tiny input spaces (llm_erm/datasets/splits.py); the count is shown.
 
 An input "appears in the code" when the whole input string, at least MIN_LITERAL_CHARS long, is a
 substring of the candidate's code.

@@ -1,6 +1,6 @@
 """Selection and per-cell statistics over the attempt ledger (plain pandas, no Prefect).
 
-Definitions used throughout (SPEC section 8):
+Definitions used throughout:
 
 - a cell is (method label, target, length); rows without a method are erm's (a run from before methods).
 - selection: in each erm trial, the trial's selection rule (llm_erm.results.selection; the ERM default: the strictly

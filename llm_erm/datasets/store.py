@@ -89,7 +89,8 @@ class DatasetSpec:
 
     @property
     def derived_seed(self) -> int:
-        """SPEC §4: matches the paper code's dataset seeds (note train= is train + val)."""
+        """The paper code's dataset seed, so our dataset ids line up with its files: the first 8 bytes of the
+        key's SHA-256, big-endian, AND 0x7FFFFFFF (note train= is train + val)."""
         key = (
             f"{self.target_obj.id}|L={self.length}|train={self.train_size + self.val_size}"
             f"|test={self.test_size}|base_seed={self.seed}"

@@ -432,7 +432,7 @@ def _tabular_target(table: TableDef) -> Target:
 
 BUILTIN_TARGETS: dict[str, Target] = _make_builtins()
 SEED_TARGETS: tuple[str, ...] = tuple(f"fn_{c}" for c in "abcdefghijkl")
-# The synthetic targets of SPEC section 3 (the paper's table).
+# The synthetic targets with an fn_ id: the paper's twelve (SEED_TARGETS), then fn_v and fn_aa.
 ALL_TARGETS: tuple[str, ...] = SEED_TARGETS + ("fn_v", "fn_aa")
 # The official code's other synthetic targets (no fn_ id upstream: their names are their ids).
 OFFICIAL_EXTRA_TARGETS: tuple[str, ...] = ("two_primes", "prime_minus_5", "gcd_range", "poly_f2_deg3")

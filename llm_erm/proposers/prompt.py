@@ -1,4 +1,4 @@
-"""The prompt of SPEC section 5: the paper's template, its variants, and user templates.
+"""The prompt a proposer is sent: the paper's template, its variants, and user templates.
 
 `render_prompt` is pure (lines in, text out); `build_prompt` feeds it a dataset's training split.
 The default text is byte-identical to the paper's for binary and decimal targets.

@@ -1,12 +1,18 @@
 """The answer journal: every paid model answer, on disk the moment it arrives, before it is verified.
 
 results/<run_id>/journal/<host>-<pid>-<token>.jsonl, one file per process that ever made a call, so
-workers sharing results/ (NFS included) never write to the same file. Each line is one JSON record
+workers sharing results/ (NFS included) never write to the same file. Each line is one JSON record; an
+answer (written by GridRun.call in llm_erm/engine/run.py, and by the Batch API path) reads
 
-    {"kind": "answer", "key": <request key>, "run_id", "target", "length", "trial", "attempt", "seed",
-     "prompt_sha256", "provider": <proposer identity>, "text", "usage": {...}, "response_model",
-     "cost_usd", "latency_s", "tool_uses", "tool_results_chars", "finish_reason", "truncated",
-     "response_id", "extra": {...}, "at": <UTC time>}
+    {"key": <request key>, "kind": "answer", "run_id", "method", "target", "length", "trial", "attempt",
+     "seed", "prompt_sha256", "provider": <proposer identity>,
+     <llm_erm.proposers.base.Proposal.to_dict()>: "text", "usage": {...}, "latency_s", "model", "cost_usd",
+     "tool_uses", "tool_results_chars", "finish_reason", "truncated", "response_id", "extra": {...},
+     "at": <UTC time>}
+
+An in-context-learning answer (llm_erm/engine/methods.py) is the same with "kind": "icl" and a
+"test_index"; the Batch API adds "batch" and "batch_end" records (llm_erm/engine/batch.py). This module
+itself reads only "key" (the index) and "cost_usd" (the spend).
 
 appended with one write(2) on an O_APPEND descriptor: a killed process leaves at most a torn last
 line, which readers skip. An object store has no append, so there each answer is an object of its own,

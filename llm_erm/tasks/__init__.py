@@ -1,8 +1,8 @@
 """The engine's steps as Prefect tasks, its events as run logs and live artifacts: a thin layer.
 
 `PrefectHooks` is what the erm-grid and erm-cell flows hand the engine. Each step of the pipeline
-(generate dataset, build prompt, trial, aggregate) becomes a task run named like the grid (`dataset fn_c L50`,
-`trial fn_c L50 t1`); an attempt is logged on its trial's task run (`fn_c L50 t1 a3: ok val 1.000 ...`),
+(llm_erm.engine.STEPS: prepare = generate the dataset and build the prompt, trial, aggregate, generalize)
+becomes a task run named like the grid (`prepare fn_c L50`, `trial fn_c L50 t1`, `aggregate`); an attempt is logged on its trial's task run (`fn_c L50 t1 a3: ok val 1.000 ...`),
 not made a task run of its own: at 60 calls/s that many task runs would swamp the API server. A trial whose
 calls failed ends as a Failed task run. A global concurrency limit, when the run sets `call_limit`, caps model
 calls across every worker of the run.

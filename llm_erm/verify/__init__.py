@@ -1,4 +1,4 @@
-"""Verify candidate programs: extraction, sanitising, sandboxed execution, scoring (SPEC section 7).
+"""Verify candidate programs: extraction, sanitising, sandboxed execution, scoring.
 
     from llm_erm.verify import Sandbox, verify_candidate
     with Sandbox(workers=4, time_per_input_s=0.01, mode="bwrap") as sandbox:  # "rlimit" | "auto"

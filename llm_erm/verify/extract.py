@@ -1,4 +1,4 @@
-"""Find the candidate program in a model's answer (SPEC section 7).
+"""Find the candidate program in a model's answer.
 
 In order, after dropping `<think>...</think>` blocks (tags outside fenced code and not inside a quoted
 string: code may well mention "<think>"): the whole text as a JSON object with a string `code`; else a

@@ -1,4 +1,4 @@
-"""Clean a candidate program without changing what it does (SPEC section 7).
+"""Clean a candidate program without changing what it does (on by default; recorded in every row).
 
 An outer markdown fence, comments and docstrings go. The program is parsed, its docstrings removed from
 the tree and the tree printed back (`ast.unparse`, which drops comments); the result is kept only when

@@ -1,4 +1,4 @@
-"""Verify one candidate: extract, sanitise, run in the sandbox, score against the labels (SPEC section 7).
+"""Verify one candidate: extract, sanitise, run in the sandbox, score against the labels.
 
 The labels stay here, in the orchestrator; the sandbox only ever sees inputs. Validation runs first,
 then train, then test, in one sandboxed process under a CPU allowance per input, so a candidate that

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from postgres import Postgres
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
+from waiting import scaled
 
 from llm_erm.results import ledger
 from llm_erm.wire.server import WireServer
@@ -71,7 +72,7 @@ def local_server(tmp_path_factory):
     log = open(home / "server.log", "w")  # noqa: SIM115 - the server writes to it until teardown
     server = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
+    deadline = time.time() + scaled(120)
     while True:
         try:
             if urllib.request.urlopen(f"{api}/health", timeout=2).read() == b"true":
@@ -84,7 +85,7 @@ def local_server(tmp_path_factory):
     prefect(env, "--no-prompt", "deploy", "--all")
     yield env
     server.terminate()
-    server.wait(timeout=30)
+    server.wait(timeout=scaled(30))
     log.close()
     database.stop()
 
@@ -97,7 +98,7 @@ def run_logs(env, run_name: str) -> list[str]:
 
     with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]}), get_client(sync_client=True) as client:
         (run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-        deadline = time.time() + 30
+        deadline = time.time() + scaled(30)
         while True:  # logs are shipped in batches
             lines = [log.message for log in client.read_logs(
                 log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))]
@@ -129,7 +130,7 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
             # 1. a plain deployment run, parameters given the documented ways
             out = prefect(env, "deployment", "run", "erm-grid/erm-grid", "--param", "run_id=plain",
                           "--params", json.dumps({**common, "functions": ["fn_a"], "lengths": [20]}),
-                          "--watch", "--watch-timeout", "240")
+                          "--watch", "--watch-timeout", str(round(scaled(240))))
             assert "Completed" in out
             assert ledger.finished_trials(tmp_path / "results" / "plain") == {("erm", "fn_a", 20, 1)}
             assert any("fn_a L20 t1 a1: ok" in line for line in run_logs(env, "plain"))  # INFO logs reach the UI
@@ -143,14 +144,14 @@ def test_deployments_run_on_workers_and_fan_out_shares_cells_between_two(local_s
             out = prefect(env, "deployment", "run", "erm-grid/erm-grid",
                           "--params", json.dumps({**common, "functions": ["fn_a", "fn_e"], "lengths": [20, 30],
                                                   "fan_out": True, "budget_usd": 5.5 * CALL_USD, "call_limit": 1}),
-                          "--watch", "--watch-timeout", "280")
+                          "--watch", "--watch-timeout", str(round(scaled(280))))
             assert "Completed" in out
             fanned_answers = model.model.total - plain_answers
     finally:
         for w in workers:
             w.terminate()
         for w in workers:
-            w.wait(timeout=30)
+            w.wait(timeout=scaled(30))
 
     (run_dir,) = [p for p in (tmp_path / "results").iterdir() if p.name != "plain"]  # one run for all cells
     attempts = ledger.read_attempts(run_dir).to_pylist()
@@ -186,7 +187,7 @@ def test_nightly_deployment_is_created_paused_with_a_small_budgeted_grid_and_the
             deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["erm-nightly"])))
         (schedule,) = deployment.schedules
         prefect(local_server, "deployment", "schedule", "resume", "erm-nightly/erm-nightly", str(schedule.id))
-        deadline = time.time() + 90
+        deadline = time.time() + scaled(90)
         while True:  # the scheduler service creates the upcoming runs (broken with SQLAlchemy 2.1)
             runs = client.read_flow_runs(
                 deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["erm-nightly"])),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from api import latest_artifact
 from scripted import FIRST_BIT, PARITY, WRONG, ScriptedModel
+from waiting import scaled
 
 from llm_erm.datasets import DatasetSpec, build_dataset
 from llm_erm.results import ledger
@@ -19,7 +20,8 @@ COMPARED = ["target", "length", "trial", "attempt", "text", "code", "status", "v
 
 
 def grid_params(tmp_path: Path, server: WireServer, **overrides) -> dict:
-    proposer = {"kind": "openai-chat", "model": "gpt-5", "base_url": server.url, "call_timeout_s": 5.0,
+    # a generous call timeout: on a busy machine a slow answer must not become a retry (and a second sale)
+    proposer = {"kind": "openai-chat", "model": "gpt-5", "base_url": server.url, "call_timeout_s": 60.0,
                 **overrides.pop("proposer", {})}
     params = dict(
         functions=["fn_a", "fn_e"], lengths=[20], attempts=3, trials=2, test_size=400, proposer=proposer,
@@ -156,8 +158,8 @@ def _task_run_names(flow_run_id) -> list[str]:
 
 
 def _wait_for_task_runs(flow_run_id, last: str) -> list[str]:
-    deadline = time.time() + 60  # task runs reach the API as events; wait for the last one
-    while last not in (names := _task_run_names(flow_run_id)) and time.time() < deadline:
+    deadline = time.monotonic() + scaled(60)  # task runs reach the API as events; wait for the last one
+    while last not in (names := _task_run_names(flow_run_id)) and time.monotonic() < deadline:
         time.sleep(0.5)
     return names
 

@@ -4,7 +4,7 @@
   all copies agree on the label, dropped when they disagree (no ground truth). So no input can
   appear in two splits, or twice in one. meta.json counts both.
 - Per class, the distinct rows (in the table's canonical order) are permuted by a generator seeded
-  with the dataset's derived seed (SPEC section 4); train takes the first train/2, val the next
+  with the dataset's derived seed (DatasetSpec.derived_seed); train takes the first train/2, val the next
   val/2, test the next test/2. Each split is then the two classes shuffled together.
 - Too few rows: train and val never shrink; a class needs train/2 + val/2 rows plus at least one
   for test, else the spec is refused naming the largest train+val that fits. The test split takes
