@@ -84,6 +84,12 @@ SLOW_MODULES: dict[str, tuple[str, ...]] = {
     "flows/test_deployment.py": ("prefect_server", "postgres", "bwrap"),
     "flows/test_grid.py": ("prefect_server", "bwrap"),
     "test_batch.py": ("bwrap",),
+    "test_prefect_env.py": (),  # a Prefect settings resolution in a fresh interpreter per case
+    "test_prompt_store.py": ("bwrap",),
+    "test_relocate.py": ("bwrap",),
+    "test_run_identity.py": ("bwrap",),
+    "test_run_settings.py": ("bwrap",),
+    "test_storage.py": ("bwrap",),  # a moto S3 server, grids and CLI runs on it
     "test_cli_signals.py": ("prefect_server", "bwrap"),
     "test_engine.py": ("bwrap",),
     "test_local_model.py": ("local_model",),
@@ -102,6 +108,16 @@ SLOW_TESTS: dict[str, tuple[str, ...]] = {
     "test_cli_datasets.py::test_a_user_target_from_the_working_directory": (),  # `llm-erm datasets` runs
     "test_cli_datasets.py::test_readme_form_with_the_console_script": (),
     "test_cli_run.py::test_dry_run_prints_each_distinct_prompt_once": (),  # `llm-erm run` and `status` runs
+    "test_cli_run.py::test_a_run_id_that_is_not_a_plain_name": (),
+    "test_cli_run.py::test_a_run_folder_linked": (),
+    "test_cli_run.py::test_a_labelled_file_with_inputs": (),
+    "test_cli_run.py::test_an_unwritable_results": (),
+    "test_cli_run.py::test_a_results_dir_that_is_a_file": (),
+    "test_cli_run.py::test_a_refused_key": (),
+    "test_cli_run.py::test_a_permanent_error_mid_run": ("bwrap",),
+    "test_cli_run.py::test_a_config_file_error_names": (),
+    "test_plan.py::test_the_dry_runs_calls_per_label": ("bwrap",),
+    "test_generalize.py::test_trained_baselines": ("bwrap",),
     "test_cli_run.py::test_run_of_a_complete_grid_prints_its_summary": ("bwrap",),
     "test_cli_run.py::test_run_refuses_bad_input_before_writing_anything": (),
     "test_cli_run.py::test_status_and_export_of_a_ledger": ("bwrap",),

@@ -54,7 +54,9 @@ def test_every_option_reaches_its_field():
                "methods": (["erm", "xgboost"], [MethodSpec(method="erm"),
                                                 MethodSpec(method="xgboost", settings={"protocol": "paper"})]),
                "baseline_protocol": ("paper", "paper"), "preset": ("paper-table", "paper-table"),
-               "sample_sizes": (["200", "1000"], [200, 1000]), "generalize_lengths": (["30"], [30])}
+               "sample_sizes": (["200", "1000"], [200, 1000]), "generalize_lengths": (["30"], [30]),
+               "storage_options": (['{"anon": false}'], {"anon": False}),
+               "method_deployments": (["sgd=erm-cell-gpu"], {"sgd": "erm-cell-gpu"})}
     by_metavar = {"INT": ("128", 128), "NUMBER": ("0.5", 0.5), "TEXT": ("other", "other"),
                   "PATH": ("x.jsonl", Path("x.jsonl"))}
     for opt in grid_options():
