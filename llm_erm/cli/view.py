@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
             threading.Thread(target=follow, name="llm-erm-view-sync", daemon=True).start()
         server = make_server(mirror.local if mirror else location, host=host, port=port, token=token)
-        server.warm_up()  # read the runs in the background: by the time a page is opened they are cached
+        warm = server.warm_up()  # read the runs in the background: by the time a page is opened they are cached
         typer.echo(f"llm-erm view: {location} (read-only) at {server.url}  - Ctrl-C stops")
         try:
             server.serve_forever()
@@ -61,6 +61,9 @@ def register(app: typer.Typer) -> None:
             pass
         finally:
             server.server_close()
+            # a daemon thread still inside pyarrow when the interpreter finalises aborts it (SIGABRT): let the
+            # warm-up finish first (a Ctrl-C right after the start lands there on a busy machine)
+            warm.join(timeout=30)
             if mirror is not None:
                 stop.set()
                 import shutil

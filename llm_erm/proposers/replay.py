@@ -91,7 +91,7 @@ def load_records(source: Path) -> list[Recorded]:
 def records_digest(records: list[Recorded]) -> str:
     """The content of a recording: its answers by request, in any order, wherever the files lie."""
     items = sorted((r.prompt_sha256, -1 if r.trial is None else r.trial, r.attempt, r.text) for r in records)
-    return hashlib.sha256(json.dumps(items, ensure_ascii=False).encode("utf-8")).hexdigest()
+    return hashlib.sha256(json.dumps(items).encode("ascii")).hexdigest()  # ASCII: a lone surrogate too
 
 
 _DIGESTS: dict[tuple, str] = {}

@@ -43,7 +43,7 @@ def write_export(run_dir: Path, fmt: str, output: Path) -> int:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
             if fmt == "jsonl":
                 for row in rows:
-                    fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+                    fh.write(json.dumps(row, default=str) + "\n")  # ASCII: any answer, a lone surrogate too
             else:
                 writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else list(ORIGINAL_COLUMNS))
                 writer.writeheader()
