@@ -434,7 +434,7 @@ def _proposer_identity(proposer: dict[str, Any]) -> dict[str, Any]:
         return proposer
     from llm_erm.proposers.replay import source_digest
 
-    return {**proposer, "replay_from": "sha256:" + source_digest(Path(proposer["replay_from"]))}
+    return {**proposer, "replay_from": "sha256:" + source_digest(str(proposer["replay_from"]))}
 
 
 def describe_error(exc: ValidationError) -> str:

@@ -318,6 +318,10 @@ def test_a_run_on_s3_replays_from_its_journal_with_no_call(tmp_path, s3):
     again = rows(tmp_path / "replayed" / "k")
     assert [(r["text"], r["status"], r["selected"]) for r in again] == [(r["text"], r["status"], r["selected"])
                                                                          for r in original]
+    # with no run id given, the id is derived from the store's recorded answers (their digest), not a path
+    derived = {k: v for k, v in replay.items() if k != "run_id"}
+    run_id = GridConfig(**derived).resolved_run_id()
+    assert run_id == GridConfig(**derived).resolved_run_id() and run_id != "k"
 
 
 def test_a_worker_whose_dataset_differs_from_the_one_the_run_recorded_is_refused(tmp_path):

@@ -129,7 +129,9 @@ def _settings(run_id: str | None, results_dir: Path):
 
     if run_id is None:
         return GridConfig()
-    run_dir = Path(results_dir).resolve() / run_id
-    if not (run_dir / "manifest.json").is_file():
-        raise UsageError(f"no run {run_id!r} under {Path(results_dir).resolve()}: check --run-id and --results-dir")
+    from llm_erm.results.runs import run_folder
+
+    run_dir = run_folder(results_dir, run_id)  # a plain name, inside --results-dir (or its bucket)
+    if not (run_dir / "manifest.json").exists():
+        raise UsageError(f"no run {run_id!r} under {results_dir}: check --run-id and --results-dir")
     return GridConfig.recorded(run_dir)

@@ -32,7 +32,7 @@ class ProposeRequest:
     prompt: str
     trial: int
     attempt: int
-    seed: int | None = None  # derived from the run, prompt, trial and attempt (see engine.keys.attempt_seed)
+    seed: int | None = None  # derived from the run, prompt, trial and attempt (see engine.calls.attempt_seed)
 
 
 @dataclass(frozen=True)

@@ -98,9 +98,13 @@ _DIGESTS: dict[tuple, str] = {}
 _DIGESTS_LOCK = threading.Lock()
 
 
-def source_digest(source: Path) -> str:
+def source_digest(source: Path | str) -> str:
     """records_digest of a replay source (UsageError when it holds none), cached while its files are unchanged:
-    the run id is derived from it several times per run."""
+    the run id is derived from it several times per run. A run on an object store is read each time."""
+    from llm_erm.results import storage
+
+    if storage.protocol_of(str(source)) not in ("", "file"):
+        return records_digest(load_records(source))
     source = Path(source)
     files = sorted(source.rglob("*")) if source.is_dir() else [source]
     stamp = (str(source.resolve()), *((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files if f.is_file()))

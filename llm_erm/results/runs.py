@@ -53,8 +53,9 @@ def check_writable(path: str | Path, option: str) -> None:
     import os
     import tempfile
 
-    if "://" in str(path) and not str(path).startswith("file://"):
-        return  # an object store: checked by a probe write once it is opened (storage.ensure_writable)
+    if storage.protocol_of(str(path)) not in ("", "file"):  # an object store: a probe object, written and removed
+        storage.ensure_writable(storage.resolve(str(path)))
+        return
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise UsageError(f"{option} {path} is a file, not a directory: pass a directory")
