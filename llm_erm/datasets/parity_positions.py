@@ -9,7 +9,6 @@ torch.Generator) takes the first entries of `torch.randperm(L)` after seeding to
 (torch 2.x on CPU). SPEC section 3's table is the same at its lengths.
 """
 
-TORCH_MAX_LENGTH = 200
 # L -> the first 10 entries of torch.randperm(L) with torch.manual_seed(42)
 TORCH_POSITIONS: dict[int, tuple[int, ...]] = {
     10: (2, 6, 1, 8, 4, 5, 0, 9, 3, 7),

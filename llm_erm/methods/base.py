@@ -236,11 +236,6 @@ def resolve_schema(method: str, schema: Mapping[str, Setting], settings: Mapping
     return resolved
 
 
-def describe_schema(schema: Mapping[str, Setting]) -> list[str]:
-    """`key (default): help` lines, for --help texts and errors."""
-    return [f"{key} (default {spec.default!r}){': ' + spec.help if spec.help else ''}" for key, spec in schema.items()]
-
-
 def accuracy(predictions: Iterable[int], labels: Sequence[int]) -> float:
     predictions = list(predictions)
     if not labels:

@@ -89,5 +89,3 @@ ATTEMPT_SCHEMA = pa.schema(
         ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
-
-KEY_COLUMNS = ("run_id", "method_label", "target", "length", "trial", "attempt")

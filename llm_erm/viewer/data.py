@@ -499,7 +499,3 @@ def check_results_dir(results_dir: Path) -> Path:
     if not Path(results_dir).is_dir():
         raise UsageError(f"no results directory {results_dir}: pass --results-dir where the runs are")
     return Path(results_dir)
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
